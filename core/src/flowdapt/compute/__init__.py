@@ -1,0 +1,1 @@
+"""Compatibility import paths for stage code written for the original Flowdapt."""

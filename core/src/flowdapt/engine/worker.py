@@ -1,0 +1,258 @@
+"""The per-task path, shared by every executor: run one chunk of a stage inside a worker.
+
+A :class:`Task` is what travels to a worker. Its ``context`` and ``target`` may be pickled bytes
+(process and remote workers) or live objects (threads, inline); either way they are decoded and
+resolved once per worker and run, then cached: the per-item loop only calls the function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from flowdapt.engine.context import RunContext, reset_run_context, set_run_context
+from flowdapt.engine.targets import Signature, import_target
+from flowdapt.errors import StageTimeoutError
+
+MODE_CALL = "call"  # one call with positional args (dependency outputs) and filtered kwargs (run input)
+MODE_MAP = "map"  # one call per item: f(item, *args, **kwargs)
+
+MAX_TRACEBACK_CHARS = 20_000
+
+
+@dataclass(slots=True)
+class Task:
+    run_uid: str
+    stage: str
+    target: Any  # import path, cloudpickled callable (bytes) or callable
+    context: Any  # RunContext or its cloudpickled bytes
+    mode: str = MODE_CALL
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    items: list[Any] | None = None
+    start: int = 0  # index of the first item of this chunk in the whole list
+    retries: int = 0
+    retry_delay: float = 0.0
+    timeout: float | None = None
+
+
+@dataclass(slots=True)
+class Failure:
+    index: int  # item index in the whole list (0 for a plain call)
+    type: str
+    message: str
+    traceback: str
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class TaskResult:
+    """Values in item order (None where an item failed) and the failures."""
+
+    values: list[Any]
+    failures: list[Failure]
+    attempts: int = 1
+
+
+# -- per-process caches ------------------------------------------------------------------------
+
+_targets: dict[Any, tuple[Callable[..., Any], Signature]] = {}
+_contexts: OrderedDict[str, RunContext] = OrderedDict()
+_MAX_CONTEXTS = 16
+_cache_lock = threading.Lock()
+_loop_local = threading.local()
+
+
+def resolve(target: Any) -> tuple[Callable[..., Any], Signature]:
+    """The callable and its signature; imported or unpickled once per process."""
+    key = target if isinstance(target, (str, bytes)) else id(target)
+    hit = _targets.get(key)
+    if hit is not None and (isinstance(target, (str, bytes)) or hit[0] is target):
+        return hit
+    if isinstance(target, str):
+        fn = import_target(target)
+    elif isinstance(target, bytes):
+        fn = cloudpickle.loads(target)
+    else:
+        fn = target
+    resolved = (fn, Signature.of(fn))
+    with _cache_lock:
+        _targets[key] = resolved
+    return resolved
+
+
+def context_for(task: Task) -> RunContext:
+    ctx = task.context
+    if not isinstance(ctx, (bytes, bytearray, memoryview)):
+        return ctx
+    hit = _contexts.get(task.run_uid)
+    if hit is not None:
+        return hit
+    decoded = cloudpickle.loads(ctx)
+    with _cache_lock:
+        _contexts[task.run_uid] = decoded
+        while len(_contexts) > _MAX_CONTEXTS:
+            _contexts.popitem(last=False)
+    return decoded
+
+
+def forget_run(run_uid: str) -> None:
+    with _cache_lock:
+        _contexts.pop(run_uid, None)
+
+
+def clear_caches() -> None:
+    """Drop resolved targets and contexts (after a plugin install, so new code is imported)."""
+    with _cache_lock:
+        _targets.clear()
+        _contexts.clear()
+
+
+# -- calling -----------------------------------------------------------------------------------
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    loop = getattr(_loop_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _loop_local.loop = loop
+    return loop
+
+
+def _run_coroutine(coro, timeout: float | None) -> Any:
+    if timeout is not None:
+        coro = asyncio.wait_for(coro, timeout)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _thread_loop().run_until_complete(coro)
+    # Called from a thread that already runs a loop (inline mode): use a helper thread.
+    box: dict[str, Any] = {}
+
+    def runner() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=runner, name="flowdapt-async-stage")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class _Alarm:
+    """A SIGALRM timer for sync calls in a process's main thread (where signals can interrupt)."""
+
+    def __init__(self, seconds: float | None, stage: str):
+        self.seconds = seconds
+        self.stage = stage
+        self.active = (
+            seconds is not None
+            and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+        )
+        self._previous = None
+
+    def _fire(self, signum, frame):
+        raise StageTimeoutError(f"stage '{self.stage}' timed out after {self.seconds:g}s")
+
+    def __enter__(self):
+        if self.active:
+            self._previous = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
+        return False
+
+
+def _call(fn, sig: Signature, args: tuple, kwargs: dict, timeout: float | None, stage: str) -> Any:
+    if sig.is_async:
+        return _run_coroutine(fn(*args, **kwargs), timeout)
+    if timeout is None:
+        return fn(*args, **kwargs)
+    with _Alarm(timeout, stage):
+        return fn(*args, **kwargs)
+
+
+def _describe(exc: BaseException) -> tuple[str, str, str]:
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError) and not str(exc):
+        message = "timed out"
+    else:
+        message = str(exc)
+    tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+    return type(exc).__name__, message, tb
+
+
+def _attempt(task: Task, fn, sig, args, kwargs) -> tuple[bool, Any, int]:
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return True, _call(fn, sig, args, kwargs, task.timeout, task.stage), attempts
+        except Exception as exc:  # noqa: BLE001 - every stage failure is recorded
+            if attempts > task.retries:
+                return False, exc, attempts
+            if task.retry_delay:
+                time.sleep(task.retry_delay)
+
+
+def run_task(task: Task) -> TaskResult:
+    """Run a task in this worker. Never raises for a stage failure: failures are returned."""
+    try:
+        fn, sig = resolve(task.target)
+        ctx = context_for(task)
+    except Exception as exc:  # noqa: BLE001 - an unresolvable target fails the stage clearly
+        return TaskResult([], [Failure(task.start, *_describe(exc))])
+    token = set_run_context(ctx)
+    try:
+        kwargs = sig.filter_kwargs(task.kwargs) if task.kwargs else {}
+        if task.mode == MODE_CALL:
+            args = sig.bind_positional(task.args)
+            ok, value, attempts = _attempt(task, fn, sig, args, kwargs)
+            if ok:
+                return TaskResult([value], [], attempts)
+            return TaskResult([None], [Failure(task.start, *_describe(value), attempts)], attempts)
+        # MODE_MAP: the per-item loop is the hot path; keep it free of per-item work.
+        rest = task.args
+        if not sig.varargs and len(rest) + 1 > sig.positional:
+            rest = rest[: max(sig.positional - 1, 0)]
+        values: list[Any] = []
+        failures: list[Failure] = []
+        append = values.append
+        simple = not sig.is_async and task.timeout is None and task.retries == 0
+        if simple:
+            for offset, item in enumerate(task.items or ()):
+                try:
+                    append(fn(item, *rest, **kwargs))
+                except Exception as exc:  # noqa: BLE001
+                    append(None)
+                    failures.append(Failure(task.start + offset, *_describe(exc)))
+            return TaskResult(values, failures)
+        max_attempts = 1
+        for offset, item in enumerate(task.items or ()):
+            ok, value, attempts = _attempt(task, fn, sig, (item, *rest), kwargs)
+            max_attempts = max(max_attempts, attempts)
+            if ok:
+                append(value)
+            else:
+                append(None)
+                failures.append(Failure(task.start + offset, *_describe(value), attempts))
+        return TaskResult(values, failures, max_attempts)
+    finally:
+        reset_run_context(token)

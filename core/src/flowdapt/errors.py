@@ -1,0 +1,77 @@
+"""Exceptions with messages a user can act on.
+
+The API maps each class to an HTTP status through ``status_code``; the CLI maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+
+class FlowdaptError(Exception):
+    """Base class of every error Flowdapt raises on purpose."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(FlowdaptError, ValueError):
+    """A resource, setting or input is invalid. ``field`` names where, as a dotted path."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, resource: str | None = None, field: str | None = None):
+        self.resource = resource
+        self.field = field
+        prefix = ""
+        if resource:
+            prefix += f"{resource}: "
+        if field:
+            prefix += f"{field}: "
+        super().__init__(prefix + message)
+
+
+class ResourceNotFoundError(FlowdaptError, LookupError):
+    status_code = 404
+
+
+class ConflictError(ValidationError):
+    """A resource with the same name already exists (400, as in the original API)."""
+
+
+class ConfigurationError(FlowdaptError):
+    """The settings ask for something that cannot be provided (unknown backend, bad options)."""
+
+
+class PluginNotFoundError(ConfigurationError):
+    """A backend name that no loaded plugin registered."""
+
+
+class ServiceDrainingError(FlowdaptError):
+    status_code = 503
+
+    def __init__(self, message: str = "Service is draining, no new workflow runs accepted"):
+        super().__init__(message)
+
+
+class StageError(FlowdaptError):
+    """A stage failed; ``exc_type`` and ``exc_message`` describe the original exception."""
+
+    def __init__(self, stage: str, exc_type: str, exc_message: str, traceback: str = ""):
+        self.stage = stage
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.traceback = traceback
+        super().__init__(f"stage '{stage}' failed: {exc_type}: {exc_message}")
+
+
+class StageTimeoutError(FlowdaptError, TimeoutError):
+    """A stage call ran longer than its ``timeout`` option."""
+
+
+class RunCancelledError(FlowdaptError):
+    """The run was cancelled before it finished."""

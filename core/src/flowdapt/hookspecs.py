@@ -1,0 +1,175 @@
+"""Every hook a Flowdapt plugin can implement.
+
+A plugin is a module (found through the ``flowdapt.plugins`` entry-point group) with functions
+decorated by :data:`hookimpl` whose names match the specs below. The core owns the ``register``
+callbacks handed to registration hooks: ``register(name, factory, options_model=None)``. The
+``options_model`` is a pydantic model of the options a user may set for that backend under
+``<section>.options`` in the settings, so a configuration error names the plugin and the field.
+
+Hooks are grouped: registration, contribution, lifecycle. ``docs/hooks.md`` documents each one;
+``tests/test_hooks_documented.py`` fails when a hook is missing there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT_NAME = "flowdapt"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --------------------------------------------------------------------------------------------
+# Registration hooks: each gets a ``register(name, factory, options_model=None)`` callback.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def flowdapt_register_executors(register) -> None:
+    """Register executor backends, selected by ``executor.backend`` in the settings.
+
+    Called once when the plugin system builds its registries (first use of an executor).
+    ``factory(options, settings)`` receives the validated options model instance and the
+    :class:`flowdapt.settings.Settings`, and returns a :class:`flowdapt.engine.executor.Executor`
+    that has not been started yet. Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_register_stage_types(register) -> None:
+    """Register stage types, referenced by a stage's ``type`` field in a workflow.
+
+    Called when the registries are built. ``factory()`` returns a
+    :class:`flowdapt.engine.stage_types.StageType`, which says how a stage of that type is run
+    (one call, or one call per item of a list) and validates its ``options``. Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_register_document_stores(register) -> None:
+    """Register document stores for resources and runs, selected by ``database.backend``.
+
+    Called when the registries are built. ``factory(options, settings)`` returns a
+    :class:`flowdapt.storage.DocumentStore` that has not been opened yet. Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_register_cluster_memory(register) -> None:
+    """Register cluster-memory backends, selected by ``cluster_memory.backend``.
+
+    Called when the registries are built. ``factory(options, settings)`` returns an object
+    implementing :class:`flowdapt.object_store.ClusterMemory` (put, get, delete, exists, clear,
+    keys). Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_register_event_buses(register) -> None:
+    """Register event buses, selected by the scheme of ``event_bus.url`` (``memory``, ``amqp``...).
+
+    Called when the registries are built. ``factory(options, settings)`` returns an event bus that
+    delivers events to every subscriber (fan-out) and work items to one consumer. Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_register_trigger_types(register) -> None:
+    """Register trigger rule types (``schedule``, ``condition`` and any a plugin adds).
+
+    Called when the registries are built. ``factory()`` returns the trigger type object that
+    validates a rule and decides when it fires. Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_register_actions(register) -> None:
+    """Register trigger actions, referenced by ``spec.action.target`` of a trigger rule.
+
+    Called when the registries are built. ``factory`` is the action callable itself; its
+    ``options_model`` validates ``spec.action.parameters`` at apply time. Only registered actions
+    can run: a trigger rule cannot name an arbitrary import path. Returns nothing.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Contribution hooks: each returns things the core adds to its surfaces.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def flowdapt_api_routers() -> list[Any]:
+    """Return FastAPI ``APIRouter`` objects to mount on the API server.
+
+    Called once while the server application is built, before it starts serving. Each plugin
+    returns a list (possibly empty); the routers are included at the root path, so a plugin
+    should give its routers a prefix of its own.
+    """
+
+
+@hookspec
+def flowdapt_cli_commands(app) -> None:
+    """Add commands to the ``flowdapt`` CLI.
+
+    Called once when the CLI starts, with the root ``typer.Typer`` application; a plugin adds
+    commands or sub-applications to it (``app.command()(fn)`` or ``app.add_typer(sub, name=...)``).
+    Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_resource_definitions() -> list[Any]:
+    """Return the resources a plugin ships: workflows, configs and trigger rules.
+
+    Called when a user asks for them (``flowdapt plugin install --include-definitions`` or
+    ``flowdapt apply --from-plugin``), never automatically. Each item is a resource mapping
+    (``{"kind": ..., "metadata": ..., "spec": ...}``), a YAML string, or a path to a YAML file.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Lifecycle hooks.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def flowdapt_server_startup(server) -> None:
+    """The server has opened its database and started its executor, and is about to serve.
+
+    ``server`` is the running server object (settings, store, executor, plugin system). Called
+    once per server process. Returns nothing; an exception aborts the start-up with its message.
+    """
+
+
+@hookspec
+def flowdapt_server_shutdown(server) -> None:
+    """The server is stopping: in-flight runs have finished or been marked, the executor is about
+    to stop and the database to close. Called once per server process. Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_worker_setup(executor: str, settings) -> None:
+    """A worker process (Local pool process, Dask worker, Ray worker) starts serving tasks.
+
+    Called once per worker process, before it runs its first stage, with the executor name
+    (``local``, ``dask``, ``ray``) and the settings. Use it to warm caches or set up logging.
+    Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_run_started(run, workflow) -> None:
+    """A workflow run moved to ``running``. ``run`` is the :class:`WorkflowRun` record and
+    ``workflow`` the :class:`Workflow` being run. Called in the driver process. Returns nothing.
+    """
+
+
+@hookspec
+def flowdapt_run_finished(run, workflow) -> None:
+    """A workflow run ended (``finished``, ``failed`` or ``cancelled``). ``run`` carries the
+    result or error. Called in the driver process, after the record is final. Returns nothing.
+    """

@@ -1,0 +1,66 @@
+"""The ``workflow`` resource: stages of plain Python functions wired by ``depends_on``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from flowdapt.resources.base import Resource
+
+
+class Stage(BaseModel):
+    # Unknown stage keys are ignored, as in the original (its tests pass `required_resources`).
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+
+    name: str = Field(min_length=1)
+    #: Import path ``package.module.function`` (or ``package.module:function``); the Python API
+    #: also accepts a callable, which is never stored.
+    target: str | Callable[..., Any]
+    type: str = "simple"
+    depends_on: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+    resources: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    version: str = ""
+    priority: int | None = None
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value]
+        return value
+
+    @field_validator("options", "resources", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_serializer("target")
+    def _serialize_target(self, target: Any) -> str:
+        if isinstance(target, str):
+            return target
+        module = getattr(target, "__module__", "")
+        qualname = getattr(target, "__qualname__", repr(target))
+        return f"{module}.{qualname}" if module else qualname
+
+
+class WorkflowSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    stages: list[Stage] = Field(min_length=1)
+
+
+class Workflow(Resource):
+    kind: Literal["workflow"] = "workflow"
+    spec: WorkflowSpec
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.spec.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)

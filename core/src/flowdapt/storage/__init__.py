@@ -1,0 +1,103 @@
+"""The document store contract: resources (workflow, config, trigger_rule) and workflow runs.
+
+Implementations register through ``flowdapt_register_document_stores``; the built-ins are SQLite
+(the default) and in-memory. ``tests/conformance/test_document_store.py`` is the contract every
+store passes. All methods are async; a store backed by a blocking driver runs it off the loop.
+"""
+
+from __future__ import annotations
+
+import abc
+from datetime import datetime
+from typing import Any
+
+from flowdapt.resources.base import Resource
+from flowdapt.resources.run import WorkflowRun
+
+
+class DocumentStore(abc.ABC):
+    """Stores resources by kind with unique names, and runs listed newest first."""
+
+    #: Schema version this code writes; ``open`` migrates older stored data forward to it.
+    schema_version: int = 1
+
+    async def __aenter__(self) -> DocumentStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # -- resources -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create(self, resource: Resource) -> Resource:
+        """Insert a new resource. Raises ConflictError when its kind already has that name."""
+
+    @abc.abstractmethod
+    async def get(self, kind: str, identifier: str) -> Resource | None:
+        """By uid (string form) or by ``metadata.name``; None when absent."""
+
+    @abc.abstractmethod
+    async def list(self, kind: str) -> list[Resource]:
+        """Every resource of a kind, oldest first (creation order)."""
+
+    @abc.abstractmethod
+    async def update(self, resource: Resource) -> Resource:
+        """Replace the stored resource with the same kind and uid. Raises ResourceNotFoundError
+        when absent and ConflictError when a rename collides with another resource's name."""
+
+    @abc.abstractmethod
+    async def delete(self, kind: str, identifier: str) -> Resource | None:
+        """Remove by uid or name; returns what was deleted, or None."""
+
+    @abc.abstractmethod
+    async def compare_and_set_annotation(
+        self, kind: str, uid: str, key: str, expected: str | None, value: str
+    ) -> bool:
+        """Atomically set ``metadata.annotations[key]`` to ``value`` if it currently equals
+        ``expected`` (None: absent). True when this caller won. Used for exactly-once triggers."""
+
+    # -- runs ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_run(self, run: WorkflowRun) -> WorkflowRun: ...
+
+    @abc.abstractmethod
+    async def update_run(self, run: WorkflowRun) -> WorkflowRun:
+        """Replace the stored run with the same uid (insert if absent)."""
+
+    @abc.abstractmethod
+    async def get_run(self, identifier: str) -> WorkflowRun | None:
+        """By uid or run name."""
+
+    @abc.abstractmethod
+    async def delete_run(self, identifier: str) -> WorkflowRun | None: ...
+
+    @abc.abstractmethod
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | list[str] | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[WorkflowRun]:
+        """Runs newest ``started_at`` first, filtered, paginated."""
+
+    @abc.abstractmethod
+    async def count_runs(
+        self, *, workflow: str | None = None, state: str | list[str] | None = None, since: datetime | None = None
+    ) -> int: ...
+
+    @abc.abstractmethod
+    async def delete_runs_before(self, before: datetime) -> int:
+        """Delete finished runs that started before ``before``; returns how many."""
