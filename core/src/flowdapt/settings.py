@@ -62,6 +62,8 @@ class ApiSettings(_Section):
     tokens: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = 16 * 1024 * 1024
+    #: Seconds a stopping server (SIGTERM) waits for in-flight runs before marking them failed.
+    shutdown_timeout: float = 30.0
 
     def all_tokens(self) -> list[str]:
         return [t for t in [self.token, *self.tokens] if t]

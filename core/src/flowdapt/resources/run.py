@@ -95,6 +95,9 @@ class WorkflowRun(BaseModel):
     error: RunError | None = None
     #: Set when the result was too large for the database and lives in the artifact store.
     result_ref: str | None = None
+    #: The server process driving the run (``host:pid:boot``); lets a restarted server find the
+    #: runs a dead process left unfinished. None for runs outside a server.
+    owner: str | None = None
 
     @field_validator("started_at", "finished_at", mode="before")
     @classmethod
