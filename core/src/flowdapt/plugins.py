@@ -250,13 +250,16 @@ def create_plugin_system(
     plugins: Iterable[ModuleType | str | tuple[str, ModuleType | str]] = (),
     only: Iterable[str] | None = None,
     disabled: Iterable[str] = (),
+    quiet: bool = False,
 ) -> PluginSystem:
     """Build a plugin system.
 
     ``plugins`` are extra plugin modules (or import paths, or ``(name, module)`` pairs) registered
     after the entry points. ``only`` and ``disabled`` filter entry points by name *before* they
-    are imported, so a disabled plugin's import-time side effects never happen.
+    are imported, so a disabled plugin's import-time side effects never happen. ``quiet`` logs
+    plugin failures at debug level (worker processes: the driver already reported them).
     """
+    warn = log.debug if quiet else log.warning
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}
@@ -280,16 +283,23 @@ def create_plugin_system(
             module = loader()
         except Exception as exc:
             info.error = f"{type(exc).__name__}: {exc}"
-            log.warning("plugin %s (%s) failed to import and is skipped: %s", name, module_path, info.error)
+            warn("plugin %s (%s) failed to import and is skipped: %s", name, module_path, info.error)
             log.debug("%s", traceback.format_exc())
             return
         try:
             manager.register(module, name=name)
         except Exception as exc:  # pluggy rejects hooks with unknown names or bad signatures
             info.error = f"{type(exc).__name__}: {exc}"
-            log.warning("plugin %s could not be registered: %s", name, info.error)
+            warn("plugin %s could not be registered: %s", name, info.error)
             return
-        info.hooks = _hook_names(module)
+        hooks = _hook_names(module)
+        unknown = [h for h in hooks if not getattr(manager.hook, h).has_spec()]
+        if unknown:
+            manager.unregister(module)
+            info.error = f"unknown hook(s) {', '.join(unknown)}: check the spelling against docs/hooks.md"
+            warn("plugin %s is skipped: %s", name, info.error)
+            return
+        info.hooks = hooks
 
     if load_entry_points:
         for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -320,13 +330,14 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("local_executor", "flowdapt.builtin.local_executor"),
     ("document_stores", "flowdapt.builtin.stores"),
     ("stage_types", "flowdapt.builtin.stages"),
+    ("cluster_memory", "flowdapt.builtin.cluster_memory"),
 )
 
 _default: PluginSystem | None = None
 _default_lock = threading.Lock()
 
 
-def get_plugin_system(settings=None) -> PluginSystem:
+def get_plugin_system(settings=None, *, quiet: bool = False) -> PluginSystem:
     """The process-wide plugin system, built from entry points and the plugin settings."""
     global _default
     if _default is None:
@@ -337,7 +348,7 @@ def get_plugin_system(settings=None) -> PluginSystem:
 
                     settings = get_settings()
                 _default = create_plugin_system(
-                    only=settings.plugins.only, disabled=settings.plugins.disabled
+                    only=settings.plugins.only, disabled=settings.plugins.disabled, quiet=quiet
                 )
     return _default
 

@@ -61,7 +61,7 @@ def _init_worker(paths: list[str], settings_dump: dict[str, Any] | None) -> None
         try:
             from flowdapt.plugins import get_plugin_system
 
-            get_plugin_system(settings).hook.flowdapt_worker_setup(executor="local", settings=settings)
+            get_plugin_system(settings, quiet=True).hook.flowdapt_worker_setup(executor="local", settings=settings)
         except Exception as exc:  # a plugin's setup failing must not kill the pool
             print(f"flowdapt: worker setup hook failed: {exc}", file=sys.stderr)
 

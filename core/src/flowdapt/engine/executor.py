@@ -78,6 +78,7 @@ class Executor(abc.ABC):
 
     async def cancel(self, run_uid: str) -> None:
         """Stop the run's tasks that have not started; executors that can also stop running ones."""
+        return None
 
     def environment_info(self) -> dict[str, Any]:
         """What ``/status`` reports about this executor and its cluster."""

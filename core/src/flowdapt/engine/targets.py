@@ -88,7 +88,7 @@ class Signature:
                 keywords.add(p.name)
             if p.kind is p.KEYWORD_ONLY and p.default is p.empty:
                 required += 0  # checked at call time by Python itself
-        is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+        is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))  # noqa: B004
         return cls(positional, required, varargs, varkw, frozenset(keywords), is_async)
 
     def check_positional(self, count: int) -> str | None:
