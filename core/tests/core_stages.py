@@ -133,3 +133,15 @@ def wait_for_b():
 
 def join(x, y):
     return x + y
+
+
+def die_once(path: str):
+    """Kills its worker process the first time (a marker file remembers), then succeeds."""
+    if not os.path.exists(path):
+        open(path, "w").close()
+        os._exit(17)
+    return "survived"
+
+
+def die_always():
+    os._exit(17)

@@ -290,3 +290,27 @@ def test_execute_workflow_inside_a_running_loop(settings, plugins):
 def test_default_executor_from_settings(settings, plugins):
     r = execute_workflow(wf(stage("m", "double", type="parameterized", map_on="x")), {"x": [1]})
     assert r.result == [2] and r.executor == "local"
+
+
+def test_killed_worker_fails_the_run_or_retries_never_hangs(settings, plugins, tmp_path):
+    import asyncio
+
+    from flowdapt.api import execute_workflow_async
+
+    async def main():
+        ex = LocalExecutor("process", workers=2, settings=settings)
+        await ex.start()
+        try:
+            dead = await asyncio.wait_for(execute_workflow_async(wf(stage("d", "die_always")), executor=ex), 60)
+            retried = await asyncio.wait_for(
+                execute_workflow_async(wf(stage("d", "die_once", retries=1)), {"path": str(tmp_path / "marker")}, executor=ex), 60
+            )
+            after = await execute_workflow_async(wf(stage("m", "double", type="parameterized", map_on="x")), {"x": [1, 2]}, executor=ex)
+        finally:
+            await ex.stop()
+        return dead, retried, after
+
+    dead, retried, after = asyncio.run(main())
+    assert dead.state == "failed" and dead.result[0] == "WorkerCrashedError" and "worker process died" in dead.result[1]
+    assert retried.state == "finished" and retried.result == "survived"
+    assert after.result == [2, 4], "the pool is rebuilt after a crash"

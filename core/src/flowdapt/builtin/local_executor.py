@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flowdapt.engine.executor import Executor
+from flowdapt.engine.scheduler import WORKER_CRASHED
 from flowdapt.engine.worker import Failure, Task, TaskResult, run_task
 from flowdapt.hookspecs import hookimpl
 
@@ -208,7 +209,7 @@ class LocalExecutor(Executor):
         }
 
 
-def _crashed(task: Task, message: str, exc_type: str = "WorkerCrashedError") -> TaskResult:
+def _crashed(task: Task, message: str, exc_type: str = WORKER_CRASHED) -> TaskResult:
     return TaskResult([], [Failure(task.start, exc_type, message, "")])
 
 

@@ -35,6 +35,21 @@ def _as_items(stage: PlannedStage, value: Any) -> list[Any]:
     return list(value)
 
 
+#: Failure type of a task whose worker died; the scheduler resubmits it per the stage's retries.
+WORKER_CRASHED = "WorkerCrashedError"
+
+
+async def _submit(executor: Executor, task: Task) -> TaskResult:
+    """Submit a task; a task whose worker process died is resubmitted up to ``task.retries`` times."""
+    for attempt in range(task.retries + 1):
+        result = await executor.submit(task)
+        if result.values or not result.failures or result.failures[0].type != WORKER_CRASHED:
+            return result
+        result.attempts = attempt + 1
+        result.failures[0].attempts = attempt + 1
+    return result
+
+
 def _stage_error(stage: str, failure: Failure, mapped: bool) -> StageError:
     message = failure.message
     if mapped:
@@ -56,7 +71,7 @@ async def _run_map(
     size = executor.chunk_size(n, plan_stage)
     allow_partial = getattr(plan_stage.options, "allow_partial_failure", False)
     pending = {
-        asyncio.ensure_future(executor.submit(Task(items=items[i : i + size], start=i, **base))): i
+        asyncio.ensure_future(_submit(executor, Task(items=items[i : i + size], start=i, **base))): i
         for i in range(0, n, size)
     }
     results: dict[int, TaskResult] = {}
@@ -132,7 +147,7 @@ async def run_plan(plan: Plan, ctx: RunContext, executor: Executor, observer: Ru
             observer.stage_finished(stage.name, None, attempts)
             return output
         observer.stage_started(stage.name, None)
-        result = await executor.submit(Task(mode=MODE_CALL, args=tuple(args), kwargs=kwargs, **base))
+        result = await _submit(executor, Task(mode=MODE_CALL, args=tuple(args), kwargs=kwargs, **base))
         if result.failures:
             failure = result.failures[0]
             observer.stage_finished(stage.name, failure, failure.attempts)
