@@ -1,0 +1,152 @@
+"""The cookiecutter template renders a plugin that builds, installs, passes its own tests and runs.
+
+Everything happens in a fresh virtual environment (uv venv) with the core built from this checkout
+and the rendered plugin's wheel: nothing is installed into the workspace environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "plugin-template"
+CORE = ROOT / "core"
+
+
+def _uv() -> str:
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    if not Path(uv).exists():
+        pytest.fail("uv is needed to build and install the rendered plugin (pip install uv)")
+    return uv
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without the workspace's virtualenv or Flowdapt settings leaking in."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLOWDAPT__", "PYTEST_", "VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT"))
+    }
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], cwd: Path | None = None, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout
+    )
+    return proc
+
+
+def check(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"{' '.join(proc.args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def render(output_dir: Path, **context: str) -> Path:
+    from cookiecutter.main import cookiecutter
+
+    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output_dir)))
+
+
+def build_wheel(project: Path, out: Path) -> Path:
+    check(run([_uv(), "build", "--wheel", "--out-dir", out, project]))
+    wheels = sorted(out.glob("*.whl"))
+    assert wheels, f"uv build produced no wheel in {out}"
+    return wheels[-1]
+
+
+def make_venv(path: Path, *requirements: str | Path) -> Path:
+    """A fresh venv holding ``requirements``; returns its bin dir."""
+    uv = _uv()
+    check(run([uv, "venv", "--quiet", "--python", sys.executable, path]))
+    python = path / "bin" / "python"
+    check(run([uv, "pip", "install", "--quiet", "--python", python, *requirements]))
+    return path / "bin"
+
+
+@pytest.fixture(scope="module")
+def core_wheel(tmp_path_factory) -> Path:
+    # Built, not installed from the directory: uv caches directory builds by pyproject mtime only.
+    return build_wheel(CORE, tmp_path_factory.mktemp("core-dist"))
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    return render(tmp_path_factory.mktemp("rendered"), plugin_name="Weather Now", author="Ada Lovelace")
+
+
+@pytest.fixture(scope="module")
+def venv_bin(tmp_path_factory, rendered, core_wheel) -> Path:
+    wheel = build_wheel(rendered, tmp_path_factory.mktemp("plugin-dist"))
+    return make_venv(tmp_path_factory.mktemp("venv") / ".venv", core_wheel, wheel, "pytest>=8")
+
+
+def test_names_are_derived_from_the_plugin_name(rendered, tmp_path):
+    assert rendered.name == "flowdapt-weather-now"
+    package = rendered / "src" / "flowdapt_weather_now"
+    assert (package / "stages.py").is_file()
+    pyproject = (rendered / "pyproject.toml").read_text()
+    assert 'name = "flowdapt-weather-now"' in pyproject
+    assert 'weather_now = "flowdapt_weather_now.plugin"' in pyproject
+    assert '{ name = "Ada Lovelace", email = "you@example.com" }' in pyproject
+    workflow = (package / "definitions" / "workflows" / "weather-now-example.yaml").read_text()
+    assert "target: flowdapt_weather_now.stages.score" in workflow
+    assert "type: parameterized" in workflow
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if Path(ruff).exists():  # the rendered code passes the lint rules it ships with
+        check(run([ruff, "check", "--no-cache", "."], cwd=rendered))
+
+    # A name that already starts with "flowdapt" is not doubled.
+    assert render(tmp_path / "a", plugin_name="flowdapt-sales").name == "flowdapt-sales"
+
+
+def test_a_name_that_is_no_python_identifier_is_refused(tmp_path):
+    from cookiecutter.exceptions import FailedHookException
+
+    with pytest.raises(FailedHookException):
+        render(tmp_path, plugin_name="42 things")
+    assert not any(tmp_path.iterdir())
+
+
+def test_rendered_plugin_passes_its_own_tests(venv_bin, rendered):
+    proc = check(run([venv_bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=rendered))
+    assert "9 passed" in proc.stdout, proc.stdout
+
+
+def test_installed_plugin_is_listed(venv_bin, tmp_path):
+    proc = check(run([venv_bin / "flowdapt", "--app-dir", tmp_path, "plugin", "list", "-o", "json"]))
+    plugins = {p["name"]: p for p in json.loads(proc.stdout)}
+    assert plugins["weather_now"]["status"] == "enabled"
+    assert plugins["weather_now"]["version"] == "0.1.0"
+    assert plugins["weather_now"]["distribution"] == "flowdapt-weather-now"
+    assert plugins["weather_now"]["hooks"] == ["flowdapt_resource_definitions"]
+
+
+def test_example_workflow_runs_with_flowdapt_exec(venv_bin, rendered, tmp_path):
+    definitions = rendered / "src" / "flowdapt_weather_now" / "definitions"
+    workflow = definitions / "workflows" / "weather-now-example.yaml"
+    config = definitions / "configs" / "weather-now-settings.yaml"
+    flowdapt = venv_bin / "flowdapt"
+
+    # Worker processes (the Local executor's default mode) import the plugin's stages.
+    proc = check(run([flowdapt, "--app-dir", tmp_path, "exec", workflow, "--input", "count=5", "--no-progress"]))
+    assert json.loads(proc.stdout) == {"count": 5, "total": 30.0, "mean": 6.0}
+
+    # The shipped config selects the workflow by annotation and scales every score.
+    proc = check(
+        run([flowdapt, "--app-dir", tmp_path, "exec", workflow, "-i", "count=5", "--config-file", config, "--no-progress"])
+    )
+    assert json.loads(proc.stdout) == {"count": 5, "total": 60.0, "mean": 12.0}
+
+    proc = run([flowdapt, "--app-dir", tmp_path, "exec", workflow, "-i", "count=-2", "--no-progress"])
+    assert proc.returncode == 1
+    assert "count must be >= 0" in proc.stderr
