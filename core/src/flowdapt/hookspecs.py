@@ -68,6 +68,22 @@ def flowdapt_register_cluster_memory(register) -> None:
 
 
 @hookspec
+def flowdapt_register_artifact_handlers(register) -> None:
+    """Register artifact value handlers: how values of a type are written to an artifact and read back.
+
+    Called once per process, the first time an artifact value hook looks for a handler
+    (``flowdapt.artifacts.save_value``/``load_value``, the object store's artifact side, or the
+    original's ``array_to_artifact``/``dataframe_to_artifact``). Call
+    ``register(value_type, to_artifact, from_artifact, executor="*")``: ``value_type`` is a type or
+    its full path (``"polars.dataframe.frame.DataFrame"``), recorded as ``value_type`` in the
+    artifact metadata so a later read picks the same handler; ``to_artifact(artifact, value,
+    **options)`` writes the files, ``from_artifact(artifact, **options)`` returns the value;
+    ``executor`` limits the handler to one executor (``"dask"``). Import heavy libraries inside the
+    handlers, not at module level. Returns nothing.
+    """
+
+
+@hookspec
 def flowdapt_register_event_buses(register) -> None:
     """Register event buses, selected by the scheme of ``event_bus.url`` (``memory``, ``amqp``...).
 

@@ -16,6 +16,43 @@ class ClusterMemoryFullError(MemoryError):
     ``fallback`` strategy then writes the value to artifacts instead."""
 
 
+def check_key(key: Any) -> None:
+    """Keys are non-empty strings without NUL characters (backends use NUL as a separator)."""
+    if not isinstance(key, str) or not key or "\x00" in key:
+        raise ValueError(f"object store keys must be non-empty strings without NUL characters, got {key!r}")
+
+
+def check_namespace(namespace: Any) -> None:
+    if not isinstance(namespace, str) or not namespace or "\x00" in namespace:
+        raise ValueError(
+            f"object store namespaces must be non-empty strings without NUL characters, got {namespace!r}"
+        )
+
+
+def full_message(
+    key: str, namespace: str, size: int, used: int | None, limit: int, eviction: str, backend: str
+) -> str:
+    """The message of a :class:`ClusterMemoryFullError`: what did not fit, why, and what to do."""
+    mib = 1 << 20
+    held = (
+        f"; {used / mib:.1f} of {limit / mib:.1f} MiB used"
+        if used is not None
+        else f"; limit {limit / mib:.1f} MiB"
+    )
+    if size > limit:
+        why = "the value alone is larger than the limit"
+    elif eviction == "none":
+        why = "eviction is off (eviction: none)"
+    else:
+        why = "not enough could be evicted"
+    return (
+        f"cluster memory ({backend}) is full: cannot store '{key}' in namespace '{namespace}' "
+        f"({size / mib:.1f} MiB{held}; {why}). "
+        f"Raise cluster_memory.options.max_size, delete keys, or put with strategy 'fallback' "
+        f"or 'artifact' to store large values as artifacts."
+    )
+
+
 class ClusterMemory(abc.ABC):
     """Synchronous key/value store with namespaces. Missing keys raise ``KeyError``."""
 
@@ -41,9 +78,13 @@ class ClusterMemory(abc.ABC):
     @abc.abstractmethod
     def keys(self, namespace: str = "default") -> list[str]: ...
 
+    def namespaces(self) -> list[str]:
+        """Namespaces that hold at least one key (backends that can list them override this)."""
+        return []
+
     def stats(self) -> dict[str, Any]:
         """Keys, bytes, evictions...: reported by the API's status."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional for backends that hold nothing
         """Release connections/handles. The backend may be reopened lazily afterwards."""
