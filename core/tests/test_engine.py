@@ -314,3 +314,38 @@ def test_killed_worker_fails_the_run_or_retries_never_hangs(settings, plugins, t
     assert dead.state == "failed" and dead.result[0] == "WorkerCrashedError" and "worker process died" in dead.result[1]
     assert retried.state == "finished" and retried.result == "survived"
     assert after.result == [2, 4], "the pool is rebuilt after a crash"
+
+
+def test_cancelling_a_run_kills_only_its_tasks(settings, plugins):
+    import asyncio
+    import time
+
+    from flowdapt.api import execute_workflow_async
+    from flowdapt.resources.run import WorkflowRun
+
+    async def main():
+        ex = LocalExecutor("process", workers=2, settings=settings)
+        await ex.start()
+        try:
+            doomed_run = WorkflowRun(workflow="wf")
+            doomed = asyncio.ensure_future(
+                execute_workflow_async(wf(stage("s", "sleepy")), {"seconds": 60}, executor=ex, run=doomed_run)
+            )
+            other = asyncio.ensure_future(execute_workflow_async(wf(stage("s", "sleepy")), {"seconds": 1.5}, executor=ex))
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            doomed.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await doomed
+            cancel_time = time.monotonic() - started
+            other_run = await asyncio.wait_for(other, 30)
+            after = await execute_workflow_async(wf(stage("m", "double", type="parameterized", map_on="x")), {"x": [1, 2]}, executor=ex)
+        finally:
+            await ex.stop()
+        return doomed_run, cancel_time, other_run, after
+
+    doomed_run, cancel_time, other_run, after = asyncio.run(main())
+    assert doomed_run.state == "cancelled" and doomed_run.stages["s"].state == "cancelled"
+    assert cancel_time < 5
+    assert other_run.state == "finished" and other_run.result == "slept"
+    assert after.result == [2, 4]

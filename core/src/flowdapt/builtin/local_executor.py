@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import contextlib
 import multiprocessing
 import os
 import signal
 import sys
 import threading
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flowdapt.builtin.process_pool import ProcessPool, WorkerDied
 from flowdapt.engine.executor import Executor
 from flowdapt.engine.scheduler import WORKER_CRASHED
 from flowdapt.engine.worker import Failure, Task, TaskResult, run_task
@@ -67,39 +66,6 @@ def _init_worker(paths: list[str], settings_dump: dict[str, Any] | None) -> None
             print(f"flowdapt: worker setup hook failed: {exc}", file=sys.stderr)
 
 
-def _ready() -> int:
-    return os.getpid()
-
-
-@contextlib.contextmanager
-def _main_module_hidden():
-    """Start worker processes without re-running the user's ``__main__`` script in them.
-
-    Under forkserver/spawn, multiprocessing re-imports the main script in each worker, so a script
-    without an ``if __name__ == "__main__"`` guard would run itself again. Stage callables travel
-    by value (cloudpickle), so workers never need the main module.
-    """
-    main = sys.modules.get("__main__")
-    if main is None or getattr(main, "__spec__", None) is not None or not hasattr(main, "__file__"):
-        yield
-        return
-    path = main.__file__
-    del main.__file__
-    try:
-        yield
-    finally:
-        main.__file__ = path
-
-
-def _spawn_all(pool: cf.ProcessPoolExecutor, count: int) -> None:
-    """Start every worker of the pool now (and wait until each has run its initializer)."""
-    with _main_module_hidden():
-        futures = [pool.submit(_ready) for _ in range(count * 2)]
-    cf.wait(futures)
-    for future in futures:
-        future.result()
-
-
 class LocalExecutor(Executor):
     name = "local"
 
@@ -119,9 +85,10 @@ class LocalExecutor(Executor):
         self._workers = workers or os.cpu_count() or 1
         self.start_method = start_method or ("forkserver" if sys.platform == "linux" else "spawn")
         self.settings = settings
-        self._pool: cf.Executor | None = None
+        self._processes: ProcessPool | None = None
+        self._threads: cf.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._futures: dict[str, set[cf.Future]] = {}
+        self._thread_futures: dict[str, set[cf.Future]] = {}
 
     @property
     def ships_pickles(self) -> bool:  # type: ignore[override]
@@ -131,72 +98,69 @@ class LocalExecutor(Executor):
     def workers(self) -> int:
         return 1 if self.mode == "inline" else self._workers
 
-    def _new_pool(self) -> cf.Executor:
-        if self.mode == "thread":
-            return cf.ThreadPoolExecutor(self._workers, thread_name_prefix="flowdapt-worker")
+    def _new_process_pool(self) -> ProcessPool:
         ctx = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             ctx.set_forkserver_preload(["flowdapt.engine.worker", "flowdapt.builtin.local_executor"])
         paths = [p for p in sys.path if p]
         dump = self.settings.model_dump(mode="json") if self.settings is not None else None
-        return cf.ProcessPoolExecutor(self._workers, mp_context=ctx, initializer=_init_worker, initargs=(paths, dump))
+        return ProcessPool(self._workers, ctx, _init_worker, (paths, dump), run_task)
 
     async def start(self) -> None:
         if self.running:
             return
-        if self.mode != "inline":
-            self._pool = self._new_pool()
-            if self.mode == "process":
-                # Start every worker now, so the first run does not pay for process start-up.
-                pool = self._pool
-                await asyncio.get_running_loop().run_in_executor(None, _spawn_all, pool, self._workers)
+        if self.mode == "thread":
+            self._threads = cf.ThreadPoolExecutor(self._workers, thread_name_prefix="flowdapt-worker")
+        elif self.mode == "process":
+            # Start every worker now, so the first run does not pay for process start-up.
+            pool = self._new_process_pool()
+            await asyncio.get_running_loop().run_in_executor(None, pool.start)
+            self._processes = pool
         await super().start()
 
     async def stop(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.get_running_loop().run_in_executor(None, lambda: pool.shutdown(wait=True, cancel_futures=True))
+        processes, self._processes = self._processes, None
+        threads, self._threads = self._threads, None
+        loop = asyncio.get_running_loop()
+        if processes is not None:
+            await loop.run_in_executor(None, processes.close)
+        if threads is not None:
+            await loop.run_in_executor(None, lambda: threads.shutdown(wait=True, cancel_futures=True))
         await super().stop()
-
-    def _ensure_pool(self) -> cf.Executor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = self._new_pool()
-                if isinstance(self._pool, cf.ProcessPoolExecutor):
-                    _spawn_all(self._pool, self._workers)
-            return self._pool
 
     async def submit(self, task: Task) -> TaskResult:
         if self.mode == "inline":
             return run_task(task)
-        pool = self._ensure_pool()
+        if not self.running:
+            await self.start()
+        if self.mode == "thread":
+            return await self._submit_thread(task)
         try:
-            future = pool.submit(run_task, task)
-        except BrokenProcessPool:
-            with self._lock:
-                if self._pool is pool:
-                    self._pool = None
-            future = self._ensure_pool().submit(run_task, task)
-        futures = self._futures.setdefault(task.run_uid, set())
+            return await self._processes.submit(task, task.run_uid)
+        except WorkerDied as exc:
+            return _crashed(task, str(exc))
+        except RuntimeError as exc:  # the task or its result could not be pickled, or the pool closed
+            return _crashed(task, str(exc), "RuntimeError")
+
+    async def _submit_thread(self, task: Task) -> TaskResult:
+        future = self._threads.submit(run_task, task)
+        futures = self._thread_futures.setdefault(task.run_uid, set())
         futures.add(future)
         try:
             return await asyncio.wrap_future(future)
-        except BrokenProcessPool as exc:
-            with self._lock:
-                if self._pool is pool:
-                    self._pool = None
-            return _crashed(task, f"a worker process died while running this stage ({exc})")
         except cf.CancelledError:
             raise asyncio.CancelledError() from None
-        except Exception as exc:  # e.g. the task or its result could not be pickled
-            return _crashed(task, f"{type(exc).__name__}: {exc}", type(exc).__name__)
         finally:
             futures.discard(future)
             if not futures:
-                self._futures.pop(task.run_uid, None)
+                self._thread_futures.pop(task.run_uid, None)
 
     async def cancel(self, run_uid: str) -> None:
-        for future in list(self._futures.get(run_uid, ())):
+        """Queued tasks of the run are dropped; in process mode its running tasks are killed
+        (their worker processes restart). Threads cannot be interrupted: they run to the end."""
+        if self._processes is not None:
+            self._processes.cancel(run_uid)
+        for future in list(self._thread_futures.get(run_uid, ())):
             future.cancel()
 
     def environment_info(self) -> dict[str, Any]:

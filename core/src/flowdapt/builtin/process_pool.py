@@ -1,0 +1,298 @@
+"""A process pool built for stage tasks: crash isolation, per-run cancellation, any event loop.
+
+Unlike ``concurrent.futures.ProcessPoolExecutor``, a worker that dies fails only the task it was
+running (its slot is restarted), and the tasks of one run can be stopped by killing only the
+workers running them. One I/O thread multiplexes the workers' pipes and resolves each task's
+asyncio future on the loop that submitted it, so the pool works from any event loop or thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing import connection
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+READY = b"\x00ready"
+START_TIMEOUT = 120.0
+
+
+class WorkerDied(Exception):
+    """The worker process running a task exited before returning its result."""
+
+
+@dataclass
+class _Job:
+    payload: bytes
+    run_uid: str
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+class _Slot:
+    def __init__(self, index: int):
+        self.index = index
+        self.process: Any = None
+        self.conn: connection.Connection | None = None
+        self.job: _Job | None = None
+        self.ready = False
+
+
+def _worker_main(conn: connection.Connection, init: Callable[..., None], init_args: tuple, handler: Callable[[Any], Any]) -> None:
+    try:
+        init(*init_args)
+        conn.send_bytes(READY)
+        while True:
+            try:
+                data = conn.recv_bytes()
+            except (EOFError, OSError):
+                return
+            try:
+                result = handler(pickle.loads(data))
+                out = pickle.dumps((True, result), protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # noqa: BLE001 - reported to the driver, the worker lives on
+                out = pickle.dumps((False, (type(exc).__name__, str(exc))), protocol=pickle.HIGHEST_PROTOCOL)
+            conn.send_bytes(out)
+    except KeyboardInterrupt:
+        return
+
+
+@contextlib.contextmanager
+def main_module_hidden():
+    """Start worker processes without re-running the user's ``__main__`` script in them.
+
+    Under forkserver/spawn, multiprocessing re-imports the main script in each worker, so a script
+    without an ``if __name__ == "__main__"`` guard would run itself again. Stage callables travel
+    by value (cloudpickle), so workers never need the main module.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not hasattr(main, "__file__"):
+        yield
+        return
+    path = main.__file__
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+class ProcessPool:
+    """``size`` worker processes running ``handler(task)``; ``init(*init_args)`` runs once in each."""
+
+    def __init__(self, size: int, mp_context, init: Callable[..., None], init_args: tuple, handler: Callable[[Any], Any]):
+        self.size = size
+        self._ctx = mp_context
+        self._init = init
+        self._init_args = init_args
+        self._handler = handler
+        self._slots = [_Slot(i) for i in range(size)]
+        self._queue: deque[_Job] = deque()
+        self._lock = threading.RLock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._started = threading.Event()
+        self._start_error: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every worker and wait until each has run ``init`` (blocking)."""
+        with self._lock:
+            for slot in self._slots:
+                self._spawn(slot)
+        self._thread = threading.Thread(target=self._io_loop, name="flowdapt-process-pool", daemon=True)
+        self._thread.start()
+        if not self._started.wait(START_TIMEOUT):
+            self.close()
+            raise RuntimeError(f"worker processes did not start within {START_TIMEOUT:.0f}s")
+        if self._start_error:
+            self.close()
+            raise RuntimeError(self._start_error)
+
+    def _spawn(self, slot: _Slot) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_worker_main,
+            args=(child, self._init, self._init_args, self._handler),
+            name=f"flowdapt-worker-{slot.index}",
+            daemon=True,
+        )
+        with main_module_hidden():
+            process.start()
+        child.close()  # so the parent sees EOF when the worker dies
+        slot.process, slot.conn, slot.job, slot.ready = process, parent, None, False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            jobs = list(self._queue)
+            self._queue.clear()
+            for slot in self._slots:
+                if slot.job is not None:
+                    jobs.append(slot.job)
+                    slot.job = None
+        for job in jobs:
+            _resolve(job, cancelled=True)
+        self._wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        for slot in self._slots:
+            if slot.conn is not None:
+                with contextlib.suppress(OSError):
+                    slot.conn.close()
+            if slot.process is not None:
+                slot.process.join(timeout=2)
+                if slot.process.is_alive():
+                    slot.process.kill()
+                    slot.process.join(timeout=2)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # -- submitting ----------------------------------------------------------------------
+
+    def submit(self, task: Any, run_uid: str) -> asyncio.Future:
+        """Queue a task; returns a future (on the running loop) with the handler's result."""
+        loop = asyncio.get_running_loop()
+        job = _Job(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL), run_uid, loop.create_future(), loop)
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the process pool is closed")
+            self._queue.append(job)
+            self._dispatch()
+        return job.future
+
+    def cancel(self, run_uid: str) -> int:
+        """Drop the run's queued tasks and kill the workers running its tasks; returns how many were killed."""
+        killed = 0
+        with self._lock:
+            kept = deque()
+            for job in self._queue:
+                if job.run_uid == run_uid:
+                    _resolve(job, cancelled=True)
+                else:
+                    kept.append(job)
+            self._queue = kept
+            for slot in self._slots:
+                if slot.job is not None and slot.job.run_uid == run_uid and slot.process is not None:
+                    _resolve(slot.job, cancelled=True)
+                    slot.process.kill()
+                    killed += 1
+        return killed
+
+    def _dispatch(self) -> None:
+        # Called with the lock held: hand queued jobs to idle, ready workers.
+        for slot in self._slots:
+            if not self._queue:
+                return
+            if slot.ready and slot.job is None and slot.conn is not None:
+                job = self._queue.popleft()
+                while job.future.cancelled() and self._queue:
+                    job = self._queue.popleft()
+                if job.future.cancelled():
+                    return
+                slot.job = job
+                try:
+                    slot.conn.send_bytes(job.payload)
+                except OSError:
+                    pass  # the worker died; the I/O thread sees EOF and fails the job
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    # -- the I/O thread ------------------------------------------------------------------
+
+    def _io_loop(self) -> None:
+        while True:
+            with self._lock:
+                if self._closing:
+                    return
+                conns = {slot.conn: slot for slot in self._slots if slot.conn is not None}
+            try:
+                ready = connection.wait([*conns, self._wake_r])
+            except OSError:
+                if self._closing:
+                    return
+                continue
+            for item in ready:
+                if item == self._wake_r:
+                    with contextlib.suppress(OSError):
+                        os.read(self._wake_r, 4096)
+                    continue
+                self._on_readable(conns[item])
+
+    def _on_readable(self, slot: _Slot) -> None:
+        conn = slot.conn
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            self._on_death(slot)
+            return
+        with self._lock:
+            if data == READY:
+                slot.ready = True
+                if all(s.ready for s in self._slots):
+                    self._started.set()
+                self._dispatch()
+                return
+            job, slot.job = slot.job, None
+            self._dispatch()
+        if job is not None:
+            ok, value = pickle.loads(data)
+            if ok:
+                _resolve(job, value=value)
+            else:
+                _resolve(job, error=RuntimeError(f"{value[0]}: {value[1]}"))
+
+    def _on_death(self, slot: _Slot) -> None:
+        with self._lock:
+            process, job = slot.process, slot.job
+            slot.job = None
+            with contextlib.suppress(OSError):
+                slot.conn.close()
+            slot.conn = None
+            if process is not None:
+                process.join(timeout=5)
+            code = process.exitcode if process is not None else None
+            if not slot.ready and not self._started.is_set():
+                self._start_error = f"a worker process exited during start-up (exit code {code}); see its output above"
+                self._started.set()
+                return
+            if job is not None:
+                _resolve(job, error=WorkerDied(f"a worker process died while running this stage (exit code {code})"))
+            if self._closing:
+                return
+            try:
+                self._spawn(slot)
+            except Exception as exc:  # leave the slot empty; the remaining workers carry on
+                log.error("could not restart worker %d: %s", slot.index, exc)
+
+
+def _resolve(job: _Job, *, value: Any = None, error: BaseException | None = None, cancelled: bool = False) -> None:
+    def apply() -> None:
+        if job.future.done():
+            return
+        if cancelled:
+            job.future.cancel()
+        elif error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(value)
+
+    try:
+        job.loop.call_soon_threadsafe(apply)
+    except RuntimeError:  # the submitting loop is closed; nobody is waiting any more
+        pass
