@@ -53,6 +53,10 @@ def _register_commands() -> None:
     from flowdapt.cli import core
 
     core.register(app)
+    from flowdapt.cli import client, server
+
+    server.register(app)
+    client.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

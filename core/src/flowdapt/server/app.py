@@ -1,0 +1,130 @@
+"""The FastAPI application: routers at the original's root paths, error bodies, auth, CORS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from flowdapt import __version__
+from flowdapt.errors import FlowdaptError
+from flowdapt.plugins import PluginSystem, get_plugin_system
+from flowdapt.server.core import FlowdaptServer
+from flowdapt.server.http import error_response
+from flowdapt.server.middleware import GatewayMiddleware
+from flowdapt.server.routes import resources, runs, system
+from flowdapt.server.schemas import COMPONENTS
+from flowdapt.settings import Settings, get_settings
+
+log = logging.getLogger("flowdapt.server")
+
+
+def _format_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FlowdaptError)
+    async def flowdapt_error(request: Request, exc: FlowdaptError):
+        status = exc.status_code
+        if status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        return error_response(status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation_error(request: Request, exc: RequestValidationError):
+        return error_response(422, _format_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"Not Found: no endpoint {request.method} {request.url.path} (see /docs)"
+        return error_response(exc.status_code, detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception):
+        log.exception("%s %s raised", request.method, request.url.path)
+        return error_response(500, f"Internal Server Error: {type(exc).__name__}: {exc}")
+
+
+def _install_openapi(app: FastAPI) -> None:
+    def openapi():
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in COMPONENTS:
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in model_schema.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components[model.__name__] = model_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
+
+
+def create_app(
+    settings: Settings | None = None,
+    plugins: PluginSystem | None = None,
+    *,
+    services: Iterable[str] | str | None = None,
+    server: FlowdaptServer | None = None,
+) -> FastAPI:
+    """Build the API application. Its lifespan starts and stops the server (database, executor)."""
+    settings = settings or get_settings()
+    plugins = plugins or get_plugin_system(settings)
+    server = server or FlowdaptServer(settings, plugins, services)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    app = FastAPI(
+        title="Flowdapt",
+        version=__version__,
+        description="Flowdapt REST API: resources (workflows, configs, trigger rules), runs, status. "
+        "Compatible with the original Flowdapt clients (flowctl 0.1.4, flowdapt-sdk 0.1.8).",
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    _install_error_handlers(app)
+    app.include_router(system.router)
+    app.include_router(runs.router)  # before /workflows/{identifier} so /workflows/run/... resolves to runs
+    for prefix, kind, tag in resources.RESOURCE_ROUTES:
+        app.include_router(resources.resource_router(prefix, kind, tag))
+    for routers in plugins.hook.flowdapt_api_routers():
+        for router in routers or []:
+            app.include_router(router)
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-API-Version"],
+        )
+    app.add_middleware(
+        GatewayMiddleware,
+        tokens=settings.api.all_tokens(),
+        max_body_bytes=settings.api.max_body_bytes,
+        on_request=server.metrics.request_done,
+    )
+    _install_openapi(app)
+    return app

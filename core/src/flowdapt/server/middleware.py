@@ -1,0 +1,115 @@
+"""One pure-ASGI middleware for what every request needs: token auth, the body-size limit, the
+``Server`` header and request metrics. Pure ASGI (no BaseHTTPMiddleware) keeps the per-request
+cost to a few attribute reads."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+
+from flowdapt.server.http import SERVER_HEADER, error_body
+
+PUBLIC_PATHS = frozenset({"/"})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class GatewayMiddleware:
+    def __init__(
+        self,
+        app,
+        *,
+        tokens: list[str],
+        max_body_bytes: int,
+        on_request: Callable[[float, bool], None] | None = None,
+    ):
+        self.app = app
+        self.tokens = [t.encode() for t in tokens]
+        self.max_body_bytes = max_body_bytes
+        self.on_request = on_request
+
+    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        for key, value in headers:
+            if key == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() != b"bearer":
+                    return False
+                token = token.strip()
+                return any(hmac.compare_digest(token, t) for t in self.tokens)
+        return False
+
+    async def _reject(self, send, status: int, detail: str, extra: list[tuple[bytes, bytes]] = ()) -> None:
+        body = error_body(status, detail)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"server", SERVER_HEADER),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        headers = scope["headers"]
+        if self.tokens and scope["method"] != "OPTIONS" and scope["path"] not in PUBLIC_PATHS:
+            if not self._authorized(headers):
+                await self._reject(
+                    send,
+                    401,
+                    "Missing or invalid API token: send 'Authorization: Bearer <token>' "
+                    "(flowdapt CLI: --token or FLOWDAPT_TOKEN)",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+        limit = self.max_body_bytes
+        for key, value in headers:
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await self._reject(send, 413, f"request body of {declared} bytes is over the limit of {limit} bytes (api.max_body_bytes)")
+                    return
+                break
+        received = 0
+        response_started = False
+        status_holder = [500]
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def send_with_server(message):
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"server", SERVER_HEADER)]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_server)
+        except _BodyTooLarge:
+            if not response_started:
+                await self._reject(send, 413, f"request body is over the limit of {limit} bytes (api.max_body_bytes)")
+            status_holder[0] = 413
+        finally:
+            if self.on_request is not None:
+                self.on_request(time.perf_counter() - started, status_holder[0] >= 400)

@@ -1,0 +1,96 @@
+"""Large run results live outside the database, so it stays small and run listings stay fast.
+
+A result whose JSON encoding is over ``compute.max_result_bytes`` is written to
+``<app_dir>/results/<run uid>.json`` and the stored run carries ``result_ref`` instead of
+``result``. Everything goes through these few functions, so moving the files to the artifact
+store later changes only this module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from flowdapt.errors import ResourceNotFoundError
+from flowdapt.resources.run import WorkflowRun
+from flowdapt.server.http import dumps
+from flowdapt.settings import Settings
+
+REF_PREFIX = "results/"
+
+
+def results_dir(settings: Settings) -> Path:
+    return settings.app_dir / "results"
+
+
+def normalize(value: Any) -> tuple[Any, bytes]:
+    """The value as plain JSON data (what every client will see), and its encoding."""
+    encoded = dumps(value)
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value, encoded
+    return orjson.loads(encoded), encoded
+
+
+def offload_if_large(settings: Settings, run: WorkflowRun) -> WorkflowRun:
+    """The record to store: ``run`` itself, or a copy whose result was written to a file.
+
+    Blocking (file I/O): call it in a thread. ``run.result`` is normalized to JSON data in place.
+    """
+    if run.result is None:
+        return run
+    value, encoded = normalize(run.result)
+    run.result = value
+    limit = settings.compute.max_result_bytes
+    if limit < 0 or len(encoded) <= limit:
+        return run
+    directory = results_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{run.uid}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(encoded)
+    os.replace(tmp, path)
+    ref = f"{REF_PREFIX}{path.name}"
+    run.result_ref = ref
+    return run.model_copy(update={"result": None, "result_ref": ref})
+
+
+def load_result(settings: Settings, run: WorkflowRun) -> Any:
+    """The full result of a stored run (reads the file when it was offloaded). Blocking."""
+    if not run.result_ref:
+        return run.result
+    path = settings.app_dir / run.result_ref
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ResourceNotFoundError(
+            f"the result of run {run.name} was stored at {path}, which no longer exists"
+        ) from None
+
+
+def delete_result(settings: Settings, run: WorkflowRun) -> None:
+    if run.result_ref:
+        try:
+            (settings.app_dir / run.result_ref).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def sweep_results(settings: Settings, older_than_seconds: float) -> int:
+    """Delete offloaded results older than the retention window; returns how many. Blocking."""
+    directory = results_dir(settings)
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in directory.glob("*.json"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

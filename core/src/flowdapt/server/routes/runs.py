@@ -1,0 +1,192 @@
+"""Workflow runs: the original's ``/workflows/...run`` endpoints and our ``/runs`` additions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from flowdapt.errors import ResourceNotFoundError
+from flowdapt.resources.base import to_naive_utc
+from flowdapt.resources.run import RunState, WorkflowRun
+from flowdapt.server.events import RESOURCE_EVENTS, RUN_EVENTS, Subscriber
+from flowdapt.server.http import json_response, read_body
+from flowdapt.server.routes.common import ERRORS, object_body, server_of, version_of
+from flowdapt.server.schemas import RunPage, WorkflowRunRead
+
+RUN = "workflow_run"
+router = APIRouter(tags=["runs"])
+run_responses = {200: {"model": WorkflowRunRead}, **ERRORS}
+
+
+async def _run_document(request: Request, run: WorkflowRun, include_result: bool = True) -> dict:
+    document = run.model_dump(mode="json", exclude={"owner"})
+    if include_result and run.result_ref:
+        document["result"] = await server_of(request).runs.full_result(run)
+    return document
+
+
+def _states(state: list[str] | None) -> list[str] | None:
+    if not state:
+        return None
+    names = [s.strip() for item in state for s in item.split(",") if s.strip()]
+    valid = {s.value for s in RunState}
+    bad = [s for s in names if s not in valid]
+    if bad:
+        from flowdapt.errors import ValidationError
+
+        raise ValidationError(f"unknown run state(s) {', '.join(bad)}; use {', '.join(sorted(valid))}", field="state")
+    return names
+
+
+# Registered before /workflows/{identifier}/run so /workflows/run/<id> is a run lookup.
+@router.get("/workflows/run/{identifier}", summary="Get a workflow run by uid or name", responses=run_responses, operation_id="get_workflow_run")
+async def get_workflow_run(
+    request: Request,
+    identifier: str,
+    include_result: bool = Query(True, description="inline a result kept outside the database"),
+):
+    version = version_of(request, RUN)
+    run = await server_of(request).runs.get(identifier)
+    return json_response(await _run_document(request, run, include_result), RUN, version)
+
+
+@router.delete("/workflows/run/{identifier}", summary="Delete a finished workflow run", responses=run_responses, operation_id="delete_workflow_run")
+async def delete_workflow_run(request: Request, identifier: str):
+    version = version_of(request, RUN)
+    run = await server_of(request).runs.delete(identifier)
+    return json_response(await _run_document(request, run, include_result=False), RUN, version)
+
+
+@router.post(
+    "/workflows/{identifier}/run",
+    summary="Run a workflow",
+    description=(
+        "The body is the run input: a JSON object whose keys are passed to the root stages as keyword "
+        "arguments. With wait=true (default) the response comes when the run ends; with wait=false "
+        "the pending run comes back at once."
+    ),
+    responses={**run_responses, 503: {"description": "Draining, or no compute service"}},
+    openapi_extra=object_body("run input (keyword arguments of the root stages)"),
+    operation_id="run_workflow",
+)
+async def run_workflow(
+    request: Request,
+    identifier: str,
+    namespace: str | None = Query(None, description="object-store namespace (default compute.default_namespace)"),
+    wait: bool = Query(True, description="wait for the run to end"),
+):
+    version = version_of(request, RUN)
+    run_input = await read_body(request, default={}, what="the run input")
+    server = server_of(request)
+    run = await server.runs.submit(identifier, run_input, namespace=namespace, wait=wait, source="api")
+    if isinstance(run, dict):
+        run.pop("owner", None)
+        return json_response(run, RUN, version)
+    return json_response(await _run_document(request, run), RUN, version)
+
+
+@router.get(
+    "/workflows/{identifier}/run",
+    summary="List a workflow's runs, newest first",
+    responses={200: {"model": list[WorkflowRunRead]}, **ERRORS},
+    operation_id="list_workflow_runs",
+)
+async def list_workflow_runs(request: Request, identifier: str, limit: int = Query(10, ge=0, le=10_000)):
+    version = version_of(request, RUN)
+    server = server_of(request)
+    workflow = await server.store.get("workflow", identifier)
+    if workflow is None:
+        raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
+    runs = await server.store.list_runs(workflow=workflow.metadata.name, limit=limit) if server.runs.persist else []
+    return json_response([r.model_dump(mode="json", exclude={"owner"}) for r in runs], RUN, version)
+
+
+@router.get("/runs", summary="List runs across workflows", responses={200: {"model": RunPage}, **ERRORS}, operation_id="list_runs")
+async def list_runs(
+    request: Request,
+    workflow: str | None = Query(None, description="workflow name"),
+    state: list[str] | None = Query(None, description="run state(s); repeat or comma-separate"),
+    since: datetime | None = Query(None, description="runs started at or after (ISO; naive means UTC)"),
+    limit: int = Query(50, ge=0, le=10_000),
+    offset: int = Query(0, ge=0),
+):
+    version_of(request, "run_list")
+    server = server_of(request)
+    states = _states(state)
+    since_naive = to_naive_utc(since) if since else None
+    if server.runs.persist:
+        runs = await server.store.list_runs(workflow=workflow, state=states, since=since_naive, limit=limit, offset=offset)
+        total = await server.store.count_runs(workflow=workflow, state=states, since=since_naive)
+    else:
+        runs, total = [], 0
+    return json_response(
+        {
+            "items": [r.model_dump(mode="json", exclude={"owner"}) for r in runs],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+
+@router.get("/runs/{identifier}", summary="Get a run", responses=run_responses, operation_id="get_run")
+async def get_run(request: Request, identifier: str, include_result: bool = Query(True)):
+    run = await server_of(request).runs.get(identifier)
+    return json_response(await _run_document(request, run, include_result), RUN, "v1alpha1")
+
+
+@router.get("/runs/{identifier}/result", summary="The full result of a run", responses=ERRORS, operation_id="get_run_result")
+async def get_run_result(request: Request, identifier: str):
+    server = server_of(request)
+    run = await server.runs.get(identifier)
+    return json_response(await server.runs.full_result(run))
+
+
+@router.post(
+    "/runs/{identifier}/cancel",
+    summary="Cancel a run",
+    description="Stops the run's tasks on the executor; the run ends as cancelled. 409 when it already ended.",
+    responses={**run_responses, 409: {"description": "The run already ended"}},
+    operation_id="cancel_run",
+)
+async def cancel_run(request: Request, identifier: str):
+    run = await server_of(request).runs.cancel(identifier)
+    return json_response(await _run_document(request, run), RUN, "v1alpha1")
+
+
+@router.delete("/runs/{identifier}", summary="Delete a finished run", responses=run_responses, operation_id="delete_run")
+async def delete_run(request: Request, identifier: str):
+    run = await server_of(request).runs.delete(identifier)
+    return json_response(await _run_document(request, run, include_result=False), RUN, "v1alpha1")
+
+
+@router.get(
+    "/events",
+    summary="Server-sent events: runs, stages and resources",
+    description=(
+        "A text/event-stream of events: " + ", ".join(RUN_EVENTS + RESOURCE_EVENTS) + ". Each has an id, a type "
+        "and JSON data (run events: uid, name, workflow, state, and the stage record for stage events). "
+        "Filter with run, workflow and types."
+    ),
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    operation_id="events",
+)
+async def events(
+    request: Request,
+    run: str | None = Query(None, description="only this run (uid or name)"),
+    workflow: str | None = Query(None, description="only runs of this workflow"),
+    types: list[str] | None = Query(None, description="event types; repeat or comma-separate"),
+):
+    wanted = None
+    if types:
+        wanted = frozenset(t.strip() for item in types for t in item.split(",") if t.strip())
+    subscriber = Subscriber(types=wanted, run=run, workflow=workflow)
+    hub = server_of(request).events
+    return StreamingResponse(
+        hub.stream(subscriber),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,403 @@
+"""The run service: start runs in the background, wait for them, cancel them, keep their records.
+
+A run costs the database one insert (pending) and one update (final); per-stage progress is
+written at most every ``PROGRESS_FLUSH_SECONDS`` while a run is long enough to have any.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from flowdapt.engine.configs import merge_config_data, select_configs
+from flowdapt.engine.context import RunContext
+from flowdapt.engine.plan import Plan
+from flowdapt.engine.runner import execute_plan
+from flowdapt.errors import ConfigurationError, ResourceNotFoundError, ServiceDrainingError, ValidationError
+from flowdapt.resources.base import utcnow
+from flowdapt.resources.run import RunError, RunState, StageState, WorkflowRun
+from flowdapt.resources.workflow import Workflow
+from flowdapt.server import results
+from flowdapt.server.http import RunNotActiveError, ServiceUnavailableError
+from flowdapt.server.validation import check_run_input, compile_checked
+
+if TYPE_CHECKING:
+    from flowdapt.server.core import FlowdaptServer
+
+log = logging.getLogger("flowdapt.server.runs")
+
+PROGRESS_FLUSH_SECONDS = 0.5
+PLAN_CACHE_SIZE = 256
+FINAL_STATES = ("finished", "failed", "cancelled")
+ACTIVE_STATES = ["pending", "running"]
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s|weeks?|days?|hours?|minutes?|mins?|seconds?|secs?)", re.I)
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def retention_seconds(value: int | float | str) -> float:
+    """``compute.run_retention_duration`` in seconds: -1 keep forever, 0 do not store runs,
+    a number of seconds, or a string such as ``7d``, ``12h``, ``1d12h``, ``90s``."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = value.strip().lower()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, pos = 0.0, 0
+    for match in _DURATION_RE.finditer(text):
+        if text[pos : match.start()].strip(" ,"):
+            break
+        unit = match.group(2)[0]
+        if match.group(2).startswith("mi"):
+            unit = "m"
+        total += float(match.group(1)) * _UNIT_SECONDS[unit]
+        pos = match.end()
+    if pos == 0 or text[pos:].strip(" ,"):
+        raise ConfigurationError(
+            f"compute.run_retention_duration: cannot read {value!r}; use seconds (3600), -1 (forever), "
+            "0 (do not store runs) or a duration such as 7d, 12h, 1d12h"
+        )
+    return total
+
+
+@dataclass(eq=False)
+class ActiveRun:
+    run: WorkflowRun
+    plan: Plan
+    input: dict[str, Any]
+    config: dict[str, Any]
+    task: asyncio.Task | None = None
+    dirty: bool = False
+    done: bool = False
+    stop_reason: str | None = None
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def run_event_data(run: WorkflowRun, stage: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "uid": str(run.uid),
+        "name": run.name,
+        "workflow": run.workflow,
+        "state": run.state.value,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+    if stage is not None:
+        data["stage"] = stage
+        data["stage_record"] = run.stages[stage].model_dump(mode="json")
+    elif run.state.is_final:
+        data["stages"] = {name: s.model_dump(mode="json") for name, s in run.stages.items()}
+        if run.error is not None:
+            data["error"] = run.error.model_dump(mode="json")
+    return data
+
+
+class RunService:
+    def __init__(self, server: FlowdaptServer):
+        self.server = server
+        self.active: dict[str, ActiveRun] = {}
+        self._names: dict[str, str] = {}
+        self._plans: OrderedDict[tuple[str, str], Plan] = OrderedDict()
+        self.retention = retention_seconds(server.settings.compute.run_retention_duration)
+
+    @property
+    def persist(self) -> bool:
+        return self.retention != 0
+
+    @property
+    def store(self):
+        return self.server.store
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def find_active(self, identifier: str) -> ActiveRun | None:
+        active = self.active.get(identifier)
+        if active is None:
+            uid = self._names.get(identifier)
+            active = self.active.get(uid) if uid else None
+        return active
+
+    async def get(self, identifier: str) -> WorkflowRun:
+        active = self.find_active(identifier)
+        if active is not None:
+            return active.run
+        run = await self.store.get_run(identifier) if self.persist else None
+        if run is None:
+            raise ResourceNotFoundError(f"Resource not found: no workflow run with uid or name {identifier!r}")
+        return run
+
+    async def full_result(self, run: WorkflowRun) -> Any:
+        if not run.result_ref:
+            return run.result
+        return await asyncio.to_thread(results.load_result, self.server.settings, run)
+
+    # -- starting ------------------------------------------------------------------------
+
+    def _plan(self, workflow: Workflow) -> Plan:
+        key = (str(workflow.metadata.uid), workflow.metadata.updated_at.isoformat())
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = compile_checked(workflow, self.server.settings, self.server.plugins)
+            self._plans[key] = plan
+            if len(self._plans) > PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
+        return plan
+
+    async def submit(
+        self,
+        identifier: str,
+        run_input: Any = None,
+        *,
+        namespace: str | None = None,
+        wait: bool = True,
+        source: str = "api",
+    ) -> WorkflowRun | dict[str, Any]:
+        """Start a run. With ``wait`` the finished run; without, the pending run's JSON at once."""
+        server = self.server
+        if server.draining:
+            raise ServiceDrainingError()
+        if not server.compute or server.executor is None:
+            raise ServiceUnavailableError(
+                "this server runs no compute service, so it cannot run workflows; start one with "
+                "`flowdapt run --services api,compute`"
+            )
+        if run_input is None:
+            run_input = {}
+        if not isinstance(run_input, dict):
+            raise ValidationError(
+                f"the run input must be a JSON object of keyword arguments, got {type(run_input).__name__}",
+                field="body",
+            )
+        workflow = await self.store.get("workflow", identifier)
+        if workflow is None:
+            raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
+        plan = self._plan(workflow)
+        check_run_input(plan, run_input)
+        configs = await self.store.list("config")
+        config = merge_config_data(select_configs(workflow, configs))
+        run = WorkflowRun(
+            workflow=workflow.metadata.name,
+            source=source,
+            namespace=namespace or server.settings.compute.default_namespace,
+            owner=server.identity,
+            executor=server.executor.name,
+        )
+        if self.persist:
+            await self.store.create_run(run)
+        active = ActiveRun(run=run, plan=plan, input=run_input, config=config)
+        uid = str(run.uid)
+        self.active[uid] = active
+        self._names[run.name] = uid
+        if server.events.listening:
+            server.events.publish("run_created", run_event_data(run))
+        active.task = asyncio.create_task(self._execute(active), name=f"flowdapt-run-{run.name}")
+        if not wait:
+            return run.model_dump(mode="json")
+        # Shielded: a client that disconnects while waiting does not cancel the run.
+        await asyncio.shield(active.task)
+        return run
+
+    async def _execute(self, active: ActiveRun) -> None:
+        server = self.server
+        run = active.run
+        events = server.events
+
+        def listener(event: str, run: WorkflowRun, stage: str | None) -> None:
+            active.dirty = True
+            if events.listening and event != "run_finished":
+                events.publish(event, run_event_data(run, stage))
+
+        flusher = asyncio.create_task(self._flush_progress(active)) if self.persist else None
+        ctx = RunContext(
+            input=active.input,
+            config=active.config,
+            namespace=run.namespace,
+            executor=server.executor.name,
+            definition=active.plan.workflow,
+            run=run,
+        )
+        try:
+            await execute_plan(active.plan, ctx, server.executor, listeners=[listener], hooks=server.plugins.hook)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            self._mark_stopped(run, active.stop_reason)
+        except Exception as exc:  # execute_plan records failures itself; this is a bug guard
+            log.exception("run %s crashed", run.name)
+            self._mark_stopped(run, f"{type(exc).__name__}: {exc}", state=RunState.failed)
+        finally:
+            active.done = True
+            if flusher is not None:
+                flusher.cancel()
+            await self._finish(active)
+
+    def _mark_stopped(self, run: WorkflowRun, reason: str | None, state: RunState | None = None) -> None:
+        """After a cancel: a user cancel is ``cancelled``; a server stop is ``failed`` with why."""
+        if reason is None and state is None:
+            if not run.state.is_final:
+                run.state = RunState.cancelled
+                run.result = ["RunCancelledError", "run cancelled"]
+                run.error = RunError(type="RunCancelledError", message="run cancelled")
+        else:
+            run.state = state or RunState.failed
+            run.result = ["ServerStoppedError", reason]
+            run.error = RunError(type="ServerStoppedError", message=reason or "")
+        for record in run.stages.values():
+            if record.state in (StageState.pending, StageState.running):
+                record.state = StageState.cancelled if record.state is StageState.running else StageState.skipped
+                record.finished_at = record.finished_at or utcnow()
+        run.finished_at = run.finished_at or utcnow()
+
+    async def _flush_progress(self, active: ActiveRun) -> None:
+        while not active.done:
+            await asyncio.sleep(PROGRESS_FLUSH_SECONDS)
+            if not active.dirty or active.done:
+                continue
+            async with active.write_lock:
+                if active.done:
+                    return
+                active.dirty = False
+                snapshot = active.run.model_copy(update={"result": None}, deep=True)
+                try:
+                    await self.store.update_run(snapshot)
+                except Exception:
+                    log.exception("could not store progress of run %s", active.run.name)
+
+    async def _finish(self, active: ActiveRun) -> None:
+        server = self.server
+        run = active.run
+        try:
+            try:
+                record = await self._record(run)
+            except Exception as exc:  # the result cannot be stored: keep the run, say why
+                log.exception("could not store the result of run %s", run.name)
+                run.result = None
+                run.error = RunError(type=type(exc).__name__, message=f"the result could not be stored: {exc}")
+                record = run
+            if self.persist:
+                async with active.write_lock:
+                    await self.store.update_run(record)
+        except Exception:
+            log.exception("could not store the final state of run %s", run.name)
+        finally:
+            uid = str(run.uid)
+            self.active.pop(uid, None)
+            self._names.pop(run.name, None)
+            server.metrics.run_done(run.state is not RunState.finished, run.duration)
+            if server.events.listening:
+                server.events.publish("run_finished", run_event_data(run))
+
+    async def _record(self, run: WorkflowRun) -> WorkflowRun:
+        """Normalize the result to JSON data; offload it when it is too large for the database."""
+        if run.result is None:
+            return run
+        value, encoded = results.normalize(run.result)
+        run.result = value
+        limit = self.server.settings.compute.max_result_bytes
+        if not self.persist or limit < 0 or len(encoded) <= limit:
+            return run
+        return await asyncio.to_thread(results.offload_if_large, self.server.settings, run)
+
+    # -- cancelling ----------------------------------------------------------------------
+
+    async def cancel(self, identifier: str) -> WorkflowRun:
+        active = self.find_active(identifier)
+        if active is not None:
+            if active.task is not None and not active.task.done():
+                active.task.cancel()
+                await asyncio.wait([active.task])
+            return active.run
+        run = await self.get(identifier)
+        if run.state.value in FINAL_STATES:
+            raise RunNotActiveError(f"run {run.name} already ended ({run.state.value}); there is nothing to cancel")
+        # Not running here: its process died or is another server. Record the cancel.
+        self._mark_stopped(run, None)
+        run.error = RunError(
+            type="RunCancelledError", message=f"cancelled while not running in this server (owner: {run.owner})"
+        )
+        await self.store.update_run(run)
+        return run
+
+    async def delete(self, identifier: str) -> WorkflowRun:
+        active = self.find_active(identifier)
+        if active is not None:
+            raise RunNotActiveError(
+                f"run {active.run.name} is still {active.run.state.value}; cancel it before deleting it"
+            )
+        run = await self.store.delete_run(identifier) if self.persist else None
+        if run is None:
+            raise ResourceNotFoundError(f"Resource not found: no workflow run with uid or name {identifier!r}")
+        await asyncio.to_thread(results.delete_result, self.server.settings, run)
+        return run
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Mark failed the unfinished runs whose server process is gone. Returns how many."""
+        if not self.persist:
+            return 0
+        marked = 0
+        stale = await self.store.list_runs(state=ACTIVE_STATES)
+        from flowdapt.server.core import owner_alive
+
+        for run in stale:
+            if run.owner and run.owner != self.server.identity and owner_alive(run.owner):
+                continue
+            reason = (
+                f"the server process that ran it ({run.owner or 'unknown'}) stopped before the run finished; "
+                "start the workflow again"
+            )
+            self._mark_stopped(run, reason)
+            await self.store.update_run(run)
+            marked += 1
+        if marked:
+            log.warning("marked %d run(s) of a stopped server as failed", marked)
+        return marked
+
+    async def retention_loop(self) -> None:
+        if self.retention <= 0:
+            return
+        interval = min(60.0, max(1.0, self.retention / 10))
+        while True:
+            await self.expire()
+            await asyncio.sleep(interval)
+
+    async def expire(self, now: datetime | None = None) -> int:
+        """Delete runs (and their offloaded results) older than the retention window."""
+        if self.retention <= 0:
+            return 0
+        cutoff = (now or utcnow()) - timedelta(seconds=self.retention)
+        try:
+            removed = await self.store.delete_runs_before(cutoff)
+            await asyncio.to_thread(results.sweep_results, self.server.settings, self.retention)
+        except Exception:
+            log.exception("run retention cleanup failed")
+            return 0
+        if removed:
+            log.info("deleted %d run(s) older than %s", removed, cutoff.isoformat())
+        return removed
+
+    async def shutdown(self, timeout: float) -> None:
+        pending = [a.task for a in self.active.values() if a.task is not None and not a.task.done()]
+        if not pending:
+            return
+        log.info("waiting up to %.0fs for %d run(s) to finish", timeout, len(pending))
+        _, still = await asyncio.wait(pending, timeout=max(0.0, timeout))
+        if not still:
+            return
+        reason = f"the server stopped (shutdown timeout {timeout:g}s) before the run finished; start the workflow again"
+        for active in list(self.active.values()):
+            if active.task in still:
+                active.stop_reason = reason
+                active.task.cancel()
+        await asyncio.wait(still, timeout=10)

@@ -1,0 +1,197 @@
+"""Wire schemas for the OpenAPI document (request and response bodies).
+
+Handlers parse bodies with the resource models (``flowdapt.resources``) and answer with their
+JSON dumps; these models only describe that JSON, mirroring the original's v1alpha1 DTOs plus
+our extra fields, so clients and fuzzers know the shapes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowdapt.resources.base import NAME_PATTERN
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ResourceMetadata(_Open):
+    uid: UUID | None = Field(default=None, description="ignored on create; kept on update")
+    name: str = Field(pattern=NAME_PATTERN, min_length=1, max_length=253)
+    created_at: datetime | None = Field(default=None, description="naive UTC, ignored on write")
+    updated_at: datetime | None = Field(default=None, description="naive UTC, ignored on write")
+    annotations: dict[str, str] = {}
+
+
+class WorkflowStage(_Open):
+    name: str = Field(min_length=1)
+    target: str = Field(description="import path package.module.function inside the allowed modules")
+    type: str = "simple"
+    depends_on: list[str] = []
+    options: dict[str, Any] = {}
+    resources: dict[str, Any] = {}
+    description: str = ""
+    version: str = ""
+    priority: int | None = None
+
+
+class WorkflowSpec(_Open):
+    stages: list[WorkflowStage] = Field(min_length=1)
+
+
+class WorkflowResource(_Open):
+    kind: Literal["workflow"] | None = "workflow"
+    metadata: ResourceMetadata
+    spec: WorkflowSpec
+
+
+class ConfigSelector(_Open):
+    kind: str | None = None
+    type: Literal["name", "annotation"] = "name"
+    value: str | dict[str, str] | None = None
+
+
+class ConfigSpec(_Open):
+    selector: ConfigSelector | None = None
+    data: dict[str, Any]
+
+
+class ConfigResource(_Open):
+    kind: Literal["config"] | None = "config"
+    metadata: ResourceMetadata
+    spec: ConfigSpec
+
+
+class TriggerAction(_Open):
+    target: str = Field(min_length=1)
+    parameters: dict[str, Any] = {}
+
+
+class TriggerRuleSpec(_Open):
+    type: str = "condition"
+    rule: dict[str, Any] | list[str]
+    action: TriggerAction
+
+
+class TriggerRuleResource(_Open):
+    kind: Literal["trigger_rule"] | None = "trigger_rule"
+    metadata: ResourceMetadata
+    spec: TriggerRuleSpec
+
+
+class StageRecord(BaseModel):
+    state: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    items_total: int | None = None
+    items_done: int = 0
+    items_failed: int = 0
+    failures: list[dict[str, Any]] = []
+    attempts: int = 0
+    error: list[str] | None = None
+
+
+class WorkflowRunRead(BaseModel):
+    uid: UUID
+    name: str
+    workflow: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    result: Any = None
+    state: Literal["pending", "running", "finished", "failed", "cancelled"]
+    source: str | None = None
+    namespace: str = "default"
+    executor: str | None = None
+    stages: dict[str, StageRecord] = {}
+    error: dict[str, Any] | None = None
+    result_ref: str | None = Field(default=None, description="set when the result lives outside the database")
+
+
+class RunPage(BaseModel):
+    items: list[WorkflowRunRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class Ping(BaseModel):
+    app: str
+    version: str
+    api_version: str
+
+
+class ErrorBody(BaseModel):
+    detail: Any
+    status_code: int
+
+
+class DrainState(BaseModel):
+    draining: bool
+
+
+class PluginMetadata(BaseModel):
+    description: str
+    author: str
+    license: str
+    url: str
+    version: str
+    requirements: list[str] = []
+
+
+class Plugin(BaseModel):
+    name: str
+    metadata: PluginMetadata
+    module: str
+    distribution: str | None = None
+    enabled: bool = True
+    error: str | None = None
+    hooks: list[str] = []
+
+
+class PluginFiles(BaseModel):
+    files: list[str]
+
+
+class SystemInfo(BaseModel):
+    time: str
+    cpu_pct: float
+    memory: int
+    disk_pct: float
+    network_io_sent: int
+    network_io_recv: int
+    threads: int
+    fds: int
+    pid: int
+
+
+class OSInfo(BaseModel):
+    name: str
+    version: str
+    release: str
+    machine: str
+
+
+class SystemStatus(BaseModel):
+    version: str
+    name: str
+    system: SystemInfo
+    os: OSInfo
+    python: str
+    hostname: str
+    services: dict[str, Any]
+    database: str
+
+
+#: Models whose schemas are added to the OpenAPI components (request bodies refer to them).
+COMPONENTS: tuple[type[BaseModel], ...] = (WorkflowResource, ConfigResource, TriggerRuleResource)
+
+RESOURCE_SCHEMAS: dict[str, type[BaseModel]] = {
+    "workflow": WorkflowResource,
+    "config": ConfigResource,
+    "trigger_rule": TriggerRuleResource,
+}

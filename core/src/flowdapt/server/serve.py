@@ -1,0 +1,103 @@
+"""Run the API server under uvicorn, with a graceful stop on SIGTERM/SIGINT.
+
+The first signal drains: no new runs, SSE streams end, in-flight runs get
+``api.shutdown_timeout`` seconds to finish and are then marked failed with the reason; only then
+does uvicorn stop serving (so ``wait=true`` callers get their final run). A second signal stops
+at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+
+import uvicorn
+
+from flowdapt.plugins import PluginSystem
+from flowdapt.server.app import create_app
+from flowdapt.server.core import FlowdaptServer, check_bind_allowed
+from flowdapt.settings import Settings
+
+log = logging.getLogger("flowdapt.server")
+
+
+class _GracefulUvicorn(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, server: FlowdaptServer):
+        super().__init__(config)
+        self.flowdapt = server
+        self._draining_task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets=None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame) -> None:  # called in the signal handler
+        if self._draining_task is not None or self._loop is None or not self.flowdapt.started:
+            if self.should_exit:
+                self.force_exit = True
+            self.should_exit = True
+            return
+        self._loop.call_soon_threadsafe(self._start_drain, sig)
+
+    def _start_drain(self, sig: int) -> None:
+        if self._draining_task is None:
+            log.warning("received %s: draining (no new runs), then stopping", signal.Signals(sig).name)
+            self._draining_task = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        server = self.flowdapt
+        server.draining = True
+        server.events.close()
+        try:
+            await server.runs.shutdown(server.settings.api.shutdown_timeout)
+        finally:
+            self.should_exit = True
+
+
+def serve(
+    settings: Settings,
+    plugins: PluginSystem,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    services: Iterable[str] | str | None = None,
+    log_level: str | None = None,
+) -> None:
+    """Serve until a signal; blocks. Raises ConfigurationError for a bind that needs a token."""
+    host = host or settings.api.host
+    port = settings.api.port if port is None else port
+    check_bind_allowed(settings, host)
+    server = FlowdaptServer(settings, plugins, services)
+    app = create_app(settings, plugins, server=server)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=(log_level or settings.logging.level).lower(),
+        access_log=False,
+        server_header=False,
+        loop="auto",
+        http="auto",
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )
+    if "api" not in server.services:
+        # No HTTP: hold the services until a signal.
+        asyncio.run(_headless(server))
+        return
+    _GracefulUvicorn(config, server).run()
+
+
+async def _headless(server: FlowdaptServer) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
