@@ -8,6 +8,7 @@ resolved once per worker and run, then cached: the per-item loop only calls the 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import signal
 import threading
 import time
@@ -91,13 +92,21 @@ def resolve(target: Any) -> tuple[Callable[..., Any], Signature]:
 
 
 def context_for(task: Task) -> RunContext:
+    """The task's run context, decoded once per worker and run.
+
+    ``task.context`` is a live :class:`RunContext` (threads, inline), its cloudpickled bytes, or a
+    zero-argument loader returning either (e.g. a fetch from a cluster's object store), which is
+    called only when this worker has not decoded the run's context yet.
+    """
     ctx = task.context
-    if not isinstance(ctx, (bytes, bytearray, memoryview)):
+    if isinstance(ctx, RunContext):
         return ctx
     hit = _contexts.get(task.run_uid)
     if hit is not None:
         return hit
-    decoded = cloudpickle.loads(ctx)
+    if callable(ctx):
+        ctx = ctx()
+    decoded = ctx if isinstance(ctx, RunContext) else cloudpickle.loads(ctx)
     with _cache_lock:
         _contexts[task.run_uid] = decoded
         while len(_contexts) > _MAX_CONTEXTS:
@@ -181,12 +190,48 @@ class _Alarm:
         return False
 
 
+def _interrupt(thread: threading.Thread, exc_type: type[BaseException]) -> None:
+    """Ask a thread to raise ``exc_type`` at its next bytecode (it cannot stop a blocking C call)."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
+
+
+def _call_with_watchdog(fn, args: tuple, kwargs: dict, timeout: float, stage: str) -> Any:
+    """A sync call with a timeout outside a main thread (thread pools, Dask workers), where SIGALRM
+    cannot interrupt: the call runs in a helper thread; on timeout the helper is asked to stop and
+    abandoned, and the stage fails now."""
+    context = contextvars.copy_context()
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def runner() -> None:
+        try:
+            box["value"] = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=runner, name=f"flowdapt-stage-{stage}", daemon=True)
+    thread.start()
+    if not done.wait(timeout):
+        _interrupt(thread, StageTimeoutError)
+        raise StageTimeoutError(f"stage '{stage}' timed out after {timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def _call(fn, sig: Signature, args: tuple, kwargs: dict, timeout: float | None, stage: str) -> Any:
     if sig.is_async:
         return _run_coroutine(fn(*args, **kwargs), timeout)
     if timeout is None:
         return fn(*args, **kwargs)
-    with _Alarm(timeout, stage):
+    alarm = _Alarm(timeout, stage)
+    if not alarm.active:
+        return _call_with_watchdog(fn, args, kwargs, timeout, stage)
+    with alarm:
         return fn(*args, **kwargs)
 
 

@@ -1,0 +1,498 @@
+"""The Ray executor: a workflow runs as a DAG of Ray tasks whose outputs stay in Ray's object store.
+
+Starts a local Ray instance by default, or connects to a cluster (``address``). Each stage is a
+task (a map stage: one task per chunk of items) of :func:`flowdapt.engine.cluster.remote_stage`,
+which runs the shared per-task path on the worker; dependency outputs travel as object refs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flowdapt.engine.cluster import (
+    ClusterExecutor,
+    InsufficientResourcesError,
+    Launched,
+    RemoteCall,
+    RemoteOutput,
+    missing_resources,
+    parse_bytes,
+    remote_stage,
+    split_items,
+)
+from flowdapt.engine.plan import PlannedStage
+from flowdapt.engine.worker import Failure
+from flowdapt.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+#: Seconds a snapshot of the cluster's nodes is reused (resource checks, chunk sizing, /status).
+NODES_TTL = 5.0
+
+
+class RayExecutorOptions(BaseModel):
+    """``executor.options`` for ``executor.backend: ray``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(
+        default=None,
+        description="cluster to connect to: 'auto', 'host:port' (GCS) or 'ray://host:port' (Ray Client); "
+        "empty starts a local Ray instance",
+    )
+    # -- a local instance -------------------------------------------------------------------
+    cpus: int | Literal["auto"] | None = Field(default=None, description="CPUs of a local instance (default: all)")
+    gpus: int | None = Field(default=None, ge=0, description="GPUs of a local instance (default: detected)")
+    memory: int | str | None = Field(default=None, description="memory for tasks of a local instance, e.g. '8GB'")
+    object_store_memory: int | str | None = Field(default=None, description="object store size of a local instance")
+    resources: dict[str, float] = Field(default_factory=dict, description="custom resources of a local instance")
+    include_dashboard: bool | None = Field(default=None, description="start the dashboard (default: Ray decides)")
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int | None = None
+    # -- runtime environment ------------------------------------------------------------------
+    env_vars: dict[str, str] = Field(default_factory=dict, description="environment variables of workers")
+    pip: list[str] | None = Field(default=None, description="pip packages installed for the workers")
+    uv: list[str] | None = Field(default=None, description="packages installed with uv for the workers")
+    conda: str | dict[str, Any] | None = None
+    working_dir: str | None = Field(default=None, description="a directory uploaded to every worker (its cwd)")
+    py_modules: list[str] = Field(default_factory=list, description="module directories uploaded to workers")
+    runtime_env: dict[str, Any] = Field(default_factory=dict, description="any other Ray runtime_env fields")
+    ship_user_modules: bool = Field(
+        default=True, description="upload <app_dir>/user_modules to the workers of a cluster given by address"
+    )
+    ship_plugins: bool = Field(default=False, description="upload the loaded plugins' packages to the workers")
+    driver_sys_path: bool = Field(
+        default=True, description="add the driver's own (non site-packages) sys.path entries to workers' sys.path"
+    )
+    # -- scheduling ---------------------------------------------------------------------------
+    namespace: str = "flowdapt"
+    wait_for_resources: bool = Field(
+        default=False,
+        description="queue tasks whose resources no node has (autoscaling) instead of failing the run",
+    )
+    chunks_per_worker: int = Field(default=4, ge=1, description="map chunks per cluster CPU")
+    connect_timeout: float = Field(default=10.0, gt=0, description="seconds to reach a cluster before failing")
+    log_to_driver: bool = True
+    logging_level: str = "WARNING"
+    tasks_per_worker: int | None = Field(default=None, ge=1, description="restart a worker after this many tasks")
+    # Accepted for configs written for the original RayExecutor.
+    cluster_address: str | None = None
+    strategy: Literal["group_by_group", "all_at_once"] | None = None
+    upload_plugins: bool | None = None
+
+    @model_validator(mode="after")
+    def _compat(self) -> RayExecutorOptions:
+        if self.cluster_address and not self.address:
+            self.address = self.cluster_address
+        if self.upload_plugins is not None and "ship_plugins" not in self.model_fields_set:
+            self.ship_plugins = self.upload_plugins
+        if self.address in ("", "local"):
+            self.address = None
+        return self
+
+
+def _worker_sys_path() -> list[str]:
+    """The driver's sys.path entries a worker on this machine would miss (not site-packages, not stdlib)."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    keep: list[str] = []
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        real = os.path.realpath(entry)
+        if "site-packages" in real or "dist-packages" in real or any(real.startswith(p + os.sep) for p in prefixes):
+            continue
+        if real not in keep:
+            keep.append(real)
+    return keep
+
+
+def _make_setup_hook(paths: list[str], settings_dump: dict[str, Any] | None, executor: str = "ray"):
+    """The ``worker_process_setup_hook``: runs once in every Ray worker process of this driver."""
+
+    def flowdapt_worker_setup() -> None:
+        for path in reversed(paths):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        if settings_dump is None:
+            return
+        from flowdapt.settings import Settings, set_settings
+
+        settings = Settings.model_validate(settings_dump)
+        set_settings(settings)
+        try:
+            from flowdapt.plugins import get_plugin_system
+
+            try:
+                system = get_plugin_system(settings, quiet=True)
+            except TypeError:  # an older core without ``quiet``
+                system = get_plugin_system(settings)
+            system.hook.flowdapt_worker_setup(executor=executor, settings=settings)
+        except Exception as exc:  # a plugin's setup failing must not stop the worker
+            print(f"flowdapt: worker setup hook failed: {exc}", file=sys.stderr)
+
+    return flowdapt_worker_setup
+
+
+def check_reachable(address: str, timeout: float) -> None:
+    """Fail within ``timeout`` seconds when nothing listens at ``address`` (host:port or ray://)."""
+    target = address[len("ray://") :] if address.startswith("ray://") else address
+    parsed = urlparse(f"//{target}")
+    host, port = parsed.hostname, parsed.port
+    if not host or not port:
+        raise ConfigurationError(
+            f"executor.options.address {address!r} is not 'auto', 'host:port' or 'ray://host:port'"
+        )
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot reach the Ray cluster at {address} ({exc}). Start one with "
+            f"`ray start --head --port={port}`, fix executor.options.address, or leave it empty "
+            "to start a local Ray instance"
+        ) from None
+
+
+class _ContextLoader:
+    """``Task.context`` on Ray: the run's context stays in the object store and a worker fetches it
+    only the first time it runs a task of that run (the ref is nested, so Ray does not resolve it)."""
+
+    __slots__ = ("refs",)
+
+    def __init__(self, ref):
+        self.refs = [ref]
+
+    def __call__(self) -> bytes:
+        import ray
+
+        return ray.get(self.refs[0])
+
+    def __getstate__(self):
+        return self.refs
+
+    def __setstate__(self, state):
+        self.refs = state
+
+
+_remote_functions: dict[str, Any] = {}
+
+
+def _remote(name: str):
+    fn = _remote_functions.get(name)
+    if fn is None:
+        import ray
+
+        fn = ray.remote(remote_stage if name == "stage" else split_items)
+        _remote_functions[name] = fn
+    return fn
+
+
+class RayExecutor(ClusterExecutor):
+    name = "ray"
+
+    def __init__(self, options: RayExecutorOptions | None = None, settings=None):
+        super().__init__()
+        self.options = options or RayExecutorOptions()
+        self.settings = settings
+        self.wait_for_resources = self.options.wait_for_resources
+        self.chunks_per_worker = self.options.chunks_per_worker
+        self._owns_ray = False
+        self._address: str | None = None
+        self._dashboard_url: str | None = None
+        self._nodes: list[dict[str, Any]] = []
+        self._nodes_at = 0.0
+        self._nodes_lock = threading.Lock()
+        self._contexts: dict[str, Any] = {}
+        self._options_cache: dict[tuple, dict[str, Any]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        await asyncio.get_running_loop().run_in_executor(None, self._connect)
+        await super().start()
+
+    async def stop(self) -> None:
+        if self._owns_ray:
+            import ray
+
+            await asyncio.get_running_loop().run_in_executor(None, ray.shutdown)
+            self._owns_ray = False
+        self._nodes = []
+        self._nodes_at = 0.0
+        await super().stop()
+
+    def _settings(self):
+        if self.settings is None:
+            from flowdapt.settings import get_settings
+
+            self.settings = get_settings()
+        return self.settings
+
+    def runtime_env(self) -> dict[str, Any]:
+        """The runtime_env this executor asks Ray for (workers' env, packages, code, setup hook)."""
+        opts = self.options
+        env: dict[str, Any] = dict(opts.runtime_env)
+        if opts.env_vars:
+            env["env_vars"] = {**env.get("env_vars", {}), **opts.env_vars}
+        if opts.pip is not None:
+            env["pip"] = opts.pip
+        if opts.uv is not None:
+            env["uv"] = opts.uv
+        if opts.conda is not None:
+            env["conda"] = opts.conda
+        if opts.working_dir:
+            env["working_dir"] = opts.working_dir
+        modules: list[Any] = list(env.get("py_modules", [])) + list(opts.py_modules)
+        settings = self._settings()
+        if opts.address and opts.ship_user_modules:
+            user_modules = Path(settings.user_modules_dir)
+            if user_modules.is_dir() and any(p.name != "__init__.py" for p in user_modules.glob("*.py")):
+                modules.append(str(user_modules))
+        if opts.ship_plugins:
+            modules.extend(self._plugin_packages())
+        if modules:
+            env["py_modules"] = modules
+        paths = _worker_sys_path() if opts.driver_sys_path else []
+        env["worker_process_setup_hook"] = _make_setup_hook(paths, settings.model_dump(mode="json"))
+        return env
+
+    def _plugin_packages(self) -> list[str]:
+        import importlib
+
+        from flowdapt.plugins import get_plugin_system
+
+        packages: list[str] = []
+        for info in get_plugin_system(self._settings()).plugins.values():
+            top = info.module.split(".")[0]
+            if not info.loaded or top == "flowdapt" or top in packages:
+                continue
+            module = importlib.import_module(top)
+            if getattr(module, "__file__", None):
+                packages.append(str(Path(module.__file__).parent))
+        return packages
+
+    def _connect(self) -> None:
+        import ray
+
+        opts = self.options
+        if ray.is_initialized():
+            # Someone (the user, another executor) already connected this process: share it.
+            self._owns_ray = False
+            self._address = ray.get_runtime_context().gcs_address
+            self._dashboard_url = _dashboard_url()
+            return
+        kwargs: dict[str, Any] = {
+            "namespace": opts.namespace,
+            "runtime_env": self.runtime_env(),
+            "log_to_driver": opts.log_to_driver,
+            "logging_level": opts.logging_level,
+        }
+        address = opts.address
+        if address:
+            if address != "auto":
+                check_reachable(address, opts.connect_timeout)
+            kwargs["address"] = address
+        else:
+            kwargs["address"] = "local"  # never attach to a cluster found in /tmp/ray by accident
+            if isinstance(opts.cpus, int):
+                kwargs["num_cpus"] = opts.cpus
+            if opts.gpus is not None:
+                kwargs["num_gpus"] = opts.gpus
+            if opts.memory is not None:
+                kwargs["_memory"] = parse_bytes(opts.memory)
+            if opts.object_store_memory is not None:
+                kwargs["object_store_memory"] = parse_bytes(opts.object_store_memory)
+            if opts.resources:
+                kwargs["resources"] = dict(opts.resources)
+            kwargs["include_dashboard"] = opts.include_dashboard
+            kwargs["dashboard_host"] = opts.dashboard_host
+            if opts.dashboard_port is not None:
+                kwargs["dashboard_port"] = opts.dashboard_port
+        try:
+            context = ray.init(**kwargs)
+        except ConnectionError as exc:
+            raise ConfigurationError(
+                f"cannot connect to a Ray cluster at {address!r}: {exc}. Start one with `ray start --head`, "
+                "set executor.options.address to its address, or leave it empty to start a local instance"
+            ) from None
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigurationError(f"Ray failed to start: {exc}") from None
+        self._owns_ray = True
+        self._address = getattr(context, "address_info", {}).get("gcs_address") or address
+        self._dashboard_url = _dashboard_url(context)
+
+    # -- cluster facts -----------------------------------------------------------------------
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Alive nodes (Ray's node records), refreshed every few seconds."""
+        now = time.monotonic()
+        if self._nodes and now - self._nodes_at < NODES_TTL:
+            return self._nodes
+        with self._nodes_lock:
+            if not self._nodes or time.monotonic() - self._nodes_at >= NODES_TTL:
+                import ray
+
+                self._nodes = [n for n in ray.nodes() if n.get("Alive")]
+                self._nodes_at = time.monotonic()
+        return self._nodes
+
+    def _total(self, resource: str) -> float:
+        return sum(n.get("Resources", {}).get(resource, 0.0) for n in self.nodes())
+
+    @property
+    def workers(self) -> int:
+        if not self.running:
+            return 1
+        return max(1, int(self._total("CPU")))
+
+    def environment_info(self) -> dict[str, Any]:
+        import ray
+
+        info: dict[str, Any] = {"executor": self.name, "running": self.running, "ray_version": ray.__version__}
+        if not self.running:
+            return info
+        nodes = self.nodes()
+        info.update(
+            address=self._address,
+            nodes=len(nodes),
+            cpus=self._total("CPU"),
+            gpus=self._total("GPU"),
+            memory=int(self._total("memory")),
+            object_store_memory=int(self._total("object_store_memory")),
+            dashboard_url=self._dashboard_url,
+            workers=self.workers,
+        )
+        return info
+
+    def _resource_problem(self, stage: str, wanted: dict[str, float]) -> str | None:
+        nodes = [n.get("Resources", {}) for n in self.nodes()]
+        wanted = dict(wanted)
+        wanted.setdefault("CPU", 1.0)  # what Ray asks for a task by default
+        if wanted["CPU"] == 0:
+            del wanted["CPU"]
+        return missing_resources(
+            stage,
+            wanted,
+            nodes,
+            hint=". Add a node that has it, or set executor option wait_for_resources: true to queue the "
+            "stage until an autoscaler adds one",
+        )
+
+    # -- primitives --------------------------------------------------------------------------
+
+    def _put_context(self, run_uid: str, blob: bytes) -> Any:
+        import ray
+
+        ref = ray.put(blob)
+        self._contexts[run_uid] = ref
+        return _ContextLoader(ref)
+
+    def _release_context(self, run_uid: str) -> None:
+        self._contexts.pop(run_uid, None)
+
+    def _task_options(self, stage: PlannedStage, resources: dict[str, float]) -> dict[str, Any]:
+        retries = stage.options.retries
+        cache_key = (stage.name, retries, tuple(sorted(resources.items())))
+        cached = self._options_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        options: dict[str, Any] = {
+            "num_returns": 2,
+            # A worker that dies mid-task (killed, out of memory) is retried within the stage's
+            # retries; exceptions raised by stage code are retried inside run_task instead.
+            "max_retries": retries,
+            "retry_exceptions": False,
+        }
+        custom: dict[str, float] = {}
+        for name, amount in resources.items():
+            if name == "CPU":
+                options["num_cpus"] = amount
+            elif name == "GPU":
+                options["num_gpus"] = amount
+            elif name == "memory":
+                options["memory"] = amount
+            else:
+                custom[name] = amount
+        if custom:
+            options["resources"] = custom
+        if self.options.tasks_per_worker:
+            options["max_calls"] = self.options.tasks_per_worker
+        if len(self._options_cache) > 1024:
+            self._options_cache.clear()
+        self._options_cache[cache_key] = options
+        return options
+
+    def _launch(self, call: RemoteCall, handles, *, stage, key: str, resources: dict[str, float]) -> Launched:
+        options = self._task_options(stage, resources)
+        status_ref, value_ref = _remote("stage").options(name=f"{stage.name}", **options).remote(call, *handles)
+        status = asyncio.wrap_future(status_ref.future())
+        return Launched(status, value_ref, False, [status_ref])
+
+    def _split(self, source: RemoteOutput, bounds, *, stage, key: str) -> list[Any]:
+        refs = (
+            _remote("split")
+            .options(num_returns=len(bounds), num_cpus=0, name=f"{stage.name}.split")
+            .remote(bounds, source.group, *source.handles)
+        )
+        return list(refs)
+
+    async def _fetch(self, handles: list[Any]) -> list[Any]:
+        import ray
+
+        return await asyncio.get_running_loop().run_in_executor(None, ray.get, list(handles))
+
+    def _cancel(self, handles) -> None:
+        import ray
+
+        for ref in handles:
+            try:
+                ray.cancel(ref, force=False, recursive=True)
+            except Exception:  # already finished or gone
+                pass
+
+    def _remote_failure(self, exc: BaseException, index: int) -> Failure:
+        import ray.exceptions as rex
+
+        if isinstance(exc, rex.RayTaskError):
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            return Failure(index, type(cause).__name__, str(cause), str(exc))
+        if isinstance(exc, rex.WorkerCrashedError | rex.NodeDiedError | rex.LocalRayletDiedError):
+            return Failure(
+                index,
+                "WorkerCrashedError",
+                f"the Ray worker running this task died (killed, out of memory or its node was lost): {exc}",
+                "",
+            )
+        if isinstance(exc, rex.TaskCancelledError):
+            return Failure(index, "RunCancelledError", "the task was cancelled", "")
+        return Failure(index, type(exc).__name__, str(exc) or type(exc).__name__, "")
+
+
+def _dashboard_url(context=None) -> str | None:
+    url = getattr(context, "dashboard_url", None) if context is not None else None
+    if not url:
+        try:
+            import ray
+
+            url = ray.get_runtime_context().dashboard_url if hasattr(ray.get_runtime_context(), "dashboard_url") else None
+        except Exception:
+            url = None
+    if url and not url.startswith("http"):
+        url = f"http://{url}"
+    return url or None
+
+
+__all__ = ["RayExecutor", "RayExecutorOptions", "InsufficientResourcesError", "check_reachable"]
