@@ -1,0 +1,173 @@
+"""Fixtures: a real API server (uvicorn on a free port, in a thread) with a real SQLite store.
+
+Stage functions live in a package made for the session (``flowdapt_server_stages``), allowed
+through ``allowed_targets``; the executor runs in thread mode so tests start fast.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system
+from flowdapt.server import FlowdaptServer, create_app
+from flowdapt.settings import Settings, load_settings
+
+STAGES = "flowdapt_server_stages"
+
+STAGES_SOURCE = '''
+import time
+
+
+def make(n: int = 10):
+    return list(range(n))
+
+
+def square(x):
+    return x * x
+
+
+def total(xs):
+    return sum(xs)
+
+
+def identity(x):
+    return x
+
+
+def add(a, b):
+    return a + b
+
+
+def slow(x, delay: float = 0.05):
+    time.sleep(delay)
+    return x
+
+
+def sleep_then(seconds: float = 0.5):
+    time.sleep(seconds)
+    return seconds
+
+
+def fail_on_three(x):
+    if x == 3:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def text(size: int = 100):
+    return "x" * size
+'''
+
+
+@pytest.fixture(scope="session")
+def stages_package(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("stage_pkg")
+    package = root / STAGES
+    package.mkdir()
+    (package / "__init__.py").write_text(textwrap.dedent(STAGES_SOURCE))
+    sys.path.insert(0, str(root))
+    return STAGES
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def workflow_doc(name: str, stages: list[dict[str, Any]], **metadata: Any) -> dict[str, Any]:
+    return {"kind": "workflow", "metadata": {"name": name, **metadata}, "spec": {"stages": stages}}
+
+
+def squares_workflow(name: str = "squares") -> dict[str, Any]:
+    return workflow_doc(
+        name,
+        [
+            {"name": "make", "target": f"{STAGES}.make"},
+            {"name": "square", "target": f"{STAGES}.square", "type": "parameterized", "depends_on": ["make"]},
+            {"name": "total", "target": f"{STAGES}.total", "depends_on": ["square"]},
+        ],
+    )
+
+
+@dataclass
+class LiveServer:
+    url: str
+    server: FlowdaptServer
+    settings: Settings
+    uvicorn: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def stop(self) -> None:
+        self.uvicorn.should_exit = True
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "server thread did not stop"
+
+
+def make_settings(app_dir: Path, overrides: dict[str, Any] | None = None) -> Settings:
+    base = {
+        "executor.backend": "local",
+        "executor.options": {"mode": "thread", "workers": 2},
+        "allowed_targets": [STAGES],
+        "api.shutdown_timeout": 5,
+    }
+    base.update(overrides or {})
+    return load_settings(app_dir, overrides=base)
+
+
+def start_server(settings: Settings) -> LiveServer:
+    plugins = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
+    server = FlowdaptServer(settings, plugins)
+    app = create_app(settings, plugins, server=server)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", server_header=False)
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, name="flowdapt-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    return LiveServer(f"http://127.0.0.1:{port}", server, settings, uv, thread)
+
+
+@pytest.fixture
+def make_server(tmp_path, stages_package) -> Iterator[Callable[..., LiveServer]]:
+    started: list[LiveServer] = []
+
+    def factory(overrides: dict[str, Any] | None = None, app_dir: Path | None = None) -> LiveServer:
+        live = start_server(make_settings(app_dir or tmp_path / f"app{len(started)}", overrides))
+        started.append(live)
+        return live
+
+    yield factory
+    for live in started:
+        if live.thread.is_alive():
+            live.stop()
+
+
+@pytest.fixture
+def live(make_server) -> LiveServer:
+    return make_server()
+
+
+@pytest.fixture
+def http(live) -> Iterator[httpx.Client]:
+    with live.client() as client:
+        yield client
