@@ -18,7 +18,9 @@ flushed in batches (on that process's next write, or at most every ``touch_inter
 so LRU order is exact to within that interval.
 
 Fork safety: an LMDB environment handle must not be used in a child after ``fork``. Every
-operation checks the process id; a child drops the inherited handle and opens its own.
+operation checks the process id; a child closes its copy of the inherited handle (which touches
+only the child's own state, since no read transaction is cached) and opens its own. Forking while
+another thread of the same process is inside a call is not supported.
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ class _Env:
             metasync=options.sync,
             writemap=options.writemap,
             readahead=options.readahead,
-            max_spare_txns=4,
+            # No cached read transactions: a forked child closing its copy of this handle would
+            # abort them, and their reader slots are shared with this (parent) process.
+            max_spare_txns=0,
             mode=0o600,
         )
         self.env.reader_check()  # slots left by processes that died mid-read
@@ -313,14 +317,16 @@ class LMDBClusterMemory(ClusterMemory):
         stamp = time.time_ns()
         for attempt in range(4):
             try:
-                self._put_txn(h, full, record, size, expires, stamp, key, namespace, extra=attempt * size)
+                self._put_txn(h, full, record, size, expires, stamp, key, namespace)
                 return
             except lmdb.MapFullError:
-                # Logical size fits but the map has no contiguous room (fragmentation, or readers
-                # pinning freed pages). Clear dead readers and evict more, then retry.
+                # The byte count allows it, but the map has no free pages left: pages freed in a
+                # transaction are reusable only after it commits (and once no reader still sees
+                # them). Clear dead readers, free room in a transaction of its own, retry.
                 h.env.reader_check()
                 if self.options.eviction == "none" or attempt == 3:
                     break
+                self._make_room(h, size * (attempt + 1), keep=full)
         with h.env.begin(buffers=True) as txn:
             used = _counter(txn, h.info, _BYTES)
         raise ClusterMemoryFullError(
@@ -329,7 +335,17 @@ class LMDBClusterMemory(ClusterMemory):
             f"cluster_memory.options.map_size, or end long-running readers)"
         )
 
-    def _put_txn(self, h, full, record, size, expires, stamp, key, namespace, extra: int) -> None:
+    def _make_room(self, h: _Env, amount: int, keep: bytes) -> None:
+        try:
+            with h.env.begin(write=True, buffers=True) as txn:
+                freed = self._purge_expired(txn, h)
+                if freed < amount:
+                    freed += self._evict(txn, h, amount - freed, keep=keep)
+                _add(txn, h.info, _BYTES, -freed)
+        except lmdb.MapFullError:  # even the bookkeeping has no page left; the retry reports it
+            pass
+
+    def _put_txn(self, h, full, record, size, expires, stamp, key, namespace) -> None:
         touches = self._take_touches() if self._pending else None
         with h.env.begin(write=True, buffers=True) as txn:
             if touches:
@@ -340,19 +356,19 @@ class LMDBClusterMemory(ClusterMemory):
             old = bytes(old) if old is not None else None
             old_size = _META.unpack(old)[0] if old is not None else 0
             needed = used - old_size + size
-            if needed > limit or extra:
+            if needed > limit:
                 used -= self._purge_expired(txn, h)
                 old = txn.get(full, db=h.meta)
                 old = bytes(old) if old is not None else None
                 old_size = _META.unpack(old)[0] if old is not None else 0
                 needed = used - old_size + size
-            if needed > limit or extra:
-                if self.options.eviction == "none" and needed > limit:
+            if needed > limit:
+                if self.options.eviction == "none":
                     raise ClusterMemoryFullError(
                         full_message(key, namespace, size, used, limit, "none", "lmdb")
                     )
                 if self.options.eviction == "lru":
-                    freed = self._evict(txn, h, max(needed - limit, 0) + extra, keep=full)
+                    freed = self._evict(txn, h, needed - limit, keep=full)
                     used -= freed
                     needed -= freed
                 if needed > limit:
