@@ -331,6 +331,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("document_stores", "flowdapt.builtin.stores"),
     ("stage_types", "flowdapt.builtin.stages"),
     ("cluster_memory", "flowdapt.builtin.cluster_memory"),
+    ("event_bus", "flowdapt.builtin.event_bus"),
+    ("triggers", "flowdapt.builtin.triggers"),
 )
 
 _default: PluginSystem | None = None

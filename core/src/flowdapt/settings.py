@@ -53,6 +53,22 @@ class ClusterMemorySettings(BackendSettings):
 class EventBusSettings(_Section):
     url: str = "memory://"
     options: dict[str, Any] = Field(default_factory=dict)
+    #: A run result larger than this (JSON bytes) is left out of its workflow_finished event.
+    max_result_bytes: int = 64 * 1024
+
+
+class TriggerSettings(_Section):
+    """The trigger service (``flowdapt run --services triggers``)."""
+
+    #: Loop protection: a rule that fires again from its own chain of events more than
+    #: ``loop_max_fires`` times within ``loop_window`` seconds is held back and reported.
+    loop_max_fires: int = Field(default=10, ge=1)
+    loop_window: float = Field(default=60.0, gt=0)
+    #: A due time missed by more than this many seconds counts as a misfire (see spec.misfire).
+    misfire_grace: float = Field(default=5.0, ge=0)
+    #: Seconds between full reloads of the rules from the database, a safety net for changes made
+    #: by servers that share the database but not the event bus. 0 turns it off.
+    resync_interval: float = Field(default=60.0, ge=0)
 
 
 class ApiSettings(_Section):
@@ -118,6 +134,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cluster_memory: ClusterMemorySettings = Field(default_factory=ClusterMemorySettings)
     event_bus: EventBusSettings = Field(default_factory=EventBusSettings)
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     object_store: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)

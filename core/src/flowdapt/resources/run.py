@@ -98,6 +98,9 @@ class WorkflowRun(BaseModel):
     #: The server process driving the run (``host:pid:boot``); lets a restarted server find the
     #: runs a dead process left unfinished. None for runs outside a server.
     owner: str | None = None
+    #: Set when a trigger rule started the run: ``{"rule": name, "event": id, "chain": [rule names]}``.
+    #: The chain travels in the run's events, so a rule that re-triggers itself is detected.
+    triggered_by: dict[str, Any] | None = None
 
     @field_validator("started_at", "finished_at", mode="before")
     @classmethod

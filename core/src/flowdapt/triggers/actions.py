@@ -1,0 +1,161 @@
+"""Trigger actions: what a rule does when it fires.
+
+An action is registered through ``flowdapt_register_actions`` as ``register(name, action, Params)``:
+``async def action(params: Params, ctx: ActionContext) -> Any``. ``Params`` (a pydantic model)
+validates ``spec.action.parameters`` when the rule is applied. Only registered names can be
+targets: the original's "any import path" (a remote-code-execution hole) is refused.
+
+Built in: ``run_workflow`` (the original's), ``webhook`` (HTTP call) and ``print_event`` (log, the
+original's debugging action). Parameter values written ``{var: path}`` take their value from the
+triggering event (``{var: data.result}``), anywhere inside the parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowdapt.events import RUN_QUEUE, Event, EventBus, run_request
+from flowdapt.triggers.conditions import resolve_vars
+
+log = logging.getLogger(__name__)
+
+#: The original's fully qualified names of its built-in actions, accepted as aliases.
+ACTION_ALIASES = {
+    "flowdapt.triggers.resources.triggers.actions.run_workflow": "run_workflow",
+    "flowdapt.triggers.resources.triggers.actions.print_event": "print_event",
+}
+
+
+class ActionError(RuntimeError):
+    """An action ran and failed (an HTTP error status, a refused request)."""
+
+
+@dataclass
+class ActionContext:
+    """What an action gets besides its parameters."""
+
+    rule: Any  # flowdapt.resources.TriggerRule
+    bus: EventBus
+    settings: Any
+    #: The triggering event (condition rules, manual fires with an event), else None.
+    event: Event | None = None
+    #: The due time a schedule fired for (aware UTC), else None.
+    due: datetime | None = None
+    #: Names of the rules that led here, this one last (loop protection; travels with the run).
+    chain: list[str] = field(default_factory=list)
+    http: Any = None  # an httpx.AsyncClient shared by the service
+
+    @property
+    def event_data(self) -> dict[str, Any]:
+        return self.event.as_dict() if self.event is not None else {}
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every ``{var: path}`` replaced from the triggering event."""
+        return resolve_vars(value, self.event_data)
+
+    @property
+    def origin(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule.metadata.name,
+            "rule_uid": str(self.rule.metadata.uid),
+            "event": str(self.event.id) if self.event is not None else None,
+            "due": self.due.replace(tzinfo=None).isoformat() if self.due is not None else None,
+            "chain": list(self.chain),
+        }
+
+
+class RunWorkflowParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(min_length=1, description="name or uid of the workflow to run")
+    input: dict[str, Any] = Field(default_factory=dict, description="run input; {var: path} takes it from the event")
+    namespace: str | None = None
+
+
+async def run_workflow(params: RunWorkflowParams, ctx: ActionContext) -> dict[str, Any]:
+    """Ask for a run of ``workflow``: one server takes the request from the run queue."""
+    request = run_request(
+        params.workflow, ctx.resolve(params.input), namespace=params.namespace, triggered_by=ctx.origin
+    )
+    await ctx.bus.enqueue(RUN_QUEUE, request)
+    return {"workflow": params.workflow, "request": str(request.id)}
+
+
+class WebhookParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: JSON body; {var: path} values come from the event. Left out: the triggering event (or, for a
+    #: schedule, ``{rule, due}``).
+    body: Any = None
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return value
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+async def webhook(params: WebhookParams, ctx: ActionContext) -> dict[str, Any]:
+    """Send an HTTP request; a status of 400 or more is an error."""
+    import httpx
+
+    if params.body is not None:
+        body = ctx.resolve(params.body)
+    elif ctx.event is not None:
+        body = ctx.event_data
+    else:
+        body = {"rule": ctx.rule.metadata.name, "due": ctx.origin["due"]}
+    client = ctx.http
+    owned = client is None
+    if owned:
+        client = httpx.AsyncClient()
+    try:
+        response = await client.request(
+            params.method,
+            params.url,
+            headers={"content-type": "application/json", **params.headers},
+            json=None if params.method in ("GET", "DELETE") else body,
+            timeout=params.timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise ActionError(f"webhook {params.method} {params.url} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        if owned:
+            await client.aclose()
+    if response.status_code >= 400:
+        raise ActionError(f"webhook {params.method} {params.url} answered {response.status_code}: {response.text[:200]}")
+    return {"status_code": response.status_code}
+
+
+class PrintEventParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str | None = None
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+async def print_event(params: PrintEventParams, ctx: ActionContext) -> dict[str, Any]:
+    """The original's debugging action: log that the rule fired (no side effects)."""
+    log.info(
+        "Trigger Executed! rule=%s workflow=%s input=%s event=%s",
+        ctx.rule.metadata.name,
+        params.workflow,
+        ctx.resolve(params.input),
+        ctx.event.type if ctx.event else None,
+    )
+    return {"workflow": params.workflow, "input": ctx.resolve(params.input)}
