@@ -171,3 +171,78 @@ def live(make_server) -> LiveServer:
 def http(live) -> Iterator[httpx.Client]:
     with live.client() as client:
         yield client
+
+
+# -- a real `flowdapt run` process -------------------------------------------------------------
+
+USER_STAGES = '''
+def make(n: int = 10):
+    return list(range(n))
+
+
+def square(x):
+    return x * x
+
+
+def total(xs):
+    return sum(xs)
+
+
+def sleep_then(seconds: float = 1.0):
+    import time
+
+    time.sleep(seconds)
+    return seconds
+'''
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    app_dir: Path
+    process: Any
+    log: Path
+
+    def stop(self, sig: int = 15, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def spawn_server(app_dir: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None) -> ServerProcess:
+    """``flowdapt run`` in a subprocess with the default backends (SQLite, Local process pool)."""
+    import os
+    import subprocess
+
+    (app_dir / "user_modules").mkdir(parents=True, exist_ok=True)
+    stages = app_dir / "user_modules" / "compat_stages.py"
+    if not stages.exists():
+        stages.write_text(USER_STAGES)
+    port = free_port()
+    log = app_dir / "server.log"
+    full_env = {**os.environ, "FLOWDAPT__APP_DIR": str(app_dir), "FLOWDAPT__API__SHUTDOWN_TIMEOUT": "5", **(env or {})}
+    full_env.pop("FLOWDAPT_SERVER", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowdapt.cli.main", "run", "--port", str(port), *(args or [])],
+        env=full_env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"flowdapt run exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"flowdapt run did not answer:\n{log.read_text()}")
+        time.sleep(0.1)
+    return ServerProcess(url, app_dir, process, log)

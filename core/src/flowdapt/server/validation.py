@@ -70,7 +70,14 @@ def validate_resource(resource: Resource, settings: Settings, plugins: PluginSys
         compile_checked(resource, settings, plugins)
     elif isinstance(resource, TriggerRule):
         try:
-            _check_trigger_rule(resource, plugins)
+            from flowdapt.triggers.rules import validate_trigger_rule
+        except ImportError:  # the trigger engine is not part of this install: check the basics
+            validate_trigger_rule = None
+        try:
+            if validate_trigger_rule is not None:
+                validate_trigger_rule(resource, plugins)
+            else:
+                _check_trigger_rule(resource, plugins)
         except ValidationError:
             raise
         except Exception as exc:  # e.g. ConfigurationError from an action's options model
