@@ -111,8 +111,9 @@ def reset_cluster_memory() -> None:
             instance.close()
         except Exception as exc:  # noqa: BLE001 - closing is best effort
             log.debug("closing cluster memory %s failed: %s", instance, exc)
-    global _artifact_sides
+    global _artifact_sides, _last_side
     _artifact_sides = {}
+    _last_side = None
 
 
 # -- artifacts side ---------------------------------------------------------------------------------
@@ -199,16 +200,29 @@ class _ArtifactSide:
 _artifact_sides: dict[tuple, _ArtifactSide] = {}
 
 
+_last_side: tuple[Any, int, _ArtifactSide] | None = None  # (settings, pid, side) for default params
+
+
 def _artifacts(params: dict[str, Any] | None) -> _ArtifactSide:
+    global _last_side
     from flowdapt.settings import get_settings
 
     settings = get_settings()
-    token = orjson.dumps(params or {}, option=orjson.OPT_SORT_KEYS, default=str)
-    key = (id(settings), token)
+    last = _last_side
+    if not params and last is not None and last[0] is settings and last[1] == os.getpid():
+        return last[2]
+    token = orjson.dumps(
+        [str(settings.app_dir), settings.storage.model_dump(), params or {}],
+        option=orjson.OPT_SORT_KEYS,
+        default=str,
+    )
+    key = (os.getpid(), token)
     side = _artifact_sides.get(key)
     if side is None:
         side = _ArtifactSide(dict(params or {}))
         _artifact_sides[key] = side
+    if not params:
+        _last_side = (settings, os.getpid(), side)
     return side
 
 
