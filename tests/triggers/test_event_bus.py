@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from flowdapt.errors import ConfigurationError, PluginNotFoundError
 from flowdapt.events import (
     CHANNEL_RESOURCES,
     CHANNEL_WORKFLOWS,
@@ -14,7 +15,6 @@ from flowdapt.events import (
     create_event_bus,
     envelope,
 )
-from flowdapt.errors import ConfigurationError, PluginNotFoundError
 from flowdapt.resources.run import RunState, WorkflowRun
 
 
