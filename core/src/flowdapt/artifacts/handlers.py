@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 OBJECT_FILE = "object"
 VALUE_TYPE = "value_type"
+VALUE_FILE = "value_file"  # the file name the json/pickle hooks used (the original assumed "file")
 
 ToArtifact = Callable[..., None]  # (artifact, value, **options)
 FromArtifact = Callable[..., Any]  # (artifact, **options)
@@ -208,7 +209,7 @@ def json_to_artifact(name: str = "file") -> Callable[[Artifact, Any], None]:
     def _save(artifact: Artifact, value: Any) -> None:
         data = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
         artifact.new_file(f"{name}.json", data)
-        artifact.set_meta(VALUE_TYPE, "json")
+        artifact.update_meta({VALUE_TYPE: "json", VALUE_FILE: name})
 
     return _save
 
@@ -226,7 +227,7 @@ def pickle_to_artifact(name: str = "file") -> Callable[[Artifact, Any], None]:
 
     def _save(artifact: Artifact, value: Any) -> None:
         artifact.new_file(f"{name}.pkl", dumps_object(value))
-        artifact.set_meta(VALUE_TYPE, "pickle")
+        artifact.update_meta({VALUE_TYPE: "pickle", VALUE_FILE: name})
 
     return _save
 
@@ -372,7 +373,9 @@ def pandas_dataframe_from_artifact(artifact: Artifact, format: str = "parquet") 
 
 
 def _by_name(factory: Callable[[str], Callable[..., Any]]) -> Callable[..., Any]:
-    def call(artifact: Artifact, *args: Any, name: str = "file", **_: Any) -> Any:
+    def call(artifact: Artifact, *args: Any, name: str = "", **_: Any) -> Any:
+        if not name:
+            name = "file" if args else artifact.get_meta(VALUE_FILE, "file")
         return factory(name)(artifact, *args)
 
     return call
