@@ -7,69 +7,14 @@ and the rendered plugin's wheel: nothing is installed into the workspace environ
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "plugin-template"
-CORE = ROOT / "core"
-
-
-def _uv() -> str:
-    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-    if not Path(uv).exists():
-        pytest.fail("uv is needed to build and install the rendered plugin (pip install uv)")
-    return uv
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without the workspace's virtualenv or Flowdapt settings leaking in."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("FLOWDAPT__", "PYTEST_", "VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT"))
-    }
-    env.update(extra)
-    return env
-
-
-def run(cmd: list[str], cwd: Path | None = None, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout
-    )
-    return proc
-
-
-def check(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, f"{' '.join(proc.args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def render(output_dir: Path, **context: str) -> Path:
-    from cookiecutter.main import cookiecutter
-
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output_dir)))
-
-
-def build_wheel(project: Path, out: Path) -> Path:
-    check(run([_uv(), "build", "--wheel", "--out-dir", out, project]))
-    wheels = sorted(out.glob("*.whl"))
-    assert wheels, f"uv build produced no wheel in {out}"
-    return wheels[-1]
-
-
-def make_venv(path: Path, *requirements: str | Path) -> Path:
-    """A fresh venv holding ``requirements``; returns its bin dir."""
-    uv = _uv()
-    check(run([uv, "venv", "--quiet", "--python", sys.executable, path]))
-    python = path / "bin" / "python"
-    check(run([uv, "pip", "install", "--quiet", "--python", python, *requirements]))
-    return path / "bin"
+sys.path.insert(0, str(Path(__file__).parent))
+from plugin_env import CORE, build_wheel, check, make_venv, render, run  # noqa: E402
 
 
 @pytest.fixture(scope="module")

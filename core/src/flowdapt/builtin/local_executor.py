@@ -155,6 +155,17 @@ class LocalExecutor(Executor):
             if not futures:
                 self._thread_futures.pop(task.run_uid, None)
 
+    async def reload_code(self) -> None:
+        """New worker processes for new tasks (they import the installed code afresh, with the
+        current ``sys.path``); the old processes finish the tasks they have, then exit."""
+        await super().reload_code()
+        if self.mode != "process" or not self.running or self._processes is None:
+            return
+        pool = self._new_process_pool()
+        await asyncio.get_running_loop().run_in_executor(None, pool.start)
+        old, self._processes = self._processes, pool
+        threading.Thread(target=_close_when_idle, args=(old,), name="flowdapt-retire-pool", daemon=True).start()
+
     async def cancel(self, run_uid: str) -> None:
         """Queued tasks of the run are dropped; in process mode its running tasks are killed
         (their worker processes restart). Threads cannot be interrupted: they run to the end."""
@@ -171,6 +182,20 @@ class LocalExecutor(Executor):
             "nodes": 1,
             "cpus": os.cpu_count(),
         }
+
+
+def _close_when_idle(pool: ProcessPool, limit: float = 24 * 3600.0) -> None:
+    """Close a retired pool once the tasks it was given have finished (or after ``limit`` seconds)."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with pool._lock:  # noqa: SLF001 - read-only look at the pool's queue and slots
+            busy = bool(pool._queue) or any(slot.job is not None for slot in pool._slots)  # noqa: SLF001
+        if not busy:
+            break
+        time.sleep(0.2)
+    pool.close()
 
 
 def _crashed(task: Task, message: str, exc_type: str = WORKER_CRASHED) -> TaskResult:

@@ -53,6 +53,7 @@ def _register_commands() -> None:
     from flowdapt.cli import core
 
     core.register(app)
+    from flowdapt.cli import plugins; plugins.register(app)  # noqa: E702 - plugin install/uninstall
     from flowdapt.cli import client, server
 
     server.register(app)

@@ -76,6 +76,19 @@ class Executor(abc.ABC):
 
         return await run_plan(plan, ctx, self, observer)
 
+    async def reload_code(self) -> None:
+        """Installed code changed (a plugin was installed, upgraded or removed): tasks submitted
+        from now on must import it afresh, without stopping the executor.
+
+        The default forgets the targets resolved in this process, which is enough where tasks run
+        in the driver (threads, inline). Executors with worker processes or remote workers replace
+        them or ship the new code (new worker processes, a new Ray runtime env, Dask worker plugins).
+        Tasks already running finish on the code they started with.
+        """
+        from flowdapt.engine.worker import clear_caches
+
+        clear_caches()
+
     async def cancel(self, run_uid: str) -> None:
         """Stop the run's tasks that have not started; executors that can also stop running ones."""
         return None
