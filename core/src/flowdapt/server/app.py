@@ -75,6 +75,31 @@ def _install_openapi(app: FastAPI) -> None:
     app.openapi = openapi
 
 
+def _include_plugin_routers(app: FastAPI, plugins: PluginSystem) -> None:
+    """Mount each plugin's routers. A router whose schema cannot be generated is still served but
+    left out of /openapi.json (with an error naming the plugin), so one plugin cannot break the
+    API document for everyone."""
+    for impl in plugins.hook.flowdapt_api_routers.get_hookimpls():
+        plugin = plugins.manager.get_name(impl.plugin) or repr(impl.plugin)
+        try:
+            routers = impl.function() or []
+        except Exception:
+            log.exception("plugin %s failed in flowdapt_api_routers; its endpoints are not mounted", plugin)
+            continue
+        for router in routers:
+            try:
+                get_openapi(title="check", version="0", routes=router.routes)
+                app.include_router(router)
+            except Exception as exc:
+                log.error(
+                    "plugin %s: its API router has a schema error (%s: %s); serving it without listing it in /openapi.json",
+                    plugin,
+                    type(exc).__name__,
+                    exc,
+                )
+                app.include_router(router, include_in_schema=False)
+
+
 def create_app(
     settings: Settings | None = None,
     plugins: PluginSystem | None = None,
@@ -108,9 +133,7 @@ def create_app(
     app.include_router(runs.router)  # before /workflows/{identifier} so /workflows/run/... resolves to runs
     for prefix, kind, tag in resources.RESOURCE_ROUTES:
         app.include_router(resources.resource_router(prefix, kind, tag))
-    for routers in plugins.hook.flowdapt_api_routers():
-        for router in routers or []:
-            app.include_router(router)
+    _include_plugin_routers(app, plugins)
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
