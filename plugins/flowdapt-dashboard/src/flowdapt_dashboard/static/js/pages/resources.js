@@ -1,0 +1,377 @@
+// Configs and trigger rules (list, view, delete), and the YAML editor for every resource kind.
+
+import { dump, load } from "../../vendor/js-yaml.mjs";
+import { ApiError, fillPath, findPath, get, post, put } from "../api.js";
+import { renderDag } from "../dag.js";
+import { emptyState, enc, errorBox, fmtTime, h, link, replace, timeCell } from "../dom.js";
+import { card, codeEditor, jsonTree, keyValues, table } from "../widgets.js";
+import { deleteResource } from "./workflows.js";
+
+export const KINDS = {
+  workflow: { path: "/workflows", route: "/workflows", label: "workflow", title: "Workflows" },
+  config: { path: "/configs", route: "/configs", label: "config", title: "Configs" },
+  trigger_rule: { path: "/triggers", route: "/triggers", label: "trigger rule", title: "Trigger rules" },
+};
+
+const TEMPLATES = {
+  workflow: `kind: workflow
+metadata:
+  name: my-workflow
+  annotations:
+    group: examples
+spec:
+  stages:
+    - name: make_items
+      target: mypackage.stages.make_items
+    - name: process
+      target: mypackage.stages.process
+      type: parameterized      # a map stage: one call per item of make_items' list
+      depends_on: [make_items]
+    - name: summarize
+      target: mypackage.stages.summarize
+      depends_on: [process]
+`,
+  config: `kind: config
+metadata:
+  name: my-config
+spec:
+  selector:
+    type: name          # or: annotation (value is then a mapping)
+    value: my-workflow
+  data:
+    learning_rate: 0.01
+`,
+  trigger_rule: `kind: trigger_rule
+metadata:
+  name: nightly
+spec:
+  type: schedule        # or: condition (rule is then a condition on an event)
+  rule:
+    - "0 3 * * *"
+  action:
+    target: run_workflow
+    parameters:
+      workflow: my-workflow
+`,
+};
+
+const EMPTY = (v) => v === null || v === undefined || v === "" || (Array.isArray(v) && !v.length) || (typeof v === "object" && !Array.isArray(v) && !Object.keys(v).length);
+
+/** What a person edits: kind, name, annotations and spec; no server-owned fields or empty defaults. */
+export function editableDocument(resource) {
+  const meta = { name: resource.metadata.name };
+  const ann = Object.fromEntries(Object.entries(resource.metadata.annotations || {}).filter(([k]) => !k.startsWith("flowdapt.ai/")));
+  if (Object.keys(ann).length) meta.annotations = ann;
+  const spec = JSON.parse(JSON.stringify(resource.spec || {}));
+  if (resource.kind === "workflow" && Array.isArray(spec.stages)) {
+    spec.stages = spec.stages.map((st) => {
+      const out = {};
+      for (const [k, v] of Object.entries(st)) if (["name", "target"].includes(k) || (!EMPTY(v) && !(k === "type" && v === "simple"))) out[k] = v;
+      return out;
+    });
+  }
+  if (resource.kind === "trigger_rule" && spec.action && EMPTY(spec.action.parameters)) delete spec.action.parameters;
+  return { kind: resource.kind, metadata: meta, spec };
+}
+
+export function toYaml(resource) {
+  return dump(editableDocument(resource), { lineWidth: 110, noRefs: true });
+}
+
+function selectorText(sel) {
+  if (!sel) return h("span", { class: "muted" }, "none (applies to no workflow)");
+  const value = typeof sel.value === "object" && sel.value !== null ? Object.entries(sel.value).map(([k, v]) => `${k}=${v}`).join(", ") : String(sel.value ?? "");
+  return h("span", h("span", { class: "chip" }, sel.type || "name"), " ", value, sel.kind ? h("span", { class: "muted" }, ` (kind ${sel.kind})`) : null);
+}
+
+function ruleText(spec) {
+  if (Array.isArray(spec.rule)) return h("span", spec.rule.map((r) => h("code", { class: "cron" }, r)));
+  if (typeof spec.rule === "string") return h("code", { class: "cron" }, spec.rule);
+  const text = JSON.stringify(spec.rule);
+  return h("code", { title: text }, text.length > 70 ? text.slice(0, 69) + "…" : text);
+}
+
+function actionText(spec) {
+  const action = spec.action || {};
+  const params = action.parameters || action.params || {};
+  return h("span", h("code", action.target || "?"), params.workflow ? [" → ", link(`/workflows/${enc(params.workflow)}`, params.workflow)] : null);
+}
+
+const FIRE_FIELDS = {
+  next: ["next_fire", "next_fire_at", "next_fire_time", "next_run", "next_run_at", "next"],
+  last: ["last_fire", "last_fired_at", "last_fire_at", "last_fire_time", "last_run", "last_run_at", "last"],
+};
+
+/** Next/last fire times wherever the server puts them: top level, `status`, `state` or `schedule`. */
+export function fireTimes(rule) {
+  const places = [rule, rule.status, rule.state, rule.schedule, rule.fires, (rule.metadata || {}).annotations].filter((p) => p && typeof p === "object");
+  const pick = (names) => {
+    for (const place of places) for (const n of names) if (place[n] && typeof place[n] !== "object") return place[n];
+    for (const place of places) for (const n of names) if (place[n] && typeof place[n] === "object" && place[n].time) return place[n].time;
+    return null;
+  };
+  return { next: pick(FIRE_FIELDS.next), last: pick(FIRE_FIELDS.last) };
+}
+
+async function fireEndpoint() {
+  return findPath(["/triggers/{}/fire", "/triggers/{}/run", "/triggers/{}/trigger"], "post");
+}
+
+function fireButton(ctx, name, template, message, after) {
+  if (!template) return null;
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "small",
+      "data-action": "fire",
+      onClick: async (e) => {
+        const btn = e.currentTarget;
+        btn.disabled = true;
+        try {
+          const out = await post(fillPath(template, name), {});
+          const run = out && (out.run || (out.runs && out.runs[0]) || (out.uid && out.workflow ? out : null));
+          replace(
+            message,
+            h("div", { class: "alert ok", "data-role": "fired" }, `Fired ${name}.`, run && run.uid ? [" Started run ", link(`/runs/${run.uid}`, run.name || run.uid), "."] : null)
+          );
+          after && after();
+        } catch (err) {
+          replace(message, errorBox(err instanceof ApiError ? err.detail : err.message));
+        } finally {
+          btn.disabled = false;
+        }
+      },
+    },
+    "Fire now"
+  );
+}
+
+export async function resourceListPage(ctx, kind) {
+  const info = KINDS[kind];
+  ctx.setHeader(info.title, { actions: [h("a", { class: "button", href: `#${info.route}/new`, "data-action": "new" }, `New ${info.label}`)] });
+  const message = h("div", { class: "page-message" });
+  const holder = h("div");
+  replace(ctx.body, message, holder);
+  const fire = kind === "trigger_rule" ? await fireEndpoint() : null;
+
+  async function load() {
+    const items = await get(`${info.path}/`, null, ctx.signal);
+    if (!ctx.alive()) return;
+    items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const name = (r) => link(`${info.route}/${enc(r.metadata.name)}`, r.metadata.name, { class: "strong", "data-resource": r.metadata.name });
+    const actions = (r) => [
+      kind === "trigger_rule" ? fireButton(ctx, r.metadata.name, fire, message, load) : null,
+      h("a", { class: "button small secondary", href: `#${info.route}/${enc(r.metadata.name)}/edit`, "data-action": "edit" }, "Edit"),
+      h("button", { type: "button", class: "small danger-outline", "data-action": "delete", onClick: () => deleteResource(ctx, info.label, info.path, r.metadata.name, load) }, "Delete"),
+    ];
+    const columns =
+      kind === "config"
+        ? [
+            { label: "Name", cell: name },
+            { label: "Selector", cell: (r) => selectorText(r.spec.selector) },
+            { label: "Data", cell: (r) => h("code", Object.keys(r.spec.data || {}).join(", ") || "{}") },
+            { label: "Updated", cell: (r) => timeCell(r.metadata.updated_at) },
+            { label: "", cls: "actions", cell: actions },
+          ]
+        : [
+            { label: "Name", cell: name },
+            { label: "Type", cell: (r) => h("span", { class: "chip" }, r.spec.type || "condition") },
+            { label: "Rule", cell: (r) => ruleText(r.spec) },
+            { label: "Action", cell: (r) => actionText(r.spec) },
+            { label: "Next fire", cell: (r) => timeCell(fireTimes(r).next) },
+            { label: "Last fire", cell: (r) => timeCell(fireTimes(r).last) },
+            { label: "", cls: "actions", cell: actions },
+          ];
+    replace(
+      holder,
+      items.length
+        ? table(columns, items)
+        : emptyState(`No ${info.label}s yet.`, h("a", { class: "button", href: `#${info.route}/new` }, `New ${info.label}`))
+    );
+  }
+  await load();
+}
+
+export async function resourceDetailPage(ctx, kind, name) {
+  const info = KINDS[kind];
+  const resource = await get(`${info.path}/${enc(name)}`, null, ctx.signal);
+  if (!ctx.alive()) return;
+  const message = h("div", { class: "page-message" });
+  const fire = kind === "trigger_rule" ? await fireEndpoint() : null;
+  ctx.setHeader(name, {
+    crumbs: [[info.title, info.route]],
+    actions: [
+      kind === "trigger_rule" ? fireButton(ctx, name, fire, message, null) : null,
+      h("a", { class: "button secondary", href: `#${info.route}/${enc(name)}/edit`, "data-action": "edit" }, "Edit YAML"),
+      h("button", { type: "button", class: "danger-outline", "data-action": "delete", onClick: () => deleteResource(ctx, info.label, info.path, name, () => ctx.navigate(info.route)) }, "Delete"),
+    ],
+  });
+  const spec = resource.spec || {};
+  const meta = resource.metadata;
+  let details;
+  if (kind === "config") {
+    details = [
+      card("Selector", keyValues([["Applies to", selectorText(spec.selector)]])),
+      card("Data", jsonTree(spec.data || {}, { openDepth: 2 })),
+    ];
+  } else {
+    const times = fireTimes(resource);
+    const params = (spec.action || {}).parameters || {};
+    details = [
+      card(
+        "Rule",
+        keyValues([
+          ["Type", spec.type || "condition"],
+          ["Rule", ruleText(spec)],
+          spec.timezone ? ["Time zone", spec.timezone] : null,
+          spec.misfire ? ["After downtime", spec.misfire] : null,
+          ["Action", actionText(spec)],
+          ["Next fire", times.next ? h("span", { "data-field": "next-fire" }, fmtTime(times.next), " (", timeCell(times.next), ")") : "—"],
+          ["Last fire", times.last ? h("span", { "data-field": "last-fire" }, fmtTime(times.last), " (", timeCell(times.last), ")") : "—"],
+        ])
+      ),
+      Object.keys(params).length ? card("Action parameters", jsonTree(params, { openDepth: 2 })) : null,
+    ];
+  }
+  replace(
+    ctx.body,
+    message,
+    h(
+      "div",
+      { class: "grid grid-2-1" },
+      h("div", details),
+      card(
+        "Metadata",
+        keyValues([
+          ["uid", h("code", meta.uid)],
+          ["Created", timeCell(meta.created_at)],
+          ["Updated", timeCell(meta.updated_at)],
+          ...Object.entries(meta.annotations || {}).map(([k, v]) => [k, v]),
+        ])
+      )
+    ),
+    card("YAML", h("pre", { class: "yaml-view" }, toYaml(resource)))
+  );
+}
+
+/** A YAML parse error as {message, line} (1-based), or null. */
+function parseYaml(text) {
+  try {
+    return { doc: load(text) };
+  } catch (err) {
+    const line = err.mark && typeof err.mark.line === "number" ? err.mark.line + 1 : null;
+    return { error: err.reason ? `${err.reason}${line ? ` (line ${line}, column ${err.mark.column + 1})` : ""}` : err.message, line };
+  }
+}
+
+export async function resourceEditPage(ctx, kind, name) {
+  const info = KINDS[kind];
+  const creating = name === null;
+  let text = TEMPLATES[kind];
+  if (!creating) {
+    const resource = await get(`${info.path}/${enc(name)}`, null, ctx.signal);
+    if (!ctx.alive()) return;
+    text = toYaml(resource);
+  }
+  const title = creating ? `New ${info.label}` : `Edit ${name}`;
+  const message = h("div", { class: "form-message", "data-role": "editor-message", "aria-live": "polite" });
+  const preview = h("div", { class: "editor-preview" });
+  const editor = codeEditor({ value: text, label: `${info.label} YAML`, rows: 28, onSave: () => save(false), onChange: () => schedulePreview() });
+  editor.area.id = "resource-yaml";
+
+  function readDocument() {
+    const parsed = parseYaml(editor.value);
+    if (parsed.error) {
+      editor.markLine(parsed.line);
+      replace(message, errorBox(`YAML: ${parsed.error}`));
+      return null;
+    }
+    editor.markLine(null);
+    const doc = parsed.doc;
+    if (!doc || typeof doc !== "object" || Array.isArray(doc)) {
+      replace(message, errorBox(`the YAML must be one ${info.label} (a mapping with kind, metadata and spec)`));
+      return null;
+    }
+    if (doc.kind && doc.kind !== kind && !(kind === "trigger_rule" && doc.kind === "trigger")) {
+      replace(message, errorBox(`this editor makes a ${info.label}, but the YAML says kind: ${doc.kind}`));
+      return null;
+    }
+    delete doc.version; // flowctl files may carry a top-level version: v1alpha1
+    doc.kind = kind;
+    return doc;
+  }
+
+  async function save(dryRun) {
+    replace(message);
+    const doc = readDocument();
+    if (!doc) return;
+    const query = dryRun ? { dry_run: true } : null;
+    try {
+      const saved = creating ? await post(`${info.path}/`, doc, query) : await put(`${info.path}/${enc(name)}`, doc, query);
+      if (dryRun) {
+        replace(message, h("div", { class: "alert ok", "data-role": "valid" }, `Valid: the server accepts this ${info.label}.`));
+        return;
+      }
+      const newName = (saved && saved.metadata && saved.metadata.name) || doc.metadata?.name || name;
+      ctx.navigate(`${info.route}/${enc(newName)}`);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        replace(
+          message,
+          h(
+            "div",
+            { class: "alert error", role: "alert", "data-role": "server-error" },
+            h("strong", `The server refused this ${info.label} (${err.status}): `),
+            h("span", { class: "detail" }, err.detail)
+          )
+        );
+      } else {
+        replace(message, errorBox(err.message));
+      }
+    }
+  }
+
+  let previewTimer = null;
+  function schedulePreview() {
+    if (kind !== "workflow") return;
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(drawPreview, 300);
+  }
+  function drawPreview() {
+    const parsed = parseYaml(editor.value);
+    const stages = parsed.doc && parsed.doc.spec && parsed.doc.spec.stages;
+    if (parsed.error) return replace(preview, h("p", { class: "muted small" }, `Preview paused: ${parsed.error}`));
+    if (!Array.isArray(stages) || !stages.length || stages.some((st) => !st || typeof st !== "object" || !st.name)) {
+      return replace(preview, h("p", { class: "muted small" }, "The preview draws spec.stages once each stage has a name."));
+    }
+    const norm = stages.map((st) => ({ ...st, depends_on: st.depends_on === undefined || st.depends_on === null ? [] : [].concat(st.depends_on) }));
+    replace(preview, renderDag(norm, { fit: true }).el);
+  }
+  ctx.onLeave(() => clearTimeout(previewTimer));
+
+  ctx.setHeader(title, {
+    crumbs: [[info.title, info.route], ...(creating ? [] : [[name, `${info.route}/${enc(name)}`]])],
+    actions: [
+      h("a", { class: "button secondary", href: creating ? `#${info.route}` : `#${info.route}/${enc(name)}` }, "Cancel"),
+      h("button", { type: "button", class: "secondary", "data-action": "validate", onClick: () => save(true) }, "Validate"),
+      h("button", { type: "button", "data-action": "save", onClick: () => save(false) }, creating ? "Create" : "Save"),
+    ],
+  });
+  const help = h(
+    "p",
+    { class: "muted small" },
+    "Edit the YAML and press Save (Ctrl+S). Validate asks the server to check it without saving. ",
+    creating ? "The same file applies with " : null,
+    creating ? h("code", "flowdapt apply FILE") : null
+  );
+  replace(
+    ctx.body,
+    message,
+    kind === "workflow"
+      ? h("div", { class: "grid editor-grid" }, h("div", editor.el, help), card("Graph preview", preview))
+      : h("div", editor.el, help)
+  );
+  drawPreview();
+  editor.area.focus();
+}
