@@ -33,8 +33,26 @@ def ensure_user_modules(settings: Settings) -> None:
     except OSError:
         return
     app_dir = str(settings.app_dir)
+    _switch_user_modules(app_dir)
     if app_dir not in sys.path:
         sys.path.append(app_dir)
+
+
+_user_modules_dir: str | None = None
+
+
+def _switch_user_modules(app_dir: str) -> None:
+    """Another app dir in this process (tests, notebooks): forget the previous one's user modules,
+    which would otherwise stay cached in ``sys.modules`` and in resolved targets."""
+    global _user_modules_dir
+    previous, _user_modules_dir = _user_modules_dir, app_dir
+    if previous is None or previous == app_dir:
+        return
+    from flowdapt.reloading import forget_modules
+
+    while previous in sys.path:
+        sys.path.remove(previous)
+    forget_modules(["user_modules"])
 
 
 def allowed_target_prefixes(settings: Settings, plugins: PluginSystem) -> list[str]:

@@ -1,0 +1,126 @@
+"""``<app_dir>/user_modules/*.py`` are importable as ``user_modules.<name>`` by stages, in worker
+processes too, through the Python API and ``flowdapt exec``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+MODULE = textwrap.dedent(
+    """
+    import os
+
+    def numbers(count: int = 3) -> list[int]:
+        return list(range(count))
+
+    def square(x: int) -> int:
+        return x * x
+
+    def report(squares: list[int]) -> dict:
+        return {"squares": squares, "pid": os.getpid()}
+    """
+)
+
+WORKFLOW = textwrap.dedent(
+    """
+    kind: workflow
+    metadata:
+      name: user-modules-demo
+    spec:
+      stages:
+        - name: numbers
+          target: user_modules.mymod.numbers
+        - name: square
+          target: user_modules.mymod.square
+          type: parameterized
+          depends_on: [numbers]
+        - name: report
+          target: user_modules.mymod.report
+          depends_on: [square]
+    """
+)
+
+
+@pytest.fixture
+def flowdapt_plugins(flowdapt_settings):
+    """Only the built-in plugins: these tests are about user modules, not installed plugins."""
+    from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system, set_plugin_system
+
+    system = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
+    set_plugin_system(system)
+    yield system
+    set_plugin_system(None)
+
+
+def write_module(app_dir: Path, source: str = MODULE, name: str = "mymod") -> None:
+    directory = app_dir / "user_modules"
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.py").write_text(source)
+
+
+def test_user_module_stages_run_in_worker_processes(flowdapt_app_dir, flowdapt_settings, flowdapt_plugins):
+    from flowdapt.api import execute_workflow
+    from flowdapt.resources.loader import load_documents
+
+    write_module(flowdapt_app_dir)
+    executor = flowdapt_plugins.create("executors", "local", {"mode": "process", "workers": 2}, flowdapt_settings)
+    run = execute_workflow(
+        load_documents(WORKFLOW)[0], {"count": 4}, executor=executor, settings=flowdapt_settings, plugins=flowdapt_plugins
+    )
+    assert run.state == "finished", run.error
+    assert run.result["squares"] == [0, 1, 4, 9]
+    assert run.result["pid"] != os.getpid()  # ran in a worker process, which imported user_modules
+
+
+def test_each_app_dir_gets_its_own_user_modules(flowdapt_app_dir, flowdapt_settings, flowdapt_plugins, tmp_path):
+    """A second app dir in the same process must not see the first one's (cached) modules."""
+    from flowdapt.api import execute_workflow
+    from flowdapt.resources.loader import load_documents
+    from flowdapt.settings import load_settings
+
+    other = load_settings(app_dir=tmp_path / "other-app", overrides={"cluster_memory.backend": "memory"})
+    write_module(other.app_dir, MODULE.replace("x * x", "x * x * 10"))
+    write_module(flowdapt_app_dir)
+    workflow = load_documents(WORKFLOW)[0]
+    for settings, expected in ((flowdapt_settings, [0, 1, 4]), (other, [0, 10, 40]), (flowdapt_settings, [0, 1, 4])):
+        run = execute_workflow(workflow, {"count": 3}, executor="local", executor_options={"mode": "inline"},
+                               settings=settings, plugins=flowdapt_plugins)
+        assert run.state == "finished", run.error
+        assert run.result["squares"] == expected
+
+
+def test_missing_user_module_is_reported(flowdapt_app_dir, flowdapt_settings, flowdapt_plugins):
+    from flowdapt.api import execute_workflow
+    from flowdapt.errors import ValidationError
+    from flowdapt.resources.loader import load_documents
+
+    write_module(flowdapt_app_dir, name="othermod")
+    with pytest.raises(ValidationError, match=r"target 'user_modules\.mymod\.numbers' not found"):
+        execute_workflow(load_documents(WORKFLOW)[0], {"count": 2}, executor="local",
+                         executor_options={"mode": "inline"}, settings=flowdapt_settings, plugins=flowdapt_plugins)
+
+
+def test_flowdapt_exec_runs_user_module_stages_in_processes(tmp_path):
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    write_module(app_dir)
+    elsewhere = tmp_path / "workflows"  # not next to the module: only user_modules can provide it
+    elsewhere.mkdir()
+    (elsewhere / "demo.yaml").write_text(WORKFLOW)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWDAPT__")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowdapt.cli.main", "--app-dir", str(app_dir), "exec", str(elsewhere / "demo.yaml"),
+         "--input", "count=5", "--mode", "process", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    result = json.loads(stdout)
+    assert result["squares"] == [0, 1, 4, 9, 16]
+    assert result["pid"] != proc.pid  # a worker process of `flowdapt exec` imported user_modules.mymod
