@@ -124,3 +124,34 @@ def test_flowdapt_exec_runs_user_module_stages_in_processes(tmp_path):
     result = json.loads(stdout)
     assert result["squares"] == [0, 1, 4, 9, 16]
     assert result["pid"] != proc.pid  # a worker process of `flowdapt exec` imported user_modules.mymod
+
+
+CLUSTER_EXECUTORS = {
+    "ray": ("flowdapt_ray.plugin", {"cpus": 2, "include_dashboard": False}),
+    "dask": ("flowdapt_dask.plugin", {"workers": 2, "dashboard_address": ""}),
+}
+
+
+@pytest.mark.parametrize("backend", sorted(CLUSTER_EXECUTORS))
+def test_user_module_stages_run_on_cluster_workers(backend, flowdapt_app_dir, flowdapt_settings):
+    """Ray and Dask workers on this machine import user_modules from the app dir (remote clusters
+    get the folder uploaded: ship_user_modules)."""
+    from flowdapt.api import execute_workflow
+    from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system, set_plugin_system
+    from flowdapt.resources.loader import load_documents
+
+    module, options = CLUSTER_EXECUTORS[backend]
+    pytest.importorskip(module.split(".")[0])
+    plugins = create_plugin_system(load_entry_points=False, plugins=[*BUILTIN_PLUGINS, (backend, module)])
+    set_plugin_system(plugins)
+    write_module(flowdapt_app_dir)
+    try:
+        run = execute_workflow(
+            load_documents(WORKFLOW)[0], {"count": 4}, executor=backend, executor_options=options,
+            settings=flowdapt_settings, plugins=plugins,
+        )
+    finally:
+        set_plugin_system(None)
+    assert run.state == "finished", run.error
+    assert run.result["squares"] == [0, 1, 4, 9]
+    assert run.result["pid"] != os.getpid()
