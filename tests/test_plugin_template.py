@@ -95,3 +95,18 @@ def test_example_workflow_runs_with_flowdapt_exec(venv_bin, rendered, tmp_path):
     proc = run([flowdapt, "--app-dir", tmp_path, "exec", workflow, "-i", "count=-2", "--no-progress"])
     assert proc.returncode == 1
     assert "count must be >= 0" in proc.stderr
+
+
+def test_shipped_definitions_are_printed(venv_bin, tmp_path):
+    import yaml
+
+    proc = check(run([venv_bin / "flowdapt", "--app-dir", tmp_path, "plugin", "definitions", "weather_now"]))
+    documents = list(yaml.safe_load_all(proc.stdout))
+    assert [(d["kind"], d["metadata"]["name"]) for d in documents] == [
+        ("config", "weather-now-settings"),
+        ("trigger_rule", "weather-now-daily"),
+        ("workflow", "weather-now-example"),
+    ]
+    assert documents[2]["spec"]["stages"][1]["type"] == "parameterized"
+    proc = run([venv_bin / "flowdapt", "--app-dir", tmp_path, "plugin", "definitions", "no_such_plugin"])
+    assert proc.returncode == 2 and "no plugin named 'no_such_plugin'" in proc.stderr

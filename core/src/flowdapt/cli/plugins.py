@@ -176,12 +176,41 @@ def uninstall_command(
         typer.echo(f"unloaded: {', '.join(result.get('plugins') or []) or '-'}")
 
 
+def definitions_command(
+    ctx: typer.Context,
+    plugin: Annotated[list[str] | None, typer.Argument(help="plugin name(s) (default: every loaded plugin)")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="yaml or json")] = "yaml",
+) -> None:
+    """Print the workflows, configs and trigger rules installed plugins ship (for `flowdapt apply`)."""
+    import yaml
+
+    from flowdapt.cli.core import dumps_json
+    from flowdapt.cli.state import state
+    from flowdapt.definitions import collect_definitions
+    from flowdapt.errors import FlowdaptError
+
+    try:
+        found = collect_definitions(state(ctx).plugins, plugin or None)
+    except FlowdaptError as exc:
+        fail(str(exc))
+    documents = []
+    for definition in found:
+        document = definition.resource.model_dump(mode="json", include={"kind", "metadata", "spec"})
+        document["metadata"] = {k: v for k, v in document["metadata"].items() if k in ("name", "annotations") and v}
+        documents.append(document)
+    if output == "json":
+        typer.echo(dumps_json(documents))
+    else:
+        typer.echo(yaml.safe_dump_all(documents, sort_keys=False).rstrip() if documents else "")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``install`` and ``uninstall`` to the ``flowdapt plugin`` group (``list`` is in cli.core)."""
     from flowdapt.cli.core import plugin_app
 
     plugin_app.command("install")(install_command)
     plugin_app.command("uninstall")(uninstall_command)
+    plugin_app.command("definitions")(definitions_command)
 
 
-__all__ = ["install_command", "register", "uninstall_command"]
+__all__ = ["definitions_command", "install_command", "register", "uninstall_command"]
