@@ -7,6 +7,7 @@ workers in chunks; a stage target is imported once per worker process (see engin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import concurrent.futures as cf
 import multiprocessing
 import os
@@ -66,6 +67,11 @@ def _init_worker(paths: list[str], settings_dump: dict[str, Any] | None) -> None
             print(f"flowdapt: worker setup hook failed: {exc}", file=sys.stderr)
 
 
+def _run_with_context(task: Task, context: bytes | None) -> TaskResult:
+    task.context = context
+    return run_task(task)
+
+
 class LocalExecutor(Executor):
     name = "local"
 
@@ -104,7 +110,7 @@ class LocalExecutor(Executor):
             ctx.set_forkserver_preload(["flowdapt.engine.worker", "flowdapt.builtin.local_executor"])
         paths = [p for p in sys.path if p]
         dump = self.settings.model_dump(mode="json") if self.settings is not None else None
-        return ProcessPool(self._workers, ctx, _init_worker, (paths, dump), run_task)
+        return ProcessPool(self._workers, ctx, _init_worker, (paths, dump), _run_with_context)
 
     async def start(self) -> None:
         if self.running:
@@ -136,7 +142,9 @@ class LocalExecutor(Executor):
         if self.mode == "thread":
             return await self._submit_thread(task)
         try:
-            return await self._processes.submit(task, task.run_uid)
+            # The run context travels once per worker and run (the pool tracks what each worker has).
+            bare = dataclasses.replace(task, context=None)
+            return await self._processes.submit(bare, task.run_uid, task.context)
         except WorkerDied as exc:
             return _crashed(task, str(exc))
         except RuntimeError as exc:  # the task or its result could not be pickled, or the pool closed

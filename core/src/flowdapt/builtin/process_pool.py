@@ -15,7 +15,7 @@ import os
 import pickle
 import sys
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import connection
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 READY = b"\x00ready"
 START_TIMEOUT = 120.0
+#: Shared blobs (run contexts) a worker keeps; the driver mirrors this FIFO per worker, so each
+#: blob crosses the pipe once per worker and run instead of with every task.
+SHARED_CAPACITY = 16
 
 
 class WorkerDied(Exception):
@@ -37,6 +40,7 @@ class _Job:
     run_uid: str
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    shared: bytes | None = None
 
 
 class _Slot:
@@ -46,9 +50,21 @@ class _Slot:
         self.conn: connection.Connection | None = None
         self.job: _Job | None = None
         self.ready = False
+        self.seen: OrderedDict[str, None] = OrderedDict()
+
+    def message(self, job: _Job) -> bytes:
+        """The bytes for this worker: the job's shared blob only if the worker lacks it."""
+        blob = None
+        if job.shared is not None and job.run_uid not in self.seen:
+            blob = job.shared
+            self.seen[job.run_uid] = None
+            while len(self.seen) > SHARED_CAPACITY:
+                self.seen.popitem(last=False)
+        return pickle.dumps((job.run_uid, blob, job.payload), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _worker_main(conn: connection.Connection, init: Callable[..., None], init_args: tuple, handler: Callable[[Any], Any]) -> None:
+def _worker_main(conn: connection.Connection, init: Callable[..., None], init_args: tuple, handler: Callable[[Any, Any], Any]) -> None:
+    shared: OrderedDict[str, bytes] = OrderedDict()
     try:
         init(*init_args)
         conn.send_bytes(READY)
@@ -58,7 +74,12 @@ def _worker_main(conn: connection.Connection, init: Callable[..., None], init_ar
             except (EOFError, OSError):
                 return
             try:
-                result = handler(pickle.loads(data))
+                key, blob, payload = pickle.loads(data)
+                if blob is not None:
+                    shared[key] = blob
+                    while len(shared) > SHARED_CAPACITY:
+                        shared.popitem(last=False)
+                result = handler(pickle.loads(payload), shared.get(key))
                 out = pickle.dumps((True, result), protocol=pickle.HIGHEST_PROTOCOL)
             except BaseException as exc:  # noqa: BLE001 - reported to the driver, the worker lives on
                 out = pickle.dumps((False, (type(exc).__name__, str(exc))), protocol=pickle.HIGHEST_PROTOCOL)
@@ -88,7 +109,7 @@ def main_module_hidden():
 
 
 class ProcessPool:
-    """``size`` worker processes running ``handler(task)``; ``init(*init_args)`` runs once in each."""
+    """``size`` worker processes running ``handler(task, shared)``; ``init(*init_args)`` runs once in each."""
 
     def __init__(self, size: int, mp_context, init: Callable[..., None], init_args: tuple, handler: Callable[[Any], Any]):
         self.size = size
@@ -133,6 +154,7 @@ class ProcessPool:
             process.start()
         child.close()  # so the parent sees EOF when the worker dies
         slot.process, slot.conn, slot.job, slot.ready = process, parent, None, False
+        slot.seen.clear()
 
     def close(self) -> None:
         with self._lock:
@@ -163,10 +185,13 @@ class ProcessPool:
 
     # -- submitting ----------------------------------------------------------------------
 
-    def submit(self, task: Any, run_uid: str) -> asyncio.Future:
-        """Queue a task; returns a future (on the running loop) with the handler's result."""
+    def submit(self, task: Any, run_uid: str, shared: bytes | None = None) -> asyncio.Future:
+        """Queue a task; returns a future (on the running loop) with ``handler(task, shared)``.
+
+        ``shared`` (the run context) is sent to each worker once per ``run_uid``, not per task.
+        """
         loop = asyncio.get_running_loop()
-        job = _Job(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL), run_uid, loop.create_future(), loop)
+        job = _Job(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL), run_uid, loop.create_future(), loop, shared)
         with self._lock:
             if self._closing:
                 raise RuntimeError("the process pool is closed")
@@ -205,7 +230,7 @@ class ProcessPool:
                     return
                 slot.job = job
                 try:
-                    slot.conn.send_bytes(job.payload)
+                    slot.conn.send_bytes(slot.message(job))
                 except OSError:
                     pass  # the worker died; the I/O thread sees EOF and fails the job
 
