@@ -28,3 +28,23 @@ def plugins(settings):
     set_plugin_system(system)
     yield system
     set_plugin_system(None)
+
+
+@pytest.fixture
+def live_server(tmp_path, monkeypatch):
+    """A started API server with the trigger service; ``live_server(overrides)`` for settings."""
+    from .live import start
+
+    for key in list(os.environ):
+        if key.startswith("FLOWDAPT__"):
+            monkeypatch.delenv(key)
+    started = []
+
+    def factory(overrides=None):
+        live = start(tmp_path / f"app{len(started)}", tmp_path / "stages", overrides)
+        started.append(live)
+        return live
+
+    yield factory
+    for live in started:
+        live.stop()

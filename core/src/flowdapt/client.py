@@ -229,6 +229,20 @@ class _Calls:
             _Call("PUT", f"{path}/{identifier}", parse=lambda r: _resource(r.json()), params=_clean({"dry_run": dry_run or None}), body=body, has_body=True)
         )
 
+    def get_document(self, kind: str, identifier: str) -> dict[str, Any]:
+        """The resource as the server sends it, with extra fields (a trigger rule's ``status``)."""
+        return self._do(_Call("GET", f"{_kind_path(kind)}/{identifier}"))
+
+    def list_documents(self, kind: str) -> list[dict[str, Any]]:
+        return self._do(_Call("GET", f"{_kind_path(kind)}/"))
+
+    def fire_trigger(self, identifier: str, *, event: Mapping[str, Any] | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """Fire a trigger rule's action now: ``{rule, fired, matched, result | error}``."""
+        body: dict[str, Any] = {"dry_run": dry_run}
+        if event is not None:
+            body["event"] = dict(event)
+        return self._do(_Call("POST", f"/triggers/{identifier}/fire", body=body, has_body=True))
+
     def delete(self, kind: str, identifier: str) -> Resource:
         return self._do(_Call("DELETE", f"{_kind_path(kind)}/{identifier}", parse=lambda r: _resource(r.json())))
 

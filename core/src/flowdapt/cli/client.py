@@ -124,11 +124,16 @@ def _resource_rows(kind: str, items: list[dict]) -> None:
             rows.append([i["metadata"]["name"], sel.get("type", "-"), sel.get("value", "-"), _age(i["metadata"]["created_at"]), i["metadata"]["uid"]])
         _table(["NAME", "SELECTOR", "VALUE", "AGE", "UID"], rows)
     else:
-        rows = [
-            [i["metadata"]["name"], i["spec"]["type"], i["spec"]["action"]["target"], _age(i["metadata"]["created_at"]), i["metadata"]["uid"]]
-            for i in items
-        ]
-        _table(["NAME", "TYPE", "ACTION", "AGE", "UID"], rows)
+        rows = []
+        for i in items:
+            status = i.get("status") or {}  # next/last fire, from the server's trigger service
+            rows.append([
+                i["metadata"]["name"], i["spec"]["type"], i["spec"]["action"]["target"],
+                status.get("next_fire") or "-",
+                status.get("last_fire") or i["metadata"].get("annotations", {}).get("flowdapt.ai/last_run") or "-",
+                _age(i["metadata"]["created_at"]), i["metadata"]["uid"],
+            ])
+        _table(["NAME", "TYPE", "ACTION", "NEXT FIRE", "LAST FIRE", "AGE", "UID"], rows)
 
 
 def _run_rows(runs: list[dict]) -> None:
@@ -268,9 +273,9 @@ def get_command(
                 _dump(plugins[0] if name else plugins, output)
             return
         if name:
-            items = [_api_call(client.get, resolved, name).to_document()]
+            items = [_api_call(client.get_document, resolved, name)]
         else:
-            items = [r.to_document() for r in _api_call(client.list, resolved)]
+            items = _api_call(client.list_documents, resolved)
         if output == "table":
             if not items:
                 typer.echo(f"no {resolved}s")

@@ -80,12 +80,15 @@ def create_event_bus(settings, plugins) -> EventBus:
     return plugins.create("event_buses", scheme, dict(settings.event_bus.options), settings)
 
 
-def run_listener(bus: EventBus, *, max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES):
+def run_listener(bus: EventBus, *, max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES, finished: bool = True):
     """A :data:`flowdapt.engine.runner.RunListener` that publishes ``workflow_started``,
-    ``stage_finished`` and ``workflow_finished`` events for a run. Cheap; never blocks."""
+    ``stage_finished`` and (unless ``finished=False``, for a caller that publishes it once the
+    run's record is stored) ``workflow_finished`` events for a run. Cheap; never blocks."""
 
     def listener(kind: str, run, stage: str | None) -> None:
         if kind == "run_finished":
+            if not finished:
+                return
             bus.publish_nowait(envelope.workflow_finished(run, max_result_bytes=max_result_bytes))
         elif kind == "stage_finished" and stage is not None:
             bus.publish_nowait(envelope.stage_finished(run, stage))

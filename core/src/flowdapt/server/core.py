@@ -14,6 +14,7 @@ import psutil
 from flowdapt.api import create_executor, ensure_user_modules
 from flowdapt.engine.executor import Executor
 from flowdapt.errors import ConfigurationError
+from flowdapt.events import EventBus, create_event_bus, serve_run_requests
 from flowdapt.plugins import PluginSystem
 from flowdapt.server.events import EventHub
 from flowdapt.server.metrics import Metrics
@@ -101,6 +102,14 @@ class FlowdaptServer:
         )
         self.executor: Executor | None = None
         self.events = EventHub()
+        #: The event bus (``event_bus.url``): workflow, stage, resource and trigger events for the
+        #: trigger service and other servers; run requests from ``run_workflow`` actions.
+        self.event_bus: EventBus = create_event_bus(settings, plugins)
+        #: Extension point: kind -> ``fn(resource) -> dict`` of extra top-level fields for
+        #: ``GET /{kind}/`` responses (the trigger service adds ``status``: next and last fire).
+        self.resource_extras: dict[str, Any] = {}
+        #: The trigger service, when this process runs one (set by the plugin that provides it).
+        self.triggers: Any = None
         self.metrics = Metrics()
         self.draining = False
         self.resources = ResourceService(self)
@@ -121,11 +130,13 @@ class FlowdaptServer:
         ensure_user_modules(self.settings)
         await self.store.open()
         try:
+            await self.event_bus.start()
             if self.compute:
                 self.executor = create_executor(self.settings, self.plugins)
                 await self.executor.start()
                 await self.runs.recover()
                 self.spawn(self.runs.retention_loop(), "flowdapt-run-retention")
+                await serve_run_requests(self.event_bus, self.runs.start_requested)
             self.spawn(self.metrics.run_sampler(), "flowdapt-metrics")
             self.plugins.hook.flowdapt_server_startup(server=self)
         except BaseException:
@@ -154,6 +165,10 @@ class FlowdaptServer:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        try:
+            await self.event_bus.stop()
+        except Exception:
+            log.exception("stopping the event bus failed")
         if self.executor is not None:
             try:
                 await self.executor.stop()

@@ -19,6 +19,7 @@ from flowdapt.engine.context import RunContext
 from flowdapt.engine.plan import Plan
 from flowdapt.engine.runner import execute_plan
 from flowdapt.errors import ConfigurationError, ResourceNotFoundError, ServiceDrainingError, ValidationError
+from flowdapt.events import envelope, run_listener
 from flowdapt.resources.base import utcnow
 from flowdapt.resources.run import RunError, RunState, StageState, WorkflowRun
 from flowdapt.resources.workflow import Workflow
@@ -160,6 +161,7 @@ class RunService:
         namespace: str | None = None,
         wait: bool = True,
         source: str = "api",
+        triggered_by: dict[str, Any] | None = None,
     ) -> WorkflowRun | dict[str, Any]:
         """Start a run. With ``wait`` the finished run; without, the pending run's JSON at once."""
         server = self.server
@@ -190,6 +192,7 @@ class RunService:
             namespace=namespace or server.settings.compute.default_namespace,
             owner=server.identity,
             executor=server.executor.name,
+            triggered_by=triggered_by,
         )
         if self.persist:
             await self.store.create_run(run)
@@ -205,6 +208,12 @@ class RunService:
         # Shielded: a client that disconnects while waiting does not cancel the run.
         await asyncio.shield(active.task)
         return run
+
+    async def start_requested(self, workflow: str, run_input: Any, *, namespace=None, source="trigger", triggered_by=None):
+        """Start a run a ``run_workflow`` trigger action asked for (from the bus's run queue)."""
+        return await self.submit(
+            workflow, run_input, namespace=namespace, wait=False, source=source, triggered_by=triggered_by
+        )
 
     async def _execute(self, active: ActiveRun) -> None:
         server = self.server
@@ -226,7 +235,12 @@ class RunService:
             run=run,
         )
         try:
-            await execute_plan(active.plan, ctx, server.executor, listeners=[listener], hooks=server.plugins.hook)
+            bus_listener = run_listener(
+                server.event_bus, max_result_bytes=server.settings.event_bus.max_result_bytes, finished=False
+            )
+            await execute_plan(
+                active.plan, ctx, server.executor, listeners=[listener, bus_listener], hooks=server.plugins.hook
+            )
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
@@ -294,6 +308,9 @@ class RunService:
             self.active.pop(uid, None)
             self._names.pop(run.name, None)
             server.metrics.run_done(run.state is not RunState.finished, run.duration)
+            server.event_bus.publish_nowait(
+                envelope.workflow_finished(run, max_result_bytes=server.settings.event_bus.max_result_bytes)
+            )
             if server.events.listening:
                 server.events.publish("run_finished", run_event_data(run))
 

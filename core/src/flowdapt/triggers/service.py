@@ -149,11 +149,12 @@ class TriggerService:
         if self.running:
             return
         self.running = True
-        await self.reload()
         # Resource and trigger-report events reach every server (no group): each keeps its cache.
+        # Subscribed before loading, so a rule applied meanwhile is not missed.
         self._subscriptions.append(
             await self.bus.subscribe(self._on_control, channels=[CHANNEL_RESOURCES, CHANNEL_TRIGGERS])
         )
+        await self.reload()
         self._subscriptions.append(await self.bus.subscribe(self._on_event, group=CONDITION_GROUP))
         self._loops.append(asyncio.create_task(self._schedule_loop(), name="flowdapt-trigger-schedules"))
         if self.options.resync_interval > 0:

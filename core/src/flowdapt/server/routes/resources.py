@@ -25,12 +25,20 @@ def resource_router(prefix: str, kind: str, tag: str) -> APIRouter:
     component = schema.__name__
     responses = {200: {"model": schema}, **ERRORS}
 
+    def with_extras(request: Request, resource) -> bytes | dict:
+        # Extra fields a service adds to this kind (server.resource_extras), e.g. a trigger's status.
+        extras = server_of(request).resource_extras.get(kind)
+        if extras is None:
+            return resource.__pydantic_serializer__.to_json(resource)
+        return {**resource.to_document(), **(extras(resource) or {})}
+
     @router.get("/", summary=f"List {tag}", responses={200: {"model": list[schema]}, **ERRORS}, operation_id=f"list_{kind}s")
     async def list_resources(request: Request):
         version = version_of(request, kind)
-        items = await server_of(request).resources.list(kind)
-        body = b"[" + b",".join(item.__pydantic_serializer__.to_json(item) for item in items) + b"]"
-        return json_response(body, kind, version)
+        if kind in server_of(request).resource_extras:
+            items = await server_of(request).resources.list(kind)
+            return json_response([with_extras(request, item) for item in items], kind, version)
+        return json_response(await server_of(request).resources.list_json(kind), kind, version)
 
     @router.post(
         "/",
@@ -49,7 +57,7 @@ def resource_router(prefix: str, kind: str, tag: str) -> APIRouter:
     async def get_resource(request: Request, identifier: str):
         version = version_of(request, kind)
         resource = await server_of(request).resources.get(kind, identifier)
-        return json_response(resource.__pydantic_serializer__.to_json(resource), kind, version)
+        return json_response(with_extras(request, resource), kind, version)
 
     @router.put(
         "/{identifier}",

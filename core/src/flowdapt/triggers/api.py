@@ -1,0 +1,45 @@
+"""``POST /triggers/{identifier}/fire``: fire a rule's action now, to test it.
+
+(No ``from __future__ import annotations`` here: FastAPI reads these signatures at runtime.)
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from flowdapt.errors import ValidationError
+from flowdapt.server.http import ServiceUnavailableError, json_response, read_body
+from flowdapt.server.routes.common import ERRORS, object_body, server_of
+
+router = APIRouter(prefix="/triggers", tags=["triggers"])
+
+
+@router.post(
+    "/{identifier}/fire",
+    summary="Fire a trigger rule's action now (testing a rule)",
+    description=(
+        "Runs the rule's action at once, whatever its schedule or condition, and answers "
+        "`{rule, uid, type, fired, matched, result | error}`. The optional body "
+        '`{"event": {...}, "dry_run": false}` gives the event that `{var: ...}` parameters read; a '
+        "condition rule reports whether it matches it (`matched`). With dry_run nothing runs. "
+        "A manual fire does not move a schedule's last fire time."
+    ),
+    responses=ERRORS,
+    openapi_extra=object_body("{event: an event envelope (type, data, ...), dry_run: bool}"),
+    operation_id="fire_trigger_rule",
+)
+async def fire_trigger(
+    request: Request, identifier: str, dry_run: bool = Query(False, description="only evaluate; run nothing")
+) -> Any:
+    server = server_of(request)
+    if server.triggers is None:
+        raise ServiceUnavailableError(
+            "this server runs no trigger service; start one with `flowdapt run` (or --services ...,triggers)"
+        )
+    body = await read_body(request, default={}, what="the fire request")
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object: {event: {...}, dry_run: bool}", field="body")
+    answer = await server.triggers.fire(
+        identifier, event=body.get("event"), dry_run=bool(body.get("dry_run", False)) or dry_run
+    )
+    return json_response(answer)
