@@ -112,3 +112,55 @@ def selected_backends() -> list[ClusterMemoryBackend]:
         return list(CLUSTER_MEMORY_BACKENDS)
     names = {n.strip() for n in wanted.split(",") if n.strip()}
     return [b for b in CLUSTER_MEMORY_BACKENDS if b.name in names or b.test_id in names]
+
+
+# -- Ray and Dask (flowdapt-ray, flowdapt-dask) ---------------------------------------------------
+# Each test gets its own key prefix (from its app dir) on one shared cluster, so memories are
+# empty and isolated without starting a cluster per test; other processes connect by address.
+
+
+def _plugin_missing(module: str, dist: str) -> Callable[[], str | None]:
+    def check() -> str | None:
+        if importlib.util.find_spec(module) is None:
+            return f"{dist} is not installed"
+        return None
+
+    return check
+
+
+def _prefix(app_dir: Path) -> str:
+    import hashlib
+
+    return "t" + hashlib.sha1(str(app_dir).encode()).hexdigest()[:16]
+
+
+def _ray_options(app_dir: Path) -> dict[str, Any]:
+    from executor_clusters import ray_address
+
+    return {"address": ray_address(), "prefix": _prefix(app_dir)}
+
+
+def _dask_options(app_dir: Path) -> dict[str, Any]:
+    from executor_clusters import dask_address
+
+    return {"address": dask_address(), "prefix": _prefix(app_dir)}
+
+
+CLUSTER_MEMORY_BACKENDS.extend(
+    [
+        ClusterMemoryBackend(
+            name="ray",
+            options=_ray_options,
+            plugins=(*BUILTIN_PLUGINS, ("ray", "flowdapt_ray.plugin")),
+            available=_plugin_missing("flowdapt_ray", "flowdapt-ray"),
+            size_limit=None,
+        ),
+        ClusterMemoryBackend(
+            name="dask",
+            options=_dask_options,
+            plugins=(*BUILTIN_PLUGINS, ("dask", "flowdapt_dask.plugin")),
+            available=_plugin_missing("flowdapt_dask", "flowdapt-dask"),
+            size_limit=None,
+        ),
+    ]
+)

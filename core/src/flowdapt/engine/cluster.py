@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import math
 import re
 import traceback
@@ -126,13 +127,13 @@ def describe_resources(resources: dict[str, float]) -> str:
 
 
 def missing_resources(
-    stage: str, wanted: dict[str, float], nodes: Sequence[dict[str, float]], hint: str = ""
+    stage: str, wanted: dict[str, float], nodes: Sequence[dict[str, float]], hint: str = "", unit: str = "node"
 ) -> str | None:
     """Why no node can run a task wanting ``wanted``, or None when one can."""
     if not wanted:
         return None
     if not nodes:
-        return f"stage '{stage}' asks for {describe_resources(wanted)} but the cluster has no nodes"
+        return f"stage '{stage}' asks for {describe_resources(wanted)} but the cluster has no {unit}s"
     for node in nodes:
         if all(node.get(name, 0.0) >= amount for name, amount in wanted.items()):
             return None
@@ -140,12 +141,12 @@ def missing_resources(
     for name, amount in sorted(wanted.items()):
         best = max(node.get(name, 0.0) for node in nodes)
         if best < amount:
-            have = "no node has it" if best == 0 else f"the largest node has {describe_resources({name: best})}"
+            have = f"no {unit} has it" if best == 0 else f"the largest {unit} has {describe_resources({name: best})}"
             return (
                 f"stage '{stage}' asks for {describe_resources({name: amount})} but {have} "
-                f"(cluster nodes: {len(nodes)}){hint}"
+                f"({unit}s in the cluster: {len(nodes)}){hint}"
             )
-    return f"stage '{stage}' asks for {describe_resources(wanted)} together, which no single node has{hint}"
+    return f"stage '{stage}' asks for {describe_resources(wanted)} together, which no single {unit} has{hint}"
 
 
 # =============================================================================================
@@ -200,6 +201,11 @@ class RemoteCall:
     #: Map chunks: the items are an :class:`InputSlice`, a list carried inline, or (None) the
     #: first group.
     items: Any = None
+    #: The first value is the run's encoded context (a cluster handle resolved on the worker).
+    context_arg: bool = False
+    #: Worker setup the cluster could not run at worker start (a shared connection): an object with
+    #: a ``key`` and a ``__call__``, run once per worker process and key before the task.
+    setup: Any = None
 
 
 def _assemble(groups: Sequence[Group], values: Sequence[Any]) -> list[Any]:
@@ -237,10 +243,23 @@ def _failure(exc: BaseException, index: int = 0) -> Failure:
     return Failure(index, type(exc).__name__, str(exc), tb)
 
 
+_setups_done: set[str] = set()
+
+
+def _ensure_setup(setup: Any) -> None:
+    if setup is None or setup.key in _setups_done:
+        return
+    setup()
+    _setups_done.add(setup.key)
+
+
 def remote_stage(call: RemoteCall, *values: Any) -> tuple[RemoteStatus, Any]:
     """Run one stage call or one map chunk on a worker. Never raises for a stage failure."""
     task = call.task
     try:
+        _ensure_setup(call.setup)
+        if call.context_arg:
+            task.context, values = values[0], values[1:]
         args = _assemble(call.groups, values)
         if call.input_kwargs or isinstance(call.items, InputSlice):
             ctx = context_for(task)
@@ -323,6 +342,9 @@ class ClusterExecutor(Executor):
 
     #: Executor option ``wait_for_resources``: queue tasks whose resources no node has (autoscaling).
     wait_for_resources: bool = False
+    #: ``_put_context`` returns a handle the cluster resolves on the worker (a Dask future), passed
+    #: as the first argument of each task, rather than a value to put in ``Task.context``.
+    context_as_handle: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -472,7 +494,7 @@ class _RunDriver:
             run_uid=self.run_uid,
             stage=stage.name,
             target=self.ex.encode_target(stage.target),
-            context=self.context_payload,
+            context=None if self.ex.context_as_handle else self.context_payload,
             mode=mode,
             retries=options.retries,
             retry_delay=options.retry_delay,
@@ -485,6 +507,9 @@ class _RunDriver:
     async def run_remote(
         self, stage: PlannedStage, call: RemoteCall, handles: list[Any], key: str, index: int
     ) -> tuple[RemoteStatus, Launched]:
+        if self.ex.context_as_handle:
+            call = dataclasses.replace(call, context_arg=True)
+            handles = [self.context_payload, *handles]
         return await self.run_remote_once(
             self.ex, call, stage, key, handles, self.wanted[stage.name], index, self.inflight
         )

@@ -2,7 +2,7 @@
 
 Values live in Ray's object store, owned by one detached named actor (so they outlive the task
 or driver that put them); the actor keeps only the index ``(namespace, key) -> object ref``. A
-``put`` is one ``ray.put`` plus one call to the actor; a ``get`` one call plus one ``ray.get``.
+``put`` is one call to the actor (which puts the value); a ``get`` one call plus one ``ray.get``.
 
 Values are stored encoded like every other backend's (pickle 5, out-of-band buffers), so a value
 read back is a private, writable copy on every backend; ``zero_copy: true`` stores them as Ray
@@ -34,6 +34,9 @@ class RayClusterMemoryOptions(BaseModel):
     )
     actor_name: str = Field(default="flowdapt-cluster-memory", description="name of the index actor")
     namespace: str = Field(default="flowdapt", description="Ray namespace of the actor")
+    prefix: str = Field(
+        default="", description="isolates this deployment's keys from others sharing the cluster and actor"
+    )
     zero_copy: bool = Field(default=False, description="store Ray objects as-is (read-only numpy on get)")
     default_ttl: float | None = Field(default=None, gt=0, description="seconds a value lives unless put sets ttl")
 
@@ -60,8 +63,11 @@ class _Index:
             return None
         return entry
 
-    async def put(self, namespace: str, key: str, refs: list[Any], expires: float, size: int) -> None:
-        self.entries.setdefault(namespace, {})[key] = (refs, expires, size)
+    async def put(self, namespace: str, key: str, value: Any, expires: float, size: int) -> None:
+        import ray
+
+        # Put by the actor, so the actor owns the object: it outlives the task that sent it.
+        self.entries.setdefault(namespace, {})[key] = ([ray.put(value)], expires, size)
 
     async def get(self, namespace: str, key: str):
         entry = self._live(namespace, key)
@@ -79,22 +85,28 @@ class _Index:
                 del self.entries[namespace]
         return found
 
-    async def clear(self, namespace: str | None) -> None:
-        if namespace is None:
-            self.entries.clear()
-        else:
+    async def clear(self, namespace: str | None, prefix: str = "") -> None:
+        if namespace is not None:
             self.entries.pop(namespace, None)
+            return
+        for ns in [ns for ns in self.entries if ns.startswith(prefix)]:
+            del self.entries[ns]
 
     async def keys(self, namespace: str) -> list[str]:
         return [k for k in list(self.entries.get(namespace, {})) if self._live(namespace, k) is not None]
 
-    async def namespaces(self) -> list[str]:
-        return sorted(ns for ns in list(self.entries) if await self.keys(ns))
+    async def namespaces(self, prefix: str = "") -> list[str]:
+        return sorted(ns for ns in list(self.entries) if ns.startswith(prefix) and await self.keys(ns))
 
-    async def stats(self) -> dict[str, Any]:
-        keys = sum(len(k) for k in self.entries.values())
-        size = sum(e[2] for k in self.entries.values() for e in k.values())
-        return {"keys": keys, "bytes": size, "namespaces": len(self.entries), "expired": self.expired}
+    async def stats(self, prefix: str = "") -> dict[str, Any]:
+        held = [keys for ns, keys in self.entries.items() if ns.startswith(prefix)]
+        return {
+            "keys": sum(len(k) for k in held),
+            "bytes": sum(e[2] for k in held for e in k.values()),
+            "namespaces": len(held),
+            "expired": self.expired,
+            "evictions": 0,
+        }
 
 
 class RayClusterMemory(ClusterMemory):
@@ -104,6 +116,11 @@ class RayClusterMemory(ClusterMemory):
         self.options = options or RayClusterMemoryOptions()
         self._actor = None
         self._lock = threading.Lock()
+        self._prefix = f"{self.options.prefix}\x00" if self.options.prefix else ""
+
+    def _ns(self, namespace: str) -> str:
+        check_namespace(namespace)
+        return self._prefix + namespace
 
     # -- connection --------------------------------------------------------------------------
 
@@ -149,7 +166,7 @@ class RayClusterMemory(ClusterMemory):
         import ray
 
         check_key(key)
-        check_namespace(namespace)
+        namespace = self._ns(namespace)
         actor = self._index()
         if self.options.zero_copy or _codec is None:
             stored, size = value, 0
@@ -164,17 +181,15 @@ class RayClusterMemory(ClusterMemory):
             record = _codec.encode(value)
             size = len(record)
             stored = np.frombuffer(record, dtype=np.uint8)
-        ref = ray.put(stored, _owner=actor)
         ttl = ttl if ttl is not None else self.options.default_ttl
         expires = time.time() + ttl if ttl else 0.0
-        ray.get(actor.put.remote(namespace, key, [ref], expires, size))
+        ray.get(actor.put.remote(namespace, key, stored, expires, size))
 
     def get(self, key: str, *, namespace: str = "default") -> Any:
         import ray
 
         check_key(key)
-        check_namespace(namespace)
-        refs = ray.get(self._index().get.remote(namespace, key))
+        refs = ray.get(self._index().get.remote(self._ns(namespace), key))
         if refs is None:
             raise KeyError(key)
         stored = ray.get(refs[0])
@@ -190,38 +205,34 @@ class RayClusterMemory(ClusterMemory):
         import ray
 
         check_key(key)
-        check_namespace(namespace)
-        return ray.get(self._index().delete.remote(namespace, key))
+        return ray.get(self._index().delete.remote(self._ns(namespace), key))
 
     def exists(self, key: str, *, namespace: str = "default") -> bool:
         import ray
 
         check_key(key)
-        check_namespace(namespace)
-        return ray.get(self._index().exists.remote(namespace, key))
+        return ray.get(self._index().exists.remote(self._ns(namespace), key))
 
     def clear(self, namespace: str | None = None) -> None:
         import ray
 
-        if namespace is not None:
-            check_namespace(namespace)
-        ray.get(self._index().clear.remote(namespace))
+        ray.get(self._index().clear.remote(None if namespace is None else self._ns(namespace), self._prefix))
 
     def keys(self, namespace: str = "default") -> list[str]:
         import ray
 
-        check_namespace(namespace)
-        return sorted(ray.get(self._index().keys.remote(namespace)))
+        return sorted(ray.get(self._index().keys.remote(self._ns(namespace))))
 
     def namespaces(self) -> list[str]:
         import ray
 
-        return ray.get(self._index().namespaces.remote())
+        found = ray.get(self._index().namespaces.remote(self._prefix))
+        return [ns[len(self._prefix) :] for ns in found]
 
     def stats(self) -> dict[str, Any]:
         import ray
 
-        return {"backend": self.name, **ray.get(self._index().stats.remote())}
+        return {"backend": self.name, **ray.get(self._index().stats.remote(self._prefix))}
 
     def close(self) -> None:
         self._actor = None

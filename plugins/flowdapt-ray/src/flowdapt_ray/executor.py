@@ -8,6 +8,7 @@ which runs the shared per-task path on the worker; dependency outputs travel as 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -86,6 +87,9 @@ class RayExecutorOptions(BaseModel):
     log_to_driver: bool = True
     logging_level: str = "WARNING"
     tasks_per_worker: int | None = Field(default=None, ge=1, description="restart a worker after this many tasks")
+    prestart_workers: bool = Field(
+        default=True, description="start one worker per CPU when connecting, so the first run is not slowed"
+    )
     # Accepted for configs written for the original RayExecutor.
     cluster_address: str | None = None
     strategy: Literal["group_by_group", "all_at_once"] | None = None
@@ -164,6 +168,36 @@ def check_reachable(address: str, timeout: float) -> None:
         ) from None
 
 
+class _LazySetup:
+    """Worker setup shipped with each task when this driver shares a Ray connection it did not
+    open (so its runtime_env setup hook is not installed): run once per worker process."""
+
+    __slots__ = ("key", "refs")
+
+    def __init__(self, key: str, ref):
+        self.key = key
+        self.refs = [ref]
+
+    def __call__(self) -> None:
+        import ray
+
+        ray.get(self.refs[0])()
+
+    def __getstate__(self):
+        return (self.key, self.refs)
+
+    def __setstate__(self, state):
+        self.key, self.refs = state
+
+
+def _warm() -> int:
+    """Imports what every task needs, so the first run does not pay for it in each worker."""
+    import flowdapt.engine.cluster  # noqa: F401
+    import flowdapt.engine.worker  # noqa: F401
+
+    return os.getpid()
+
+
 class _ContextLoader:
     """``Task.context`` on Ray: the run's context stays in the object store and a worker fetches it
     only the first time it runs a task of that run (the ref is nested, so Ray does not resolve it)."""
@@ -215,6 +249,7 @@ class RayExecutor(ClusterExecutor):
         self._nodes_lock = threading.Lock()
         self._contexts: dict[str, Any] = {}
         self._options_cache: dict[tuple, dict[str, Any]] = {}
+        self._setup: _LazySetup | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -290,9 +325,23 @@ class RayExecutor(ClusterExecutor):
         opts = self.options
         if ray.is_initialized():
             # Someone (the user, another executor) already connected this process: share it.
+            current = ray.get_runtime_context().gcs_address
+            wanted = opts.address
+            if wanted and wanted != "auto" and not wanted.startswith("ray://") and not _same_address(wanted, current):
+                raise ConfigurationError(
+                    f"this process is already connected to the Ray cluster at {current}, not {wanted}: "
+                    "one process talks to one Ray cluster. Call ray.shutdown() first or use that address"
+                )
             self._owns_ray = False
-            self._address = ray.get_runtime_context().gcs_address
+            self._address = current
             self._dashboard_url = _dashboard_url()
+            import hashlib
+
+            import cloudpickle
+
+            hook = self.runtime_env()["worker_process_setup_hook"]
+            blob = cloudpickle.dumps(hook)
+            self._setup = _LazySetup(hashlib.sha1(blob).hexdigest(), ray.put(cloudpickle.loads(blob)))
             return
         kwargs: dict[str, Any] = {
             "namespace": opts.namespace,
@@ -331,8 +380,13 @@ class RayExecutor(ClusterExecutor):
         except (ValueError, RuntimeError) as exc:
             raise ConfigurationError(f"Ray failed to start: {exc}") from None
         self._owns_ray = True
+        self._setup = None
         self._address = getattr(context, "address_info", {}).get("gcs_address") or address
         self._dashboard_url = _dashboard_url(context)
+        if opts.prestart_workers:
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            warm = ray.remote(_warm).options(num_cpus=1)
+            ray.get([warm.remote() for _ in range(min(cpus, 64))])
 
     # -- cluster facts -----------------------------------------------------------------------
 
@@ -437,6 +491,8 @@ class RayExecutor(ClusterExecutor):
 
     def _launch(self, call: RemoteCall, handles, *, stage, key: str, resources: dict[str, float]) -> Launched:
         options = self._task_options(stage, resources)
+        if self._setup is not None:
+            call = dataclasses.replace(call, setup=self._setup)
         status_ref, value_ref = _remote("stage").options(name=f"{stage.name}", **options).remote(call, *handles)
         status = asyncio.wrap_future(status_ref.future())
         return Launched(status, value_ref, False, [status_ref])
@@ -479,6 +535,21 @@ class RayExecutor(ClusterExecutor):
         if isinstance(exc, rex.TaskCancelledError):
             return Failure(index, "RunCancelledError", "the task was cancelled", "")
         return Failure(index, type(exc).__name__, str(exc) or type(exc).__name__, "")
+
+
+def _same_address(a: str, b: str) -> bool:
+    def norm(addr: str) -> tuple[str, int | None]:
+        parsed = urlparse(f"//{addr}")
+        host = parsed.hostname or ""
+        try:
+            host = socket.gethostbyname(host)
+        except OSError:
+            pass
+        return host, parsed.port
+
+    ha, pa = norm(a)
+    hb, pb = norm(b)
+    return pa == pb and (ha == hb or ha.startswith("127.") or hb.startswith("127."))
 
 
 def _dashboard_url(context=None) -> str | None:
