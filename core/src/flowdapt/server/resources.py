@@ -6,7 +6,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from flowdapt.errors import ResourceNotFoundError, ValidationError
-from flowdapt.events import envelope
 from flowdapt.resources.base import SYSTEM_ANNOTATION_PREFIX, Metadata, Resource, utcnow
 from flowdapt.resources.loader import parse_resource
 from flowdapt.server.validation import validate_resource
@@ -35,11 +34,6 @@ class ResourceService:
         return self.server.store
 
     def _publish(self, event: str, resource: Resource) -> None:
-        # The bus event carries the whole document, so caches (trigger rules) need no query.
-        if event == "resource_deleted":
-            self.server.event_bus.publish_nowait(envelope.resource_deleted(resource))
-        else:
-            self.server.event_bus.publish_nowait(envelope.resource_applied(resource, created=event == "resource_created"))
         if self.server.events.listening:
             self.server.events.publish(
                 event, {"kind": resource.kind, "name": resource.metadata.name, "uid": str(resource.metadata.uid)}
