@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from flowdapt.errors import ResourceNotFoundError, ValidationError
@@ -14,6 +15,11 @@ if TYPE_CHECKING:
     from flowdapt.server.core import FlowdaptServer
 
 
+#: How long a serialized ``GET /<kind>/`` listing is reused. Writes through this server drop it at
+#: once; writes by other processes to the same database show within this many seconds.
+LIST_CACHE_SECONDS = 1.0
+
+
 def not_found(kind: str, identifier: str) -> ResourceNotFoundError:
     return ResourceNotFoundError(f"Resource not found: no {kind} with uid or name {identifier!r}")
 
@@ -21,6 +27,8 @@ def not_found(kind: str, identifier: str) -> ResourceNotFoundError:
 class ResourceService:
     def __init__(self, server: FlowdaptServer):
         self.server = server
+        self._list_cache: dict[str, tuple[float, bytes]] = {}
+        self._generation = 0
 
     @property
     def store(self):
@@ -39,6 +47,23 @@ class ResourceService:
 
     async def list(self, kind: str) -> list[Resource]:
         return await self.store.list(kind)
+
+    async def list_json(self, kind: str) -> bytes:
+        """The JSON array of every resource of a kind; the hot path of dashboards and clients."""
+        now = time.monotonic()
+        hit = self._list_cache.get(kind)
+        if hit is not None and now - hit[0] < LIST_CACHE_SECONDS:
+            return hit[1]
+        generation = self._generation
+        items = await self.store.list(kind)
+        body = b"[" + b",".join(item.__pydantic_serializer__.to_json(item) for item in items) + b"]"
+        if generation == self._generation:  # no write raced the read
+            self._list_cache[kind] = (now, body)
+        return body
+
+    def _changed(self, kind: str) -> None:
+        self._generation += 1
+        self._list_cache.pop(kind, None)
 
     async def get(self, kind: str, identifier: str) -> Resource:
         resource = await self.store.get(kind, identifier)
@@ -60,6 +85,7 @@ class ResourceService:
         if dry_run:
             return resource
         created = await self.store.create(resource)
+        self._changed(kind)
         self._publish("resource_created", created)
         return created
 
@@ -91,11 +117,13 @@ class ResourceService:
         if dry_run:
             return resource
         updated = await self.store.update(resource)
+        self._changed(kind)
         self._publish("resource_updated", updated)
         return updated
 
     async def delete(self, kind: str, identifier: str) -> Resource:
         deleted = await self.store.delete(kind, identifier)
+        self._changed(kind)
         if deleted is None:
             raise not_found(kind, identifier)
         self._publish("resource_deleted", deleted)

@@ -35,11 +35,10 @@ def resource_router(prefix: str, kind: str, tag: str) -> APIRouter:
     @router.get("/", summary=f"List {tag}", responses={200: {"model": list[schema]}, **ERRORS}, operation_id=f"list_{kind}s")
     async def list_resources(request: Request):
         version = version_of(request, kind)
-        items = await server_of(request).resources.list(kind)
         if kind in server_of(request).resource_extras:
+            items = await server_of(request).resources.list(kind)
             return json_response([with_extras(request, item) for item in items], kind, version)
-        body = b"[" + b",".join(item.__pydantic_serializer__.to_json(item) for item in items) + b"]"
-        return json_response(body, kind, version)
+        return json_response(await server_of(request).resources.list_json(kind), kind, version)
 
     @router.post(
         "/",
