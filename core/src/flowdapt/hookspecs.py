@@ -122,7 +122,9 @@ def flowdapt_api_routers() -> list[Any]:
 
     Called once while the server application is built, before it starts serving. Each plugin
     returns a list (possibly empty); the routers are included at the root path, so a plugin
-    should give its routers a prefix of its own.
+    should give its routers a prefix of its own. When the server has API tokens, every path needs
+    one, except those a router lists in an attribute ``flowdapt_public_paths`` (exact paths, or
+    prefixes ending in ``*``): meant for pages and static files that hold no data.
     """
 
 

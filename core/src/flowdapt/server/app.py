@@ -75,10 +75,12 @@ def _install_openapi(app: FastAPI) -> None:
     app.openapi = openapi
 
 
-def _include_plugin_routers(app: FastAPI, plugins: PluginSystem) -> None:
+def _include_plugin_routers(app: FastAPI, plugins: PluginSystem) -> list[str]:
     """Mount each plugin's routers. A router whose schema cannot be generated is still served but
     left out of /openapi.json (with an error naming the plugin), so one plugin cannot break the
-    API document for everyone."""
+    API document for everyone. Returns the paths the routers declare public
+    (``router.flowdapt_public_paths``, e.g. a web page's static files), for the token check."""
+    public: list[str] = []
     for impl in plugins.hook.flowdapt_api_routers.get_hookimpls():
         plugin = plugins.manager.get_name(impl.plugin) or repr(impl.plugin)
         try:
@@ -87,6 +89,7 @@ def _include_plugin_routers(app: FastAPI, plugins: PluginSystem) -> None:
             log.exception("plugin %s failed in flowdapt_api_routers; its endpoints are not mounted", plugin)
             continue
         for router in routers:
+            public.extend(getattr(router, "flowdapt_public_paths", ()))
             try:
                 get_openapi(title="check", version="0", routes=router.routes)
                 app.include_router(router)
@@ -98,6 +101,7 @@ def _include_plugin_routers(app: FastAPI, plugins: PluginSystem) -> None:
                     exc,
                 )
                 app.include_router(router, include_in_schema=False)
+    return public
 
 
 def create_app(
@@ -133,7 +137,7 @@ def create_app(
     app.include_router(runs.router)  # before /workflows/{identifier} so /workflows/run/... resolves to runs
     for prefix, kind, tag in resources.RESOURCE_ROUTES:
         app.include_router(resources.resource_router(prefix, kind, tag))
-    _include_plugin_routers(app, plugins)
+    public_paths = _include_plugin_routers(app, plugins)
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -148,6 +152,7 @@ def create_app(
         tokens=settings.api.all_tokens(),
         max_body_bytes=settings.api.max_body_bytes,
         on_request=server.metrics.request_done,
+        public_paths=public_paths,
     )
     _install_openapi(app)
     return app

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from flowdapt.server.http import SERVER_HEADER, error_body
 
@@ -25,11 +25,19 @@ class GatewayMiddleware:
         tokens: list[str],
         max_body_bytes: int,
         on_request: Callable[[float, bool], None] | None = None,
+        public_paths: Iterable[str] = (),
     ):
         self.app = app
         self.tokens = [t.encode() for t in tokens]
+        # Paths served without a token: exact paths, or prefixes written with a trailing "*".
+        public_paths = tuple(public_paths)
+        self.public_exact = PUBLIC_PATHS | {p for p in public_paths if not p.endswith("*")}
+        self.public_prefixes = tuple(p[:-1] for p in public_paths if p.endswith("*"))
         self.max_body_bytes = max_body_bytes
         self.on_request = on_request
+
+    def _public(self, path: str) -> bool:
+        return path in self.public_exact or (bool(self.public_prefixes) and path.startswith(self.public_prefixes))
 
     def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
         for key, value in headers:
@@ -62,7 +70,7 @@ class GatewayMiddleware:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         headers = scope["headers"]
-        if self.tokens and scope["method"] != "OPTIONS" and scope["path"] not in PUBLIC_PATHS:
+        if self.tokens and scope["method"] != "OPTIONS" and not self._public(scope["path"]):
             if not self._authorized(headers):
                 await self._reject(
                     send,

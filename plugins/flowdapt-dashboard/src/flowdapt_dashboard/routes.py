@@ -1,7 +1,7 @@
 """The dashboard's routes: the single-page app at ``/ui``, its assets, and two aggregate endpoints.
 
 The page and its assets hold no data and are public, so a browser can load the login form when
-the server has tokens (``PUBLIC_PREFIXES``, read by the API server). Everything with data goes
+the server has tokens (``PUBLIC_PATHS``, read by the API server). Everything with data goes
 through the token check: the public REST API, and ``/ui/api/...`` here.
 """
 
@@ -20,8 +20,9 @@ from flowdapt_dashboard import summary
 
 PREFIX = "/ui"
 ASSETS = f"{PREFIX}/assets"
-#: Paths the API server lets through without a token: the page shell and its static files.
-PUBLIC_PREFIXES = (PREFIX, f"{PREFIX}/", f"{ASSETS}/")
+#: Paths the API server lets through without a token (``flowdapt_public_paths``): the page shell
+#: and its static files. ``/ui/api/...`` is not among them.
+PUBLIC_PATHS = (PREFIX, f"{PREFIX}/", f"{ASSETS}/*")
 
 _TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -63,6 +64,7 @@ def _not_found(detail: str) -> JSONResponse:
 
 def create_router() -> APIRouter:
     router = APIRouter(tags=["dashboard"])
+    router.flowdapt_public_paths = PUBLIC_PATHS
     root = static_root().resolve()
 
     @router.get(PREFIX, include_in_schema=False)

@@ -1,9 +1,9 @@
 // Configs and trigger rules (list, view, delete), and the YAML editor for every resource kind.
 
 import { dump, load } from "../../vendor/js-yaml.mjs";
-import { ApiError, fillPath, findPath, get, post, put } from "../api.js";
+import { ApiError, fillPath, findPath, get, post, put, subscribe } from "../api.js";
 import { renderDag } from "../dag.js";
-import { emptyState, enc, errorBox, fmtTime, h, link, replace, timeCell } from "../dom.js";
+import { debounce, emptyState, enc, errorBox, fmtTime, h, link, replace, timeCell } from "../dom.js";
 import { card, codeEditor, jsonTree, keyValues, table } from "../widgets.js";
 import { deleteResource } from "./workflows.js";
 
@@ -130,11 +130,18 @@ function fireButton(ctx, name, template, message, after) {
         btn.disabled = true;
         try {
           const out = await post(fillPath(template, name), {});
-          const run = out && (out.run || (out.runs && out.runs[0]) || (out.uid && out.workflow ? out : null));
-          replace(
-            message,
-            h("div", { class: "alert ok", "data-role": "fired" }, `Fired ${name}.`, run && run.uid ? [" Started run ", link(`/runs/${run.uid}`, run.name || run.uid), "."] : null)
-          );
+          if (out && out.fired === false) {
+            const why = Array.isArray(out.error) ? out.error.join(": ") : out.error || (out.matched === false ? "the condition did not match" : "the action did not run");
+            replace(message, errorBox(`${name} did not fire: ${why}`));
+            return;
+          }
+          const result = (out && out.result) || {};
+          const started = result.uid
+            ? [" Started run ", link(`/runs/${result.uid}`, result.name || result.uid), "."]
+            : result.workflow
+              ? [" A run of ", link(`/runs?workflow=${enc(result.workflow)}`, result.workflow), " was requested."]
+              : null;
+          replace(message, h("div", { class: "alert ok", "data-role": "fired" }, `Fired ${name}.`, started));
           after && after();
         } catch (err) {
           replace(message, errorBox(err instanceof ApiError ? err.detail : err.message));
@@ -191,6 +198,14 @@ export async function resourceListPage(ctx, kind) {
     );
   }
   await load();
+  // Another client's change, or a trigger firing (its last fire time), shows up without a reload.
+  const reload = debounce(() => load().catch(() => {}), 1000);
+  const types = ["resource_created", "resource_updated", "resource_deleted", ...(kind === "trigger_rule" ? ["trigger_fired"] : [])];
+  const stream = subscribe(
+    { types: types.join(",") },
+    { onEvent: (type, data) => (type === "trigger_fired" || data.kind === kind) && reload() }
+  );
+  ctx.onLeave(() => stream.close());
 }
 
 export async function resourceDetailPage(ctx, kind, name) {
@@ -227,6 +242,9 @@ export async function resourceDetailPage(ctx, kind, name) {
           spec.timezone ? ["Time zone", spec.timezone] : null,
           spec.misfire ? ["After downtime", spec.misfire] : null,
           ["Action", actionText(spec)],
+          resource.status ? ["Status", resource.status.error ? h("span", { class: "text-failed" }, resource.status.error) : resource.status.active === false ? "inactive" : "active"] : null,
+          resource.status && resource.status.fires !== undefined ? ["Fires", `${resource.status.fires} (this server process)`] : null,
+          resource.status && resource.status.last_error ? ["Last error", h("code", { class: "text-failed" }, [].concat(resource.status.last_error).join(": "))] : null,
           ["Next fire", times.next ? h("span", { "data-field": "next-fire" }, fmtTime(times.next), " (", timeCell(times.next), ")") : "—"],
           ["Last fire", times.last ? h("span", { "data-field": "last-fire" }, fmtTime(times.last), " (", timeCell(times.last), ")") : "—"],
         ])

@@ -25,8 +25,8 @@ export async function runPage(ctx, id) {
   const message = h("div", { class: "page-message" });
   const summaryEl = h("div");
   const stagesEl = h("div");
-  const errorEl = h("div");
-  const resultEl = h("div");
+  const errorEl = h("div", { class: "slot" });
+  const resultEl = h("div", { class: "slot" });
   const live = h("span", { class: "live-dot" }, "connecting…");
 
   async function loadRun() {
@@ -155,7 +155,7 @@ export async function runPage(ctx, id) {
       errorEl,
       h(
         "section",
-        { class: "card error-card", "data-role": "run-error" },
+        { class: `card error-card${run.state === "cancelled" ? " cancelled" : ""}`, "data-role": "run-error" },
         h("h3", { class: "card-title" }, `${type}${err && err.stage ? ` in stage ${err.stage}` : ""}`),
         h("p", { class: "error-message" }, msg),
         err && err.traceback ? h("details", { open: true, class: "traceback" }, h("summary", "Traceback"), h("pre", { "data-role": "traceback" }, err.traceback)) : null

@@ -41,7 +41,7 @@ export async function workflowsPage(ctx) {
     const page = rows.slice(offset, offset + PAGE);
     const columns = [
       { label: "Name", cell: (w) => link(`/workflows/${enc(w.name)}`, w.name, { class: "strong", "data-workflow": w.name }) },
-      { label: "Stages", cell: (w) => h("span", `${w.stages}`, w.map_stages.length ? h("span", { class: "chip" }, `${w.map_stages.length} map`) : null) },
+      { label: "Stages", cell: (w) => h("span", { class: "cell-stack" }, `${w.stages}`, w.map_stages.length ? h("span", { class: "chip map", title: w.map_stages.join(", ") }, `${w.map_stages.length} map`) : null) },
       { label: "Group", cell: (w) => (w.annotations && w.annotations.group) || h("span", { class: "muted" }, "—") },
       { label: "Last run", cell: (w) => (w.last_run ? h("span", { class: "cell-stack" }, badge(w.last_run.state), " ", link(`/runs/${w.last_run.uid}`, w.last_run.name, { class: "small" })) : h("span", { class: "muted" }, "never run")) },
       { label: "Started", cell: (w) => (w.last_run ? timeCell(w.last_run.started_at) : "—") },

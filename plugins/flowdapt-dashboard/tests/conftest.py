@@ -1,0 +1,298 @@
+"""Fixtures for the dashboard tests: a real ``flowdapt run`` server in a subprocess (temp app dir,
+free port, the installed plugins, so the dashboard comes through its entry point) and Debian's
+Chromium driven by Playwright.
+
+Screenshots go to ``$FLOWDAPT_DASHBOARD_ARTIFACTS`` (default ``test-artifacts/dashboard``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+CHROMIUM = os.environ.get("FLOWDAPT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1366, "height": 860}
+TOKEN = "dashboard-test-token"
+#: Runs put in the database before the server starts: the pages must stay quick with them.
+SEEDED_RUNS = 10_000
+
+STAGES = """
+import time
+
+
+def make(n: int = 20):
+    return list(range(n))
+
+
+def work(x, delay: float = 0.02):
+    time.sleep(delay)
+    return x * x
+
+
+def total(xs):
+    return sum(xs)
+
+
+def flaky(x):
+    if x % 7 == 3:
+        raise ValueError(f"item {x} is bad")
+    return x
+
+
+def boom(xs):
+    raise RuntimeError("the model diverged: loss is NaN")
+
+
+def sleepy(seconds: float = 120):
+    time.sleep(seconds)
+    return seconds
+"""
+
+
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("FLOWDAPT_DASHBOARD_ARTIFACTS", "test-artifacts/dashboard"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def workflow(name: str, stages: list[dict[str, Any]], **annotations: str) -> dict[str, Any]:
+    return {
+        "kind": "workflow",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"stages": stages},
+    }
+
+
+def stage(name: str, fn: str, *deps: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "target": f"user_modules.dash_stages.{fn}", "depends_on": list(deps), **extra}
+
+
+@dataclass
+class Server:
+    url: str
+    app_dir: Path
+    process: subprocess.Popen
+    log: Path
+    token: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    seeded: int = 0
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, headers=self.headers)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+async def _seed_runs(app_dir: Path, count: int) -> None:
+    """Old runs straight into the server's database, through the document store API."""
+    from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system
+    from flowdapt.resources.base import utcnow
+    from flowdapt.resources.run import StageRun, WorkflowRun
+    from flowdapt.settings import load_settings
+
+    settings = load_settings(app_dir)
+    plugins = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
+    store = plugins.create("document_stores", settings.database.backend, settings.database.options, settings)
+    await store.open()
+    rng = random.Random(7)
+    now = utcnow()
+
+    async def one(i: int) -> None:
+        # Between 1 h and 3 days old, so they never outrank the runs the tests start.
+        start = now - timedelta(seconds=rng.uniform(3600, 3 * 86400))
+        state = rng.choices(["finished", "failed", "cancelled"], [90, 8, 2])[0]
+        run = WorkflowRun(
+            workflow=f"archive-{i % 4}",
+            started_at=start,
+            finished_at=start + timedelta(seconds=rng.uniform(0.2, 40)),
+            state=state,
+            source="trigger",
+            result=i if state == "finished" else ["ValueError", "seeded failure"],
+            stages={"only": StageRun(state="finished" if state == "finished" else "failed")},
+        )
+        await store.create_run(run)
+
+    try:
+        for first in range(0, count, 500):
+            await asyncio.gather(*(one(i) for i in range(first, min(count, first + 500))))
+    finally:
+        await store.close()
+
+
+def start_server(app_dir: Path, *, token: str | None = None, seed: int = 0) -> Server:
+    (app_dir / "user_modules").mkdir(parents=True, exist_ok=True)
+    (app_dir / "user_modules" / "dash_stages.py").write_text(textwrap.dedent(STAGES))
+    (app_dir / "flowdapt.yaml").write_text(
+        "name: dashboard-test\n"
+        "executor:\n  backend: local\n  options:\n    workers: 2\n"
+        "api:\n  shutdown_timeout: 3\n"
+    )
+    if seed:
+        # In a thread of its own: Playwright's sync API may already run a loop in this one.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _seed_runs(app_dir, seed)).result()
+    port = free_port()
+    log = app_dir / "server.log"
+    env = {**os.environ, "FLOWDAPT__APP_DIR": str(app_dir)}
+    for key in ("FLOWDAPT_SERVER", "FLOWDAPT_TOKEN", "FLOWDAPT__API__TOKEN", "FLOWDAPT__API__TOKENS"):
+        env.pop(key, None)
+    if token:
+        env["FLOWDAPT__API__TOKEN"] = token
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowdapt.cli.main", "run", "--port", str(port)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"flowdapt run exited with {process.returncode}:\n{log.read_text(errors='replace')}"
+            )
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"flowdapt run did not answer in 90 s:\n{log.read_text(errors='replace')}")
+        time.sleep(0.2)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return Server(url, app_dir, process, log, token, headers, seed)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[Server]:
+    """A server with the test workflows applied and 10,000 old runs in its database."""
+    live = start_server(tmp_path_factory.mktemp("dashboard-app"), seed=SEEDED_RUNS)
+    try:
+        with live.client() as http:
+            for doc in (
+                workflow(
+                    "failing",
+                    [
+                        stage("make", "make"),
+                        stage(
+                            "flaky",
+                            "flaky",
+                            "make",
+                            type="parameterized",
+                            options={"allow_partial_failure": True},
+                        ),
+                        stage("boom", "boom", "flaky"),
+                    ],
+                    group="demo",
+                ),
+                workflow("long", [stage("sleep", "sleepy")], group="demo"),
+                *(workflow(f"archive-{i}", [stage("make", "make")], group="archive") for i in range(4)),
+            ):
+                http.post("/workflows/", json=doc).raise_for_status()
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: run scripts/ci/setup-chromium.sh (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+class PageErrors(list):
+    def check(self) -> None:
+        assert not self, "the page reported errors:\n" + "\n".join(self)
+
+
+@pytest.fixture
+def page_errors() -> PageErrors:
+    return PageErrors()
+
+
+@pytest.fixture
+def page(browser, page_errors) -> Iterator[Any]:
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    context.set_default_timeout(20_000)
+    pg = context.new_page()
+    pg.on("pageerror", lambda exc: page_errors.append(f"uncaught: {exc}"))
+    # A 4xx the page asked for on purpose (a refused workflow) is logged by Chromium as a failed load.
+    pg.on(
+        "console",
+        lambda msg: (
+            page_errors.append(f"console.{msg.type}: {msg.text}")
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def _shoot(pg, name: str, docs: bool = False) -> Path:
+    """Save a screenshot of the current page as ``<artifacts>/<name>.png``. With ``docs`` and
+    FLOWDAPT_UPDATE_DOCS_IMAGES=1 it also replaces ``docs/images/dashboard-<name>.png``."""
+    pg.wait_for_timeout(150)  # let the last redraw land
+    path = artifacts_dir() / f"{name}.png"
+    pg.screenshot(path=str(path), full_page=True)
+    if docs and os.environ.get("FLOWDAPT_UPDATE_DOCS_IMAGES") == "1":
+        target = Path(__file__).resolve().parents[3] / "docs" / "images" / f"dashboard-{name}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return path
+
+
+@pytest.fixture
+def shoot():
+    return _shoot
+
+
+@pytest.fixture
+def secured_server(tmp_path) -> Iterator[Server]:
+    """A server that requires ``Authorization: Bearer <TOKEN>``."""
+    live = start_server(tmp_path / "secured", token=TOKEN)
+    try:
+        yield live
+    finally:
+        live.stop()
