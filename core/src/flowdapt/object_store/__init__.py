@@ -29,12 +29,14 @@ from typing import Any
 
 import orjson
 
+from flowdapt.engine.context import current_run_context
 from flowdapt.object_store.base import (
     ClusterMemory,
     ClusterMemoryFullError,
     check_key,
     check_namespace,
 )
+from flowdapt.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,16 @@ class ObjectNotFoundError(KeyError):
 
 # -- cluster memory backend, one per process and configuration ------------------------------------
 
+_pid = os.getpid()  # kept current across fork, so the hot path makes no getpid() call
+
+
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 _backends: dict[tuple, ClusterMemory] = {}
 _backends_lock = threading.Lock()
 _last: tuple[Any, int, ClusterMemory] | None = None  # (settings, pid, backend): the hot path
@@ -76,10 +88,8 @@ def cluster_memory(
     backend name, options and app dir. ``backend``/``options`` override the settings.
     """
     global _last
-    from flowdapt.settings import get_settings
-
     settings = settings or get_settings()
-    pid = os.getpid()
+    pid = _pid
     last = _last
     if backend is None and not options and last is not None and last[0] is settings and last[1] == pid:
         return last[2]
@@ -205,11 +215,9 @@ _last_side: tuple[Any, int, _ArtifactSide] | None = None  # (settings, pid, side
 
 def _artifacts(params: dict[str, Any] | None) -> _ArtifactSide:
     global _last_side
-    from flowdapt.settings import get_settings
-
     settings = get_settings()
     last = _last_side
-    if not params and last is not None and last[0] is settings and last[1] == os.getpid():
+    if not params and last is not None and last[0] is settings and last[1] == _pid:
         return last[2]
     token = orjson.dumps(
         [str(settings.app_dir), settings.storage.model_dump(), params or {}],
@@ -233,26 +241,24 @@ def resolve_namespace(namespace: str | None = None) -> str:
     """``namespace``, else the run's namespace inside a stage, else ``compute.default_namespace``."""
     if namespace:
         return namespace
-    from flowdapt.engine.context import current_run_context
-
     ctx = current_run_context()
     if ctx is not None and ctx.namespace:
         return ctx.namespace
-    from flowdapt.settings import get_settings
-
     return get_settings().compute.default_namespace
+
+
+_FALLBACK, _ARTIFACT, _CLUSTER_MEMORY = Strategy.FALLBACK, Strategy.ARTIFACT, Strategy.CLUSTER_MEMORY
+_STRATEGIES: dict[Any, Strategy] = {**{s.value: s for s in Strategy}, **{s: s for s in Strategy}}
 
 
 def _strategy(strategy: Strategy | str | None, artifact_only: bool) -> Strategy:
     if artifact_only:
         return Strategy.ARTIFACT
     if strategy is None:
-        from flowdapt.settings import get_settings
-
         strategy = get_settings().object_store.default_strategy
     try:
-        return Strategy(strategy)
-    except ValueError:
+        return _STRATEGIES[strategy]
+    except (KeyError, TypeError):
         raise ValueError(
             f"unknown object store strategy {strategy!r}: use one of " + ", ".join(s.value for s in Strategy)
         ) from None
@@ -261,8 +267,6 @@ def _strategy(strategy: Strategy | str | None, artifact_only: bool) -> Strategy:
 def _write_through(value: bool | None) -> bool:
     if value is not None:
         return value
-    from flowdapt.settings import get_settings
-
     return get_settings().object_store.write_through
 
 
@@ -273,8 +277,6 @@ def _backend(backend: str | None, params: dict[str, Any] | None) -> ClusterMemor
 def _backend_label(backend: str | None) -> str:
     if backend:
         return backend
-    from flowdapt.settings import get_settings
-
     return get_settings().cluster_memory.backend
 
 
@@ -309,10 +311,10 @@ def put(
     namespace = resolve_namespace(namespace)
     check_namespace(namespace)
     chosen = _strategy(strategy, artifact_only)
-    if chosen is Strategy.CLUSTER_MEMORY:
+    if chosen is _CLUSTER_MEMORY:
         _backend(backend, cluster_memory_params).put(key, value, namespace=namespace, ttl=ttl)
         return
-    if chosen is Strategy.ARTIFACT:
+    if chosen is _ARTIFACT:
         _save_artifact(key, value, namespace, save_artifact_hook, artifact_params)
         return
     through = _write_through(write_through)
@@ -387,10 +389,10 @@ def get(
     """
     namespace = resolve_namespace(namespace)
     chosen = _strategy(strategy, artifact_only)
-    if chosen is Strategy.ARTIFACT:
+    if chosen is _ARTIFACT:
         return _load_artifact(key, namespace, load_artifact_hook, artifact_params)
     memory = _backend(backend, cluster_memory_params)
-    if chosen is Strategy.CLUSTER_MEMORY:
+    if chosen is _CLUSTER_MEMORY:
         try:
             return memory.get(key, namespace=namespace)
         except KeyError:
@@ -433,9 +435,9 @@ def delete(
     namespace = resolve_namespace(namespace)
     chosen = _strategy(strategy, artifact_only)
     deleted = False
-    if chosen is not Strategy.ARTIFACT:
+    if chosen is not _ARTIFACT:
         deleted = bool(_backend(backend, cluster_memory_params).delete(key, namespace=namespace))
-    if chosen is not Strategy.CLUSTER_MEMORY:
+    if chosen is not _CLUSTER_MEMORY:
         deleted = _artifacts(artifact_params).delete(key, namespace) or deleted
     return deleted
 
@@ -455,11 +457,9 @@ def exists(
     """True when ``get`` would find the key."""
     namespace = resolve_namespace(namespace)
     chosen = _strategy(strategy, artifact_only)
-    if chosen is not Strategy.ARTIFACT and _backend(backend, cluster_memory_params).exists(
-        key, namespace=namespace
-    ):
+    if chosen is not _ARTIFACT and _backend(backend, cluster_memory_params).exists(key, namespace=namespace):
         return True
-    if chosen is Strategy.CLUSTER_MEMORY:
+    if chosen is _CLUSTER_MEMORY:
         return False
     return _artifacts(artifact_params).exists(key, namespace)
 
@@ -476,9 +476,9 @@ def keys(
     namespace = resolve_namespace(namespace)
     chosen = _strategy(strategy, False)
     found: set[str] = set()
-    if chosen is not Strategy.ARTIFACT:
+    if chosen is not _ARTIFACT:
         found.update(_backend(backend, cluster_memory_params).keys(namespace))
-    if chosen is not Strategy.CLUSTER_MEMORY:
+    if chosen is not _CLUSTER_MEMORY:
         found.update(_artifacts(artifact_params).keys(namespace))
     return sorted(found)
 
@@ -496,16 +496,14 @@ def clear(
     ``value_type``), not artifacts a stage built file by file."""
     namespace = resolve_namespace(namespace)
     chosen = _strategy(strategy, False)
-    if chosen is not Strategy.ARTIFACT:
+    if chosen is not _ARTIFACT:
         _backend(backend, cluster_memory_params).clear(namespace)
-    if chosen is not Strategy.CLUSTER_MEMORY:
+    if chosen is not _CLUSTER_MEMORY:
         _artifacts(artifact_params).clear(namespace)
 
 
 def stats(*, backend: str | None = None) -> dict[str, Any]:
     """Cluster-memory figures (keys, bytes, evictions...) and the object-store settings."""
-    from flowdapt.settings import get_settings
-
     settings = get_settings()
     return {
         "default_strategy": settings.object_store.default_strategy,

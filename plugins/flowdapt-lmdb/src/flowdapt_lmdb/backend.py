@@ -126,6 +126,16 @@ class _Env:
         self.users = 0
 
 
+_pid = os.getpid()  # kept current across fork, so every operation checks it without a syscall
+
+
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 # One environment per path per process: LMDB forbids opening the same files twice in a process.
 _envs: dict[str, _Env] = {}
 _envs_lock = threading.Lock()
@@ -184,7 +194,7 @@ class LMDBClusterMemory(ClusterMemory):
 
     def _env(self) -> _Env:
         handle = self._handle
-        if handle is not None and handle.pid == os.getpid():
+        if handle is not None and handle.pid == _pid:
             return handle
         with self._lock:
             handle = self._handle
@@ -396,7 +406,7 @@ class LMDBClusterMemory(ClusterMemory):
             expires = _EXPIRES.unpack_from(view, 0)[0]
             if expires and expires <= time.time():
                 raise KeyError(key)
-            value = codec.decode(view[8:])
+            value = codec.decode(view, 8)
         self._pending[full] = time.time_ns()
         if time.monotonic() - self._last_flush > self.options.touch_interval or len(self._pending) > 4096:
             self._flush_touches()
