@@ -72,6 +72,7 @@ async def test_a_new_rule_does_not_fire_for_times_before_it_existed(h):
 
 
 async def test_condition_fires_on_matching_events_without_database_queries(h, monkeypatch):
+    monkeypatch.setattr("flowdapt.triggers.service.PERSIST_DELAY", 0.05)
     await h.add(
         rule(
             "on_train",
@@ -106,7 +107,7 @@ async def test_condition_fires_on_matching_events_without_database_queries(h, mo
     assert h.requests[0].data["identifier"] == "deploy"
     assert h.requests[0].data["payload"] == {"model": {"accuracy": 0.9}}
     assert h.requests[0].headers["trigger_chain"] == ["on_train"]
-    await asyncio.sleep(0.3)  # the last fire is recorded off the event path
+    await asyncio.sleep(0.3)  # the last fire is written to the database off the event path
     stored = await h.store.get("trigger_rule", "on_train")
     assert stored.metadata.annotations[LAST_RUN] == "2030-01-01T00:00:00"
 

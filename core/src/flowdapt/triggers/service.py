@@ -50,8 +50,9 @@ KIND = "trigger_rule"
 LAST_RUN = "flowdapt.ai/last_run"
 #: Bus group of the condition evaluators: one per event across all servers.
 CONDITION_GROUP = "triggers"
-#: Condition rules record their last fire at most this often (seconds), off the event path.
-PERSIST_DELAY = 0.2
+#: Condition rules write their last fire to the database at most this often (seconds), off the
+#: event path; the in-memory status is current at once.
+PERSIST_DELAY = 1.0
 
 
 def parse_time(raw: str | None) -> datetime | None:
