@@ -40,8 +40,8 @@ def live_server(tmp_path, monkeypatch):
             monkeypatch.delenv(key)
     started = []
 
-    def factory(overrides=None):
-        live = start(tmp_path / f"app{len(started)}", tmp_path / "stages", overrides)
+    def factory(overrides=None, services=None):
+        live = start(tmp_path / f"app{len(started)}", tmp_path / "stages", overrides, services)
         started.append(live)
         return live
 

@@ -98,7 +98,7 @@ class Live:
             time.sleep(0.02)
 
 
-def start(app_dir: Path, stages_root: Path, overrides: dict[str, Any] | None = None) -> Live:
+def start(app_dir: Path, stages_root: Path, overrides: dict[str, Any] | None = None, services: str | None = None) -> Live:
     install_stages(stages_root)
     base = {
         "executor.backend": "local",
@@ -110,7 +110,7 @@ def start(app_dir: Path, stages_root: Path, overrides: dict[str, Any] | None = N
     base.update(overrides or {})
     settings = load_settings(app_dir, overrides=base)
     plugins = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
-    server = FlowdaptServer(settings, plugins)
+    server = FlowdaptServer(settings, plugins, services)
     app = create_app(settings, plugins, server=server)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -237,3 +237,17 @@ def test_yaml_rule_with_schedule_fires_on_a_real_clock(live_server):
         count = http.get("/runs", params={"workflow": "tick"}).json()["total"]
         time.sleep(1.5)
         assert http.get("/runs", params={"workflow": "tick"}).json()["total"] <= count + 1
+
+
+def test_without_the_triggers_service_rules_are_stored_but_not_fired(live_server):
+    live = live_server(services="api,compute")
+    with live.http() as http:
+        apply(http, workflow("one", ("noop", "noop", [])))
+        apply(http, workflow("two", ("noop", "noop", [])))
+        apply(http, finished_rule("one_then_two", "one", "finished", "two"))
+        assert "status" not in http.get("/triggers/one_then_two").json()
+        response = http.post("/triggers/one_then_two/fire")
+        assert response.status_code == 503 and "no trigger service" in response.json()["detail"]
+        http.post("/workflows/one/run", json={})
+        time.sleep(0.3)
+        assert http.get("/runs", params={"workflow": "two"}).json()["total"] == 0

@@ -196,3 +196,34 @@ async def test_a_stored_rule_that_no_longer_compiles_is_reported_not_fired(h):
     assert h.requests == []
     status = h.service.status("old")
     assert status["active"] is False and "unknown action 'some.module.function'" in status["error"]
+
+
+async def test_the_originals_schedule_files_fire_unchanged(h):
+    from pathlib import Path
+
+    import yaml
+
+    for name in ("retrain", "feature_update"):
+        await h.add(yaml.safe_load((Path(__file__).parent / "originals" / f"{name}.yaml").read_text()))
+    await h.service.start()
+    await h.settle()
+    for minute in range(1, 16):
+        await h.at(T0 + timedelta(minutes=minute))
+    fired = sorted((r.data["identifier"], r.data["triggered_by"]["due"][11:16]) for r in h.requests)
+    assert fired == [("create_features", "00:01"), ("train", "00:05"), ("train", "00:10"), ("train", "00:15")]
+
+
+async def test_a_paused_service_leaves_due_times_and_events_alone(settings, plugins):
+    draining = False
+    async with Harness(settings, plugins) as h:
+        h.service.paused = lambda: draining
+        await h.add(rule("every5", "schedule", ["*/5 * * * *"]))
+        await h.add(rule("cond", "condition", {"eq": [{"var": "type"}, "x"]}))
+        await h.service.start()
+        draining = True
+        await h.at(T0 + timedelta(minutes=5))
+        await h.bus.publish(Event(channel="c", source="s", type="x"))
+        await h.settle()
+        assert h.requests == []
+        stored = await h.store.get("trigger_rule", "every5")
+        assert LAST_RUN not in stored.metadata.annotations  # left for another server to claim

@@ -45,7 +45,14 @@ def flowdapt_server_startup(server):
         return
     from flowdapt.triggers.service import TriggerService
 
-    service = TriggerService(server.store, server.event_bus, server.plugins, server.settings)
+    service = TriggerService(
+        server.store, server.event_bus, server.plugins, server.settings, paused=lambda: server.draining
+    )
+    if "compute" not in server.services and server.event_bus.name == "memory":
+        log.warning(
+            "this server runs triggers without compute on the in-memory event bus: run_workflow actions "
+            "will wait for a compute service that never comes; run both here, or use a shared broker"
+        )
     server.triggers = service
     server.resource_extras["trigger_rule"] = lambda rule: {"status": service.status(str(rule.metadata.uid))}
     server.spawn(_serve(server, service), "flowdapt-triggers")

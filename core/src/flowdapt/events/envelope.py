@@ -124,7 +124,7 @@ def run_event_data(run, *, max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> 
     """A WorkflowRun as event data: the original's fields plus error, namespace and trigger origin.
 
     Per-stage records are left out (``stage_finished`` events carry them one by one)."""
-    data = run.model_dump(mode="json", exclude={"stages", "result"})
+    data = run.model_dump(mode="json", exclude={"stages", "result", "owner"})
     result, truncated, size = capped(run.result, max_result_bytes)
     data["result"] = result
     if truncated:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,8 +126,12 @@ class TriggerService:
         settings,
         *,
         clock: Clock | None = None,
+        paused: Callable[[], bool] | None = None,
     ):
+        """``paused()`` true (a draining server) holds firings back: condition events are not
+        evaluated and due times are left unclaimed, so another server can fire them."""
         self.store = store
+        self.paused = paused or (lambda: False)
         self.bus = bus
         self.plugins = plugins
         self.settings = settings
@@ -299,7 +304,7 @@ class TriggerService:
     async def _on_event(self, event: Event) -> None:
         self.events_seen += 1
         conditions = self._conditions
-        if not conditions:
+        if not conditions or self.paused():
             return
         data = event.as_dict()
         for state in conditions:
@@ -532,6 +537,9 @@ class TriggerService:
         return False
 
     async def _fire_due(self, state: RuleState, due: datetime) -> None:
+        if self.paused():
+            log.info("trigger rule %s: due time %s not fired, the server is draining", state.name, format_time(due))
+            return
         try:
             if not await self._claim(state, due):
                 return
