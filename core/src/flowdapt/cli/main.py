@@ -58,6 +58,7 @@ def _register_commands() -> None:
 
     server.register(app)
     client.register(app)
+    from flowdapt.cli import db; db.register(app)  # noqa: E702, I001
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,270 @@
+"""The in-memory document store: same semantics as SQLite, gone when the process exits.
+
+Documents are kept serialized (JSON text) and parsed on every read, exactly like the SQLite
+store, so callers never share mutable objects with the store and both stores normalize values
+the same way. One ``threading.Lock`` guards every dict: methods never await while holding it, so
+it is safe from any number of tasks, event loops and threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from flowdapt.builtin.stores._common import (
+    FINAL_STATES,
+    as_uid,
+    check_kind,
+    dump_resource,
+    dump_run,
+    load_resource,
+    load_run,
+    micros,
+    name_conflict,
+    not_found,
+    run_conflict,
+    state_values,
+    uid_conflict,
+)
+from flowdapt.resources.base import Resource
+from flowdapt.resources.run import WorkflowRun
+from flowdapt.storage import DocumentStore
+
+
+class MemoryStoreOptions(BaseModel):
+    """``database.options`` of the ``memory`` backend: none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class _Doc:
+    name: str
+    doc: str
+
+
+@dataclass
+class _Run:
+    seq: int
+    name: str
+    workflow: str
+    state: str
+    started_at: int
+    doc: str
+
+
+class MemoryStore(DocumentStore):
+    """Resources and runs in dicts; for tests, ``flowdapt exec`` and throw-away servers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: kind -> uid -> document (dicts keep insertion order: creation order).
+        self._resources: dict[str, dict[str, _Doc]] = {}
+        #: kind -> name -> uid.
+        self._names: dict[str, dict[str, str]] = {}
+        self._runs: dict[str, _Run] = {}
+        self._run_names: dict[str, str] = {}
+        self._seq = 0
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def upgrade(self) -> tuple[int, int]:
+        """Nothing is ever stored in an older schema."""
+        return self.schema_version, self.schema_version
+
+    async def stored_version(self) -> int:
+        return self.schema_version
+
+    # -- resources -----------------------------------------------------------------------
+
+    def _find(self, kind: str, identifier: str) -> tuple[str, _Doc] | None:
+        docs = self._resources.get(kind)
+        if not docs:
+            return None
+        uid = as_uid(identifier)
+        if uid is not None and uid in docs:
+            return uid, docs[uid]
+        uid = self._names[kind].get(identifier)
+        return None if uid is None else (uid, docs[uid])
+
+    async def create(self, resource: Resource) -> Resource:
+        kind = check_kind(resource)
+        uid, name, doc = str(resource.uid), resource.name, dump_resource(resource)
+        with self._lock:
+            docs = self._resources.setdefault(kind, {})
+            names = self._names.setdefault(kind, {})
+            if name in names:
+                raise name_conflict(kind, name)
+            if uid in docs:
+                raise uid_conflict(kind, uid)
+            docs[uid] = _Doc(name, doc)
+            names[name] = uid
+        return load_resource(kind, doc)
+
+    async def get(self, kind: str, identifier: str) -> Resource | None:
+        with self._lock:
+            found = self._find(kind, str(identifier))
+        return None if found is None else load_resource(kind, found[1].doc)
+
+    async def list(self, kind: str) -> list[Resource]:
+        with self._lock:
+            docs = [d.doc for d in self._resources.get(kind, {}).values()]
+        return [load_resource(kind, doc) for doc in docs]
+
+    async def update(self, resource: Resource) -> Resource:
+        kind = check_kind(resource)
+        uid, name, doc = str(resource.uid), resource.name, dump_resource(resource)
+        with self._lock:
+            docs = self._resources.get(kind, {})
+            current = docs.get(uid)
+            if current is None:
+                raise not_found(kind, uid)
+            names = self._names[kind]
+            if name != current.name:
+                if name in names:
+                    raise name_conflict(kind, name)
+                del names[current.name]
+                names[name] = uid
+            docs[uid] = _Doc(name, doc)
+        return load_resource(kind, doc)
+
+    async def delete(self, kind: str, identifier: str) -> Resource | None:
+        with self._lock:
+            found = self._find(kind, str(identifier))
+            if found is None:
+                return None
+            uid, entry = found
+            del self._resources[kind][uid]
+            del self._names[kind][entry.name]
+        return load_resource(kind, entry.doc)
+
+    async def compare_and_set_annotation(
+        self, kind: str, uid: str, key: str, expected: str | None, value: str
+    ) -> bool:
+        with self._lock:
+            found = self._find(kind, str(uid))
+            if found is None:
+                return False
+            entry = found[1]
+            data = orjson.loads(entry.doc)
+            annotations = data.setdefault("metadata", {}).setdefault("annotations", {})
+            if annotations.get(key) != expected:
+                return False
+            annotations[key] = str(value)
+            entry.doc = orjson.dumps(data).decode()
+            return True
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def _find_run(self, identifier: str) -> tuple[str, _Run] | None:
+        uid = as_uid(identifier)
+        if uid is not None and uid in self._runs:
+            return uid, self._runs[uid]
+        uid = self._run_names.get(identifier)
+        return None if uid is None else (uid, self._runs[uid])
+
+    def _entry(self, run: WorkflowRun, seq: int) -> _Run:
+        return _Run(seq, run.name, run.workflow, str(run.state), micros(run.started_at), dump_run(run))
+
+    async def create_run(self, run: WorkflowRun) -> WorkflowRun:
+        uid = str(run.uid)
+        with self._lock:
+            if uid in self._runs:
+                raise run_conflict(run, "uid")
+            if run.name in self._run_names:
+                raise run_conflict(run, "name")
+            self._seq += 1
+            entry = self._entry(run, self._seq)
+            self._runs[uid] = entry
+            self._run_names[run.name] = uid
+        return load_run(entry.doc)
+
+    async def update_run(self, run: WorkflowRun) -> WorkflowRun:
+        uid = str(run.uid)
+        with self._lock:
+            current = self._runs.get(uid)
+            owner = self._run_names.get(run.name)
+            if owner is not None and owner != uid:
+                raise run_conflict(run, "name")
+            if current is None:
+                self._seq += 1
+                entry = self._entry(run, self._seq)
+            else:
+                entry = self._entry(run, current.seq)
+                if current.name != run.name:
+                    del self._run_names[current.name]
+            self._runs[uid] = entry
+            self._run_names[run.name] = uid
+        return load_run(entry.doc)
+
+    async def get_run(self, identifier: str) -> WorkflowRun | None:
+        with self._lock:
+            found = self._find_run(str(identifier))
+        return None if found is None else load_run(found[1].doc)
+
+    async def delete_run(self, identifier: str) -> WorkflowRun | None:
+        with self._lock:
+            found = self._find_run(str(identifier))
+            if found is None:
+                return None
+            uid, entry = found
+            del self._runs[uid]
+            del self._run_names[entry.name]
+        return load_run(entry.doc)
+
+    def _matching(
+        self, workflow: str | None, state: str | list[str] | None, since: datetime | None
+    ) -> list[_Run]:
+        states = state_values(state)
+        state_set = set(states) if states is not None else None
+        since_us = micros(since) if since is not None else None
+        return [
+            r
+            for r in self._runs.values()
+            if (workflow is None or r.workflow == workflow)
+            and (state_set is None or r.state in state_set)
+            and (since_us is None or r.started_at >= since_us)
+        ]
+
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | list[str] | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[WorkflowRun]:
+        with self._lock:
+            runs = self._matching(workflow, state, since)
+        runs.sort(key=lambda r: (r.started_at, r.seq), reverse=True)
+        start = max(0, int(offset or 0))
+        stop = None if limit is None or limit < 0 else start + int(limit)
+        return [load_run(r.doc) for r in runs[start:stop]]
+
+    async def count_runs(
+        self, *, workflow: str | None = None, state: str | list[str] | None = None, since: datetime | None = None
+    ) -> int:
+        with self._lock:
+            return len(self._matching(workflow, state, since))
+
+    async def delete_runs_before(self, before: datetime) -> int:
+        before_us = micros(before)
+        final = set(FINAL_STATES)
+        with self._lock:
+            doomed = [uid for uid, r in self._runs.items() if r.started_at < before_us and r.state in final]
+            for uid in doomed:
+                entry = self._runs.pop(uid)
+                del self._run_names[entry.name]
+        return len(doomed)

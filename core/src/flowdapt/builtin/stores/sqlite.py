@@ -1,0 +1,576 @@
+"""The SQLite document store: the default, a single file ``<app_dir>/flowdapt.db``.
+
+Design (see ``docs/storage.md``):
+
+* stdlib ``sqlite3`` kept off the event loop: one dedicated writer thread owns the only write
+  connection of this process, and a small pool of reader threads each own a read-only connection.
+  WAL mode lets readers run while a writer commits, in this process and in others.
+* ``synchronous=NORMAL`` (durable across application crashes; a power loss may drop the last
+  commits, never corrupt the file) and a busy timeout, so writers of several processes sharing
+  the file queue on SQLite's lock instead of failing.
+* Name uniqueness is a ``UNIQUE (kind, name)`` constraint: an INSERT either wins or raises, with
+  no find-then-insert race. Multi-step writes run in ``BEGIN IMMEDIATE`` transactions, which take
+  the write lock up front, so they are atomic across processes too.
+* The schema version is ``PRAGMA user_version``; ``open()`` applies pending migrations
+  (``flowdapt.builtin.stores.migrations``) in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowdapt.builtin.stores import migrations as _migrations
+from flowdapt.builtin.stores._common import (
+    FINAL_STATES,
+    as_uid,
+    check_kind,
+    dump_resource,
+    dump_run,
+    load_resource,
+    load_run,
+    micros,
+    name_conflict,
+    not_found,
+    run_conflict,
+    state_values,
+    uid_conflict,
+)
+from flowdapt.errors import ConfigurationError, FlowdaptError
+from flowdapt.resources.base import Resource
+from flowdapt.resources.run import WorkflowRun
+from flowdapt.storage import DocumentStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_FILENAME = "flowdapt.db"
+
+
+class SQLiteStoreOptions(BaseModel):
+    """``database.options`` of the ``sqlite`` backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(
+        default=None,
+        description="database file; relative paths are under the app dir (default <app_dir>/flowdapt.db)",
+    )
+    busy_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a writer waits for another process's write lock before failing"
+    )
+    readers: int = Field(default=4, ge=1, le=64, description="reader threads (each owns one read connection)")
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL", description="NORMAL is safe in WAL mode; FULL also survives power loss"
+    )
+    auto_migrate: bool = Field(
+        default=True,
+        description="apply pending schema migrations on start-up; when false, start-up fails until `flowdapt db upgrade`",
+    )
+    backup_before_migrate: bool = Field(
+        default=True, description="copy the file to <path>.v<old>-<timestamp>.bak before migrating it"
+    )
+
+
+class StoreClosedError(FlowdaptError):
+    """A store method was called before ``open()`` or after ``close()``."""
+
+
+class SQLiteStore(DocumentStore):
+    """Resources and runs as JSON documents in one SQLite file."""
+
+    schema_version: int = _migrations.latest_version()
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 30.0,
+        readers: int = 4,
+        synchronous: str = "NORMAL",
+        auto_migrate: bool = True,
+        backup_before_migrate: bool = True,
+        migrations: Sequence[_migrations.Migration] | None = None,
+    ):
+        self.path = Path(path).expanduser()
+        self.busy_timeout = float(busy_timeout)
+        self.readers = int(readers)
+        self.synchronous = synchronous.upper()
+        self.auto_migrate = auto_migrate
+        self.backup_before_migrate = backup_before_migrate
+        self.migrations: tuple[_migrations.Migration, ...] = tuple(
+            _migrations.MIGRATIONS if migrations is None else migrations
+        )
+        _migrations.check_migrations(self.migrations)
+        self.schema_version = _migrations.latest_version(self.migrations)
+        #: Versions before and after the last ``open()``/``upgrade()`` (equal when nothing ran).
+        self.migrated_from: int | None = None
+        self.migrated_to: int | None = None
+        self.backup_path: Path | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader_pool: ThreadPoolExecutor | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._open_lock = threading.Lock()
+
+    @classmethod
+    def from_options(cls, options: SQLiteStoreOptions | dict[str, Any] | None, settings: Any = None) -> SQLiteStore:
+        if not isinstance(options, SQLiteStoreOptions):
+            options = SQLiteStoreOptions.model_validate(options or {})
+        return cls(
+            resolve_path(options.path, settings),
+            busy_timeout=options.busy_timeout,
+            readers=options.readers,
+            synchronous=options.synchronous,
+            auto_migrate=options.auto_migrate,
+            backup_before_migrate=options.backup_before_migrate,
+        )
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self, *, readonly: bool = False) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self.path),
+            timeout=self.busy_timeout,
+            isolation_level=None,  # autocommit; write transactions are explicit BEGIN IMMEDIATE
+            check_same_thread=False,  # each connection is used by one thread; close() runs elsewhere
+            cached_statements=256,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        if readonly:
+            conn.execute("PRAGMA query_only = 1")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect(readonly=True)
+            self._local.conn = conn
+            with self._conns_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        pool = self._reader_pool
+        if pool is None:
+            raise StoreClosedError(f"{self!r} is not open: call `await store.open()` first")
+        return await asyncio.get_running_loop().run_in_executor(pool, self._run_read, fn, args)
+
+    def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        return fn(self._reader(), *args)
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        writer = self._writer
+        if writer is None:
+            raise StoreClosedError(f"{self!r} is not open: call `await store.open()` first")
+        return await asyncio.get_running_loop().run_in_executor(writer, self._run_write, fn, args)
+
+    def _run_write(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn = self._wconn
+        if conn is None:
+            raise StoreClosedError(f"{self!r} is closed")
+        return fn(conn, *args)
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in a ``BEGIN IMMEDIATE`` transaction: the write lock is taken first (the busy
+        timeout applies), so read-then-write is atomic across connections and processes."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn, *args)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._open(migrate=self.auto_migrate)
+
+    async def upgrade(self) -> tuple[int, int]:
+        """Open (if needed) applying pending migrations whatever ``auto_migrate`` says.
+
+        Returns ``(from_version, to_version)``.
+        """
+        if self._writer is not None:
+            before = await self._write(_migrations.get_version)
+            if before < self.schema_version:
+                await self._write(self._migrate_sync)
+            return before, await self._write(_migrations.get_version)
+        await self._open(migrate=True)
+        assert self.migrated_from is not None and self.migrated_to is not None
+        return self.migrated_from, self.migrated_to
+
+    async def _open(self, *, migrate: bool) -> None:
+        with self._open_lock:
+            if self._writer is not None:
+                return
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="flowdapt-sqlite-writer")
+            self._reader_pool = ThreadPoolExecutor(self.readers, thread_name_prefix="flowdapt-sqlite-reader")
+            self._local = threading.local()
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._open_sync, migrate)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _open_sync(self, migrate: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            mode = self._set_wal(conn)
+            if str(mode).lower() != "wal":
+                log.warning("SQLite store %s: WAL mode unavailable (journal_mode=%s)", self.path, mode)
+            version = _migrations.get_version(conn)
+            _migrations.check_not_newer(version, str(self.path), self.migrations)
+            self.migrated_from = self.migrated_to = version
+            if version < self.schema_version:
+                if not migrate:
+                    raise ConfigurationError(
+                        f"the database {self.path} has schema version {version} and this Flowdapt needs "
+                        f"{self.schema_version}; run `flowdapt db upgrade` (database.options.auto_migrate is off)"
+                    )
+                self._wconn = conn
+                self._migrate_sync(conn)
+            self._wconn = conn
+        except BaseException:
+            self._wconn = None
+            conn.close()
+            raise
+
+    def _set_wal(self, conn: sqlite3.Connection) -> str:
+        # Switching a new file to WAL needs an exclusive lock and SQLite reports "database is
+        # locked" at once, without its busy handler, when another process is doing the same (two
+        # servers starting together). It is idempotent, so retry it within the busy timeout.
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _migrate_sync(self, conn: sqlite3.Connection) -> None:
+        before, after = self._transaction(conn, self._migrate_in_transaction)
+        self.migrated_from, self.migrated_to = before, after
+        if before != after:
+            log.info("SQLite store %s migrated from schema version %d to %d", self.path, before, after)
+
+    def _migrate_in_transaction(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        # Inside BEGIN IMMEDIATE: the version read here is final (another process that migrated
+        # first has committed), so exactly one opener migrates and backs the file up.
+        version = _migrations.get_version(conn)
+        if version > 0 and self.backup_before_migrate and _migrations.pending(version, self.migrations):
+            self.backup_path = self._backup(version)
+        return _migrations.migrate(conn, str(self.path), self.migrations)
+
+    def _backup(self, version: int) -> Path:
+        """Copy the file before migrating it. Called while this process holds the write lock and
+        has written nothing yet, so a separate read connection sees exactly the old version."""
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.v{version}-{stamp}.bak")
+        source = self._connect(readonly=True)
+        dest = sqlite3.connect(str(target))
+        try:
+            source.backup(dest)
+        finally:
+            dest.close()
+            source.close()
+        log.info("SQLite store %s: backed up schema version %d to %s", self.path, version, target)
+        return target
+
+    async def close(self) -> None:
+        with self._open_lock:
+            writer, readers = self._writer, self._reader_pool
+            self._writer = self._reader_pool = None
+        if writer is None and readers is None:
+            return
+        loop = asyncio.get_running_loop()
+        if readers is not None:
+            await loop.run_in_executor(None, readers.shutdown, True)
+        with self._conns_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for conn in conns:
+            conn.close()
+        if writer is not None:
+            await loop.run_in_executor(writer, self._close_writer)
+            writer.shutdown(wait=False)
+
+    def _close_writer(self) -> None:
+        conn, self._wconn = self._wconn, None
+        if conn is not None:
+            try:
+                conn.execute("PRAGMA optimize")
+            except sqlite3.Error:  # pragma: no cover - best effort
+                pass
+            conn.close()
+
+    async def stored_version(self) -> int:
+        """The schema version in the file (0 when it does not exist yet), without migrating."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._stored_version_sync)
+
+    def _stored_version_sync(self) -> int:
+        if not self.path.exists():
+            return 0
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.busy_timeout)
+        try:
+            return _migrations.get_version(conn)
+        finally:
+            conn.close()
+
+    # -- resources -----------------------------------------------------------------------
+
+    async def create(self, resource: Resource) -> Resource:
+        kind = check_kind(resource)
+        return await self._write(self._create_sync, kind, str(resource.uid), resource.name, dump_resource(resource), resource)
+
+    @staticmethod
+    def _create_sync(conn: sqlite3.Connection, kind: str, uid: str, name: str, doc: str, resource: Resource) -> Resource:
+        try:
+            conn.execute("INSERT INTO resources (kind, uid, name, doc) VALUES (?, ?, ?, ?)", (kind, uid, name, doc))
+        except sqlite3.IntegrityError as exc:
+            if "uid" in str(exc):
+                raise uid_conflict(kind, uid) from None
+            raise name_conflict(kind, name) from None
+        return load_resource(kind, doc)
+
+    async def get(self, kind: str, identifier: str) -> Resource | None:
+        doc = await self._read(self._get_doc, kind, str(identifier))
+        return None if doc is None else load_resource(kind, doc)
+
+    @staticmethod
+    def _find(conn: sqlite3.Connection, kind: str, identifier: str) -> tuple[int, str] | None:
+        uid = as_uid(identifier)
+        if uid is not None:
+            row = conn.execute("SELECT seq, doc FROM resources WHERE kind = ? AND uid = ?", (kind, uid)).fetchone()
+            if row is not None:
+                return row
+        return conn.execute("SELECT seq, doc FROM resources WHERE kind = ? AND name = ?", (kind, identifier)).fetchone()
+
+    @classmethod
+    def _get_doc(cls, conn: sqlite3.Connection, kind: str, identifier: str) -> str | None:
+        row = cls._find(conn, kind, identifier)
+        return None if row is None else row[1]
+
+    async def list(self, kind: str) -> list[Resource]:
+        docs = await self._read(self._list_docs, kind)
+        return [load_resource(kind, doc) for doc in docs]
+
+    @staticmethod
+    def _list_docs(conn: sqlite3.Connection, kind: str) -> list[str]:
+        return [row[0] for row in conn.execute("SELECT doc FROM resources WHERE kind = ? ORDER BY seq", (kind,))]
+
+    async def update(self, resource: Resource) -> Resource:
+        kind = check_kind(resource)
+        return await self._write(self._update_sync, kind, str(resource.uid), resource.name, dump_resource(resource))
+
+    @staticmethod
+    def _update_sync(conn: sqlite3.Connection, kind: str, uid: str, name: str, doc: str) -> Resource:
+        try:
+            cursor = conn.execute(
+                "UPDATE resources SET name = ?, doc = ? WHERE kind = ? AND uid = ?", (name, doc, kind, uid)
+            )
+        except sqlite3.IntegrityError:
+            raise name_conflict(kind, name) from None
+        if cursor.rowcount == 0:
+            raise not_found(kind, uid)
+        return load_resource(kind, doc)
+
+    async def delete(self, kind: str, identifier: str) -> Resource | None:
+        doc = await self._write(self._transaction, self._delete_sync, kind, str(identifier))
+        return None if doc is None else load_resource(kind, doc)
+
+    @classmethod
+    def _delete_sync(cls, conn: sqlite3.Connection, kind: str, identifier: str) -> str | None:
+        row = cls._find(conn, kind, identifier)
+        if row is None:
+            return None
+        conn.execute("DELETE FROM resources WHERE seq = ?", (row[0],))
+        return row[1]
+
+    async def compare_and_set_annotation(
+        self, kind: str, uid: str, key: str, expected: str | None, value: str
+    ) -> bool:
+        return await self._write(self._transaction, self._cas_sync, kind, str(uid), key, expected, value)
+
+    @classmethod
+    def _cas_sync(
+        cls, conn: sqlite3.Connection, kind: str, uid: str, key: str, expected: str | None, value: str
+    ) -> bool:
+        # Runs inside BEGIN IMMEDIATE: no other connection (or process) can write between the
+        # read and the write, so exactly one of several racing callers sees ``expected``.
+        row = cls._find(conn, kind, uid)
+        if row is None:
+            return False
+        seq, doc = row
+        data = orjson.loads(doc)
+        annotations = data.setdefault("metadata", {}).setdefault("annotations", {})
+        if annotations.get(key) != expected:
+            return False
+        annotations[key] = str(value)
+        conn.execute("UPDATE resources SET doc = ? WHERE seq = ?", (orjson.dumps(data).decode(), seq))
+        return True
+
+    # -- runs ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _run_row(run: WorkflowRun) -> tuple[Any, ...]:
+        return (str(run.uid), run.name, run.workflow, str(run.state), micros(run.started_at), dump_run(run))
+
+    async def create_run(self, run: WorkflowRun) -> WorkflowRun:
+        return await self._write(self._create_run_sync, self._run_row(run), run)
+
+    @staticmethod
+    def _create_run_sync(conn: sqlite3.Connection, row: tuple[Any, ...], run: WorkflowRun) -> WorkflowRun:
+        try:
+            conn.execute(
+                "INSERT INTO runs (uid, name, workflow, state, started_at, doc) VALUES (?, ?, ?, ?, ?, ?)", row
+            )
+        except sqlite3.IntegrityError as exc:
+            raise run_conflict(run, "uid" if "runs.uid" in str(exc) else "name") from None
+        return load_run(row[-1])
+
+    async def update_run(self, run: WorkflowRun) -> WorkflowRun:
+        return await self._write(self._update_run_sync, self._run_row(run), run)
+
+    @staticmethod
+    def _update_run_sync(conn: sqlite3.Connection, row: tuple[Any, ...], run: WorkflowRun) -> WorkflowRun:
+        try:
+            conn.execute(
+                "INSERT INTO runs (uid, name, workflow, state, started_at, doc) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, workflow = excluded.workflow, "
+                "state = excluded.state, started_at = excluded.started_at, doc = excluded.doc",
+                row,
+            )
+        except sqlite3.IntegrityError:
+            raise run_conflict(run, "name") from None
+        return load_run(row[-1])
+
+    @staticmethod
+    def _find_run(conn: sqlite3.Connection, identifier: str) -> tuple[int, str] | None:
+        uid = as_uid(identifier)
+        if uid is not None:
+            row = conn.execute("SELECT seq, doc FROM runs WHERE uid = ?", (uid,)).fetchone()
+            if row is not None:
+                return row
+        return conn.execute("SELECT seq, doc FROM runs WHERE name = ?", (identifier,)).fetchone()
+
+    async def get_run(self, identifier: str) -> WorkflowRun | None:
+        row = await self._read(self._find_run, str(identifier))
+        return None if row is None else load_run(row[1])
+
+    async def delete_run(self, identifier: str) -> WorkflowRun | None:
+        doc = await self._write(self._transaction, self._delete_run_sync, str(identifier))
+        return None if doc is None else load_run(doc)
+
+    @classmethod
+    def _delete_run_sync(cls, conn: sqlite3.Connection, identifier: str) -> str | None:
+        row = cls._find_run(conn, identifier)
+        if row is None:
+            return None
+        conn.execute("DELETE FROM runs WHERE seq = ?", (row[0],))
+        return row[1]
+
+    @staticmethod
+    def _run_filters(
+        workflow: str | None, state: str | list[str] | None, since: datetime | None
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(str(workflow))
+        states = state_values(state)
+        if states is not None:
+            clauses.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(states)
+        if since is not None:
+            clauses.append("started_at >= ?")
+            params.append(micros(since))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | list[str] | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[WorkflowRun]:
+        where, params = self._run_filters(workflow, state, since)
+        sql = f"SELECT doc FROM runs{where} ORDER BY started_at DESC, seq DESC LIMIT ? OFFSET ?"
+        params += [-1 if limit is None or limit < 0 else int(limit), max(0, int(offset or 0))]
+        docs = await self._read(self._select_docs, sql, params)
+        return [load_run(doc) for doc in docs]
+
+    @staticmethod
+    def _select_docs(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[str]:
+        return [row[0] for row in conn.execute(sql, params)]
+
+    async def count_runs(
+        self, *, workflow: str | None = None, state: str | list[str] | None = None, since: datetime | None = None
+    ) -> int:
+        where, params = self._run_filters(workflow, state, since)
+        return await self._read(self._scalar, f"SELECT count(*) FROM runs{where}", params)
+
+    @staticmethod
+    def _scalar(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Any:
+        return conn.execute(sql, params).fetchone()[0]
+
+    async def delete_runs_before(self, before: datetime) -> int:
+        return await self._write(self._delete_runs_before_sync, micros(before))
+
+    @staticmethod
+    def _delete_runs_before_sync(conn: sqlite3.Connection, before: int) -> int:
+        placeholders = ", ".join("?" * len(FINAL_STATES))
+        cursor = conn.execute(
+            f"DELETE FROM runs WHERE started_at < ? AND state IN ({placeholders})", (before, *FINAL_STATES)
+        )
+        return cursor.rowcount
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
+def resolve_path(path: str | None, settings: Any = None) -> Path:
+    """``database.options.path``: absolute, or relative to the app dir (default ``flowdapt.db``)."""
+    if path is not None and str(path).strip() == ":memory:":
+        raise ConfigurationError(
+            "database.options.path ':memory:' is not supported by the sqlite store; use database.backend: memory"
+        )
+    raw = Path(os.path.expanduser(path or DEFAULT_FILENAME))
+    if raw.is_absolute():
+        return raw
+    app_dir = getattr(settings, "app_dir", None)
+    if app_dir is None:
+        from flowdapt.settings import ENV_PREFIX, default_app_dir
+
+        app_dir = os.environ.get(f"{ENV_PREFIX}APP_DIR") or default_app_dir()
+    return Path(app_dir).expanduser() / raw
