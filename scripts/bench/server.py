@@ -182,14 +182,17 @@ async def _hammer(port: int, request: bytes, seconds: float, connections: int) -
     counts = [0, 0]
 
     async def worker():
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while time.perf_counter() < stop_at:
-                writer.write(request)
-                status = await _read_response(reader)
-                counts[0 if status < 400 else 1] += 1
-        finally:
-            writer.close()
+        while time.perf_counter() < stop_at:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                while time.perf_counter() < stop_at:
+                    writer.write(request)
+                    status = await _read_response(reader)
+                    counts[0 if status < 400 else 1] += 1
+            except (ConnectionError, asyncio.IncompleteReadError):
+                counts[1] += 1  # the server dropped the connection: a failed request, reconnect
+            finally:
+                writer.close()
 
     await asyncio.gather(*(worker() for _ in range(connections)))
     return counts[0], counts[1]
@@ -203,12 +206,14 @@ def requests_per_second(port: int, request: bytes, seconds: float, connections: 
 
 
 def get_request(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n".encode()
+    # The version header as the SDK sends it (the original answers 500 without one and without Accept).
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nX-API-Version: workflow.v1alpha1\r\n\r\n".encode()
 
 
 def post_request(path: str, body: bytes = b"{}") -> bytes:
     return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
+        f"X-API-Version: workflow_run.v1alpha1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
 
@@ -248,7 +253,8 @@ def measure(server: Server, seconds: float, rss_runs: int, ours: bool) -> dict:
         )
         out["post_run_nowait_rps"] = rate
         out["post_run_failed"] = failed
-        wait_idle(server, client)
+        print(f"  {server.label}: {out}", flush=True)
+        wait_idle(server, client, timeout=600 if ours else 60)
 
         if ours and rss_runs:
             for _ in range(200):  # warm caches and pools before the first sample

@@ -195,5 +195,9 @@ class FlowdaptServer:
                 "draining": self.draining,
             }
         if "triggers" in self.services:
-            services["TriggerService"] = {"status": "OK"}
+            running = self.triggers is not None
+            services["TriggerService"] = {
+                "status": "OK" if running else "NOT_OK",
+                **({} if running else {"detail": "no trigger service started (is the triggers plugin installed and enabled?)"}),
+            }
         return services
