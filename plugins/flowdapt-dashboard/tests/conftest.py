@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -220,6 +219,25 @@ def server(tmp_path_factory) -> Iterator[Server]:
                 *(workflow(f"archive-{i}", [stage("make", "make")], group="archive") for i in range(4)),
             ):
                 http.post("/workflows/", json=doc).raise_for_status()
+            # A condition rule that fires when a run of "failing" fails: the failed-run test sets its last fire.
+            http.post(
+                "/triggers/",
+                json={
+                    "kind": "trigger_rule",
+                    "metadata": {"name": "on-failure"},
+                    "spec": {
+                        "type": "condition",
+                        "rule": {
+                            "and": [
+                                {"eq": [{"var": "type"}, "com.event.workflow.workflow_finished"]},
+                                {"eq": [{"var": "data.workflow"}, "failing"]},
+                                {"eq": [{"var": "data.state"}, "failed"]},
+                            ]
+                        },
+                        "action": {"target": "print_event", "parameters": {"workflow": "failing"}},
+                    },
+                },
+            ).raise_for_status()
         yield live
     finally:
         live.stop()
@@ -274,15 +292,16 @@ def page(browser, page_errors) -> Iterator[Any]:
 
 
 def _shoot(pg, name: str, docs: bool = False) -> Path:
-    """Save a screenshot of the current page as ``<artifacts>/<name>.png``. With ``docs`` and
-    FLOWDAPT_UPDATE_DOCS_IMAGES=1 it also replaces ``docs/images/dashboard-<name>.png``."""
+    """Save a screenshot of the whole page as ``<artifacts>/<name>.png``. With ``docs`` and
+    FLOWDAPT_UPDATE_DOCS_IMAGES=1 it also writes ``docs/images/dashboard-<name>.png``."""
     pg.wait_for_timeout(150)  # let the last redraw land
     path = artifacts_dir() / f"{name}.png"
     pg.screenshot(path=str(path), full_page=True)
     if docs and os.environ.get("FLOWDAPT_UPDATE_DOCS_IMAGES") == "1":
+        # The docs get the first screenful only: it is what a reader looks at, and the file stays small.
         target = Path(__file__).resolve().parents[3] / "docs" / "images" / f"dashboard-{name}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        pg.screenshot(path=str(target), full_page=False)
     return path
 
 

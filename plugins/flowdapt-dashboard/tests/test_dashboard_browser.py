@@ -86,21 +86,34 @@ def test_apply_workflow_from_editor_then_run_to_finished(page, page_errors, serv
 
     # Start a run with a JSON input; the run page follows it live to the end.
     page.click('[data-action="run"]')
-    page.locator("#run-input").fill('{"n": 120}')
+    page.locator("#run-input").fill('{"n": 240}')
     page.click('[data-action="start-run"]')
     page.wait_for_url(re.compile(r"#/runs/[0-9a-f-]{36}$"))
+    # Record every progress text the page shows, to prove it moved live (from the event stream).
+    page.evaluate(
+        """() => {
+          window.__progress = [];
+          new MutationObserver(() => {
+            const el = document.querySelector('tr[data-stage="work"] .progress-text');
+            if (el && window.__progress.at(-1) !== el.textContent) window.__progress.push(el.textContent);
+          }).observe(document.body, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
     progress = page.locator('tr[data-stage="work"] .progress-text')
     progress.wait_for()
     page.wait_for_function(
-        "() => (document.querySelector('tr[data-stage=\"work\"] .progress-text') || {}).textContent?.includes('120/120')",
+        "() => (document.querySelector('tr[data-stage=\"work\"] .progress-text') || {}).textContent?.includes('240/240')",
         timeout=60_000,
     )
     assert "100%" in progress.inner_text()
+    seen = page.evaluate("window.__progress")
+    partial = [text for text in seen if not text.startswith("240/240")]
+    assert partial, f"the progress bar never showed a partial count: {seen}"
     page.locator('.run-sub .badge[data-state="finished"]').wait_for(timeout=30_000)
     assert page.locator('.dag-node[data-stage="total"]').get_attribute("data-state") == "finished"
     result = page.locator('[data-role="result"]')
     result.wait_for()
-    assert str(sum(x * x for x in range(120))) in result.inner_text()
+    assert str(sum(x * x for x in range(240))) in result.inner_text()
     shoot(page, "run-finished", docs=True)
 
     # The workflow list shows its last run without one request per workflow.
@@ -237,6 +250,13 @@ def test_trigger_rule_shows_next_fire_and_fires_by_hand(page, page_errors, serve
         paths = http.get("/openapi.json").json()["paths"]
     if not any(re.fullmatch(r"/triggers/\{[^}]+\}/fire", p) for p in paths):
         pytest.skip("this server has no POST /triggers/{id}/fire yet (issue 6)")
+    # A failed run of "failing" matches the condition rule "on-failure" (conftest): it fires.
+    with server.client() as http:
+        assert http.post("/workflows/failing/run", json={"n": 10}).json()["state"] == "failed"
+        deadline = time.monotonic() + 30
+        while not (http.get("/triggers/on-failure").json().get("status") or {}).get("last_fire"):
+            assert time.monotonic() < deadline, "the condition rule did not fire on the failed run"
+            time.sleep(0.2)
     open_ui(page, server, "/triggers")
     page.click('[data-action="new"]')
     page.wait_for_selector("#resource-yaml")
@@ -257,14 +277,15 @@ def test_trigger_rule_shows_next_fire_and_fires_by_hand(page, page_errors, serve
         ).json()["total"]
     row.locator('[data-action="fire"]').click()
     page.locator('[data-role="fired"]').wait_for()
+    # The condition rule's last fire shows; a schedule's is untouched by a manual fire.
+    condition = page.locator("tr", has=page.locator('[data-resource="on-failure"]'))
+    assert condition.locator("td").nth(5).locator("time").count() == 1
+    shoot(page, "triggers", docs=True)
     deadline = time.monotonic() + 30
     with server.client() as http:
         while http.get("/runs", params={"workflow": "archive-0", "limit": 0}).json()["total"] <= before:
             assert time.monotonic() < deadline, "firing the trigger started no run"
             time.sleep(0.3)
-    page.reload()
-    row.locator("time").last.wait_for()
-    shoot(page, "triggers", docs=True)
     page_errors.check()
 
 

@@ -5,17 +5,29 @@ import { h, replace } from "../dom.js";
 import { table } from "../widgets.js";
 
 export async function pluginsPage(ctx) {
-  ctx.setHeader("Plugins", { sub: h("p", { class: "muted" }, "Distributions with an entry point in the flowdapt.plugins group, and the built-ins") });
   const plugins = await get("/plugin/", null, ctx.signal);
   if (!ctx.alive()) return;
+  const external = plugins.filter((p) => p.distribution !== "flowdapt").length;
+  ctx.setHeader("Plugins", {
+    sub: h("p", { class: "muted" }, `${plugins.length} loaded: ${external} from installed distributions (entry point group flowdapt.plugins), ${plugins.length - external} built into flowdapt`),
+  });
   const columns = [
     {
       label: "Plugin",
-      cell: (p) => h("div", { class: "cell-stack" }, h("strong", { "data-plugin": p.name }, p.name), p.metadata.description ? h("div", { class: "muted small" }, p.metadata.description) : null),
+      cell: (p) =>
+        h(
+          "div",
+          h("strong", { "data-plugin": p.name }, p.name),
+          p.distribution === "flowdapt"
+            ? h("span", { class: "chip" }, "built-in")
+            : p.metadata.description
+              ? h("div", { class: "muted small" }, p.metadata.description)
+              : null
+        ),
     },
     { label: "Version", cell: (p) => p.metadata.version || "—" },
-    { label: "Distribution", cell: (p) => p.distribution || h("span", { class: "muted" }, "—") },
-    { label: "Module", cell: (p) => h("code", p.module) },
+    { label: "Distribution", cls: "nowrap", cell: (p) => p.distribution || h("span", { class: "muted" }, "—") },
+    { label: "Module", cls: "nowrap", cell: (p) => h("code", p.module) },
     {
       label: "Hooks",
       cell: (p) => h("div", { class: "chips" }, (p.hooks || []).map((hook) => h("span", { class: "chip", title: hook }, hook.replace(/^flowdapt_/, "")))),

@@ -84,11 +84,28 @@ function selectorText(sel) {
   return h("span", h("span", { class: "chip" }, sel.type || "name"), " ", value, sel.kind ? h("span", { class: "muted" }, ` (kind ${sel.kind})`) : null);
 }
 
+const INFIX = { eq: "==", ne: "!=", gt: ">", lt: "<", ge: ">=", le: "<=" };
+
+/** A condition rule as an expression: {and: [{eq: [{var: a}, 1]}, ...]} → a == 1 and ... */
+export function conditionText(node, top = true) {
+  if (node === null || typeof node !== "object" || Array.isArray(node)) return JSON.stringify(node);
+  const [op, raw] = Object.entries(node)[0] || [];
+  const args = Array.isArray(raw) ? raw : [raw];
+  if (op === "var") return String(args[0]);
+  if (INFIX[op] && args.length === 2) return `${conditionText(args[0], false)} ${INFIX[op]} ${conditionText(args[1], false)}`;
+  if (op === "and" || op === "or") {
+    const text = args.map((a) => conditionText(a, false)).join(` ${op} `);
+    return top ? text : `(${text})`;
+  }
+  if (op === "not") return `not ${conditionText(args[0], false)}`;
+  return `${op}(${args.map((a) => conditionText(a, false)).join(", ")})`;
+}
+
 function ruleText(spec) {
   if (Array.isArray(spec.rule)) return h("span", spec.rule.map((r) => h("code", { class: "cron" }, r)));
   if (typeof spec.rule === "string") return h("code", { class: "cron" }, spec.rule);
-  const text = JSON.stringify(spec.rule);
-  return h("code", { title: text }, text.length > 70 ? text.slice(0, 69) + "…" : text);
+  const text = conditionText(spec.rule);
+  return h("code", { title: JSON.stringify(spec.rule, null, 1) }, text.length > 110 ? text.slice(0, 109) + "…" : text);
 }
 
 function actionText(spec) {
@@ -175,14 +192,14 @@ export async function resourceListPage(ctx, kind) {
     const columns =
       kind === "config"
         ? [
-            { label: "Name", cell: name },
+            { label: "Name", cls: "nowrap", cell: name },
             { label: "Selector", cell: (r) => selectorText(r.spec.selector) },
             { label: "Data", cell: (r) => h("code", Object.keys(r.spec.data || {}).join(", ") || "{}") },
             { label: "Updated", cell: (r) => timeCell(r.metadata.updated_at) },
             { label: "", cls: "actions", cell: actions },
           ]
         : [
-            { label: "Name", cell: name },
+            { label: "Name", cls: "nowrap", cell: name },
             { label: "Type", cell: (r) => h("span", { class: "chip" }, r.spec.type || "condition") },
             { label: "Rule", cell: (r) => ruleText(r.spec) },
             { label: "Action", cell: (r) => actionText(r.spec) },
