@@ -1,6 +1,6 @@
 """The original clients, flowctl 0.1.4 and flowdapt-sdk 0.1.8 from PyPI, against `flowdapt run`.
 
-They live in a side virtualenv (scripts/ci/compat-venv.sh creates it; FLOWDAPT_COMPAT_VENV
+They live in a side virtualenv (scripts/ci/setup-compat-venv.sh creates it; FLOWDAPT_COMPAT_VENV
 overrides the path). Resource files are written the way the original's users write them.
 """
 
@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(
         not FLOWCTL.exists(),
-        reason=f"COMPAT CLIENTS MISSING: no flowctl in {VENV}; run scripts/ci/compat-venv.sh "
+        reason=f"COMPAT CLIENTS MISSING: no flowctl in {VENV}; run scripts/ci/setup-compat-venv.sh "
         "(CI always does) to test against flowctl 0.1.4 and flowdapt-sdk 0.1.8",
     ),
 ]
