@@ -143,7 +143,7 @@ def flowdapt_resource_definitions() -> list[Any]:
     """Return the resources a plugin ships: workflows, configs and trigger rules.
 
     Called when a user asks for them (``flowdapt plugin install --include-definitions`` or
-    ``flowdapt apply --from-plugin``), never automatically. Each item is a resource mapping
+    ``flowdapt plugin definitions NAME``), never automatically. Each item is a resource mapping
     (``{"kind": ..., "metadata": ..., "spec": ...}``), a YAML string, or a path to a YAML file.
     """
 

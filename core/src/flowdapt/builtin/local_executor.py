@@ -7,8 +7,8 @@ workers in chunks; a stage target is imported once per worker process (see engin
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -172,7 +172,7 @@ class LocalExecutor(Executor):
         pool = self._new_process_pool()
         await asyncio.get_running_loop().run_in_executor(None, pool.start)
         old, self._processes = self._processes, pool
-        threading.Thread(target=_close_when_idle, args=(old,), name="flowdapt-retire-pool", daemon=True).start()
+        threading.Thread(target=old.close_when_idle, name="flowdapt-retire-pool", daemon=True).start()
 
     async def cancel(self, run_uid: str) -> None:
         """Queued tasks of the run are dropped; in process mode its running tasks are killed
@@ -190,20 +190,6 @@ class LocalExecutor(Executor):
             "nodes": 1,
             "cpus": os.cpu_count(),
         }
-
-
-def _close_when_idle(pool: ProcessPool, limit: float = 24 * 3600.0) -> None:
-    """Close a retired pool once the tasks it was given have finished (or after ``limit`` seconds)."""
-    import time
-
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        with pool._lock:  # noqa: SLF001 - read-only look at the pool's queue and slots
-            busy = bool(pool._queue) or any(slot.job is not None for slot in pool._slots)  # noqa: SLF001
-        if not busy:
-            break
-        time.sleep(0.2)
-    pool.close()
 
 
 def _crashed(task: Task, message: str, exc_type: str = WORKER_CRASHED) -> TaskResult:

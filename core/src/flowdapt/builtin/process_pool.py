@@ -15,6 +15,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,6 +183,19 @@ class ProcessPool:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    @property
+    def busy(self) -> bool:
+        """Tasks are queued or running."""
+        with self._lock:
+            return bool(self._queue) or any(slot.job is not None for slot in self._slots)
+
+    def close_when_idle(self, limit: float = 24 * 3600.0, poll: float = 0.2) -> None:
+        """Block until the tasks already given have finished (or ``limit`` seconds), then close."""
+        deadline = time.monotonic() + limit
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(poll)
+        self.close()
 
     # -- submitting ----------------------------------------------------------------------
 
