@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
 
         # Settings are not parsed yet (the root callback does that); plugins.only/disabled from
         # the environment still apply through FLOWDAPT__PLUGINS__*.
-        create_plugin_system().hook.flowdapt_cli_commands(app=app)
+        create_plugin_system(quiet=True).hook.flowdapt_cli_commands(app=app)
     except FlowdaptError as exc:
         typer.echo(f"error: {exc}", err=True)
     try:
