@@ -28,8 +28,9 @@ def run_command(
     host = host or settings.api.host
     port = settings.api.port if port is None else port
     try:
+        where = f"on http://{host}:{port}" if services is None or "api" in services else f"({services}, no API)"
         typer.secho(
-            f"flowdapt server {settings.name} on http://{host}:{port} (app dir {settings.app_dir}, "
+            f"flowdapt server {settings.name} {where} (app dir {settings.app_dir}, "
             f"database {settings.database.backend}, executor {settings.executor.backend})",
             err=True,
         )
