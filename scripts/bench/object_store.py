@@ -180,7 +180,8 @@ if __name__ == "__main__":
     ready = ctx.Event()
     server = ctx.Process(target=serve, args=(path, ready), daemon=True)
     server.start()
-    ready.wait(30)
+    if not ready.wait(120):
+        raise SystemExit("the original cluster memory server did not start")
     client = ClusterMemoryClient(path)
     out = {}
     with ctx.Pool(readers) as pool:
@@ -208,12 +209,18 @@ def original(quick: bool, readers: int) -> dict | None:
     python = original_venv(["numpy"])
     if python is None:
         return None
-    proc = subprocess.run(
-        [str(python), "-c", ORIGINAL_SCRIPT, json.dumps(SIZES), "1" if quick else "0", str(readers)],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    # A file, not ``-c``: its worker processes (spawn) import their functions from it.
+    script = Path(tempfile.mkdtemp(prefix="flowdapt-bench-orig-")) / "original_cluster_memory.py"
+    script.write_text(ORIGINAL_SCRIPT)
+    try:
+        proc = subprocess.run(
+            [str(python), str(script), json.dumps(SIZES), "1" if quick else "0", str(readers)],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+    finally:
+        shutil.rmtree(script.parent, ignore_errors=True)
     if proc.returncode != 0:
         print(f"the original Flowdapt failed: {proc.stderr[-2000:]}", file=sys.stderr)
         return None
