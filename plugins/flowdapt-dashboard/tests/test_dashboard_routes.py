@@ -157,6 +157,10 @@ def test_aggregates_last_runs_counts_and_hourly_throughput(client):
     assert workflows["beta"]["last_run"]["state"] == "running"
     assert workflows["idle"]["last_run"] is None and workflows["idle"]["runs_24h"] == 0
 
+    # The lists the dashboard shows ask for runs without their results.
+    page = client.get("/runs", params={"workflow": "alpha", "include_result": "false"}).json()
+    assert page["total"] == 3 and all("result" not in item for item in page["items"])
+
     overview = client.get("/ui/api/overview").json()
     assert overview["workflows"] == 3
     assert overview["runs_total"] == 5

@@ -111,6 +111,7 @@ async def list_runs(
     since: datetime | None = Query(None, description="runs started at or after (ISO; naive means UTC)"),
     limit: int = Query(50, ge=0, le=10_000),
     offset: int = Query(0, ge=0),
+    include_result: bool = Query(True, description="false leaves each run's result out (lists that show no results)"),
 ):
     version_of(request, "run_list")
     server = server_of(request)
@@ -123,7 +124,7 @@ async def list_runs(
         runs, total = [], 0
     return json_response(
         {
-            "items": [r.model_dump(mode="json", exclude={"owner"}) for r in runs],
+            "items": [r.model_dump(mode="json", exclude={"owner"} if include_result else {"owner", "result"}) for r in runs],
             "total": total,
             "limit": limit,
             "offset": offset,

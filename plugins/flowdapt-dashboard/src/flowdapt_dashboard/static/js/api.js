@@ -123,8 +123,11 @@ export function subscribe(query, { onEvent, onOpen, onStatus } = {}) {
   let controller = null;
   let retryMs = 2000;
 
+  let generation = 0;
   async function connect() {
-    while (!closed) {
+    const mine = ++generation; // a newer connect() retires this loop
+    const current = () => !closed && !paused && mine === generation;
+    while (current()) {
       controller = new AbortController();
       try {
         const response = await fetch(buildUrl("/events", query), {
@@ -154,9 +157,9 @@ export function subscribe(query, { onEvent, onOpen, onStatus } = {}) {
           }
         }
       } catch (err) {
-        if (closed) return;
+        if (!current()) return;
       }
-      if (closed) return;
+      if (!current()) return;
       onStatus && onStatus("reconnecting");
       await new Promise((resolve) => setTimeout(resolve, retryMs));
     }
@@ -188,10 +191,26 @@ export function subscribe(query, { onEvent, onOpen, onStatus } = {}) {
     }
   }
 
+  // A hidden tab lets its stream go (browsers allow about six connections per server, and
+  // every open dashboard tab would hold one); it reconnects, and reloads, when shown again.
+  let paused = false;
+  function onVisibility() {
+    if (closed) return;
+    if (document.visibilityState === "hidden" && !paused) {
+      paused = true;
+      if (controller) controller.abort();
+    } else if (document.visibilityState === "visible" && paused) {
+      paused = false;
+      connect();
+    }
+  }
+  document.addEventListener("visibilitychange", onVisibility);
+
   connect();
   return {
     close() {
       closed = true;
+      document.removeEventListener("visibilitychange", onVisibility);
       if (controller) controller.abort();
     },
   };

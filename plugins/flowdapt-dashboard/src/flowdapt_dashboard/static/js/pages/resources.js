@@ -220,7 +220,13 @@ export async function resourceListPage(ctx, kind) {
   const types = ["resource_created", "resource_updated", "resource_deleted", ...(kind === "trigger_rule" ? ["trigger_fired"] : [])];
   const stream = subscribe(
     { types: types.join(",") },
-    { onEvent: (type, data) => (type === "trigger_fired" || data.kind === kind) && reload() }
+    {
+      onEvent: (type, data) => (type === "trigger_fired" || data.kind === kind) && reload(),
+      onOpen: (() => {
+        let first = true;
+        return () => (first ? (first = false) : reload());
+      })(),
+    }
   );
   ctx.onLeave(() => stream.close());
 }

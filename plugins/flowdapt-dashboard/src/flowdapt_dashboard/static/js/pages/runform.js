@@ -4,16 +4,14 @@ import { ApiError, get, post } from "../api.js";
 import { enc, errorBox, h, replace } from "../dom.js";
 import { codeEditor, modal } from "../widgets.js";
 
-/** Open the form. `workflow` preselects one; without it the form lists every workflow. */
+/** Open the form; `workflow` is preselected. */
 export async function openRunForm(ctx, workflow = null) {
-  let names = workflow ? [workflow] : [];
-  if (!workflow) {
-    const list = await get("/workflows/");
-    names = list.map((w) => w.metadata.name).sort();
-  }
+  const list = await get("/workflows/");
+  const names = list.map((w) => w.metadata.name).sort();
+  if (workflow && !names.includes(workflow)) names.unshift(workflow);
   const select = h(
     "select",
-    { id: "run-workflow", name: "workflow", disabled: Boolean(workflow) },
+    { id: "run-workflow", name: "workflow" },
     names.map((n) => h("option", { value: n, selected: n === workflow }, n))
   );
   const namespace = h("input", { id: "run-namespace", name: "namespace", placeholder: "default", autocomplete: "off" });

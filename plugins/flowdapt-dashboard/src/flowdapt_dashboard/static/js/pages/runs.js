@@ -91,7 +91,7 @@ export async function runsPage(ctx) {
   async function load() {
     const page = await get(
       "/runs",
-      { state: q.state, workflow: q.workflow, since: sinceParam(q.since), limit: LIMIT, offset },
+      { state: q.state, workflow: q.workflow, since: sinceParam(q.since), limit: LIMIT, offset, include_result: false },
       ctx.signal
     );
     if (!ctx.alive()) return;
@@ -117,6 +117,11 @@ export async function runsPage(ctx) {
     { workflow: q.workflow || null, types: "run_created,run_started,run_finished" },
     {
       onEvent: () => refresh(),
+      // After a reconnect (or a hidden tab shown again) events may have been missed: reload.
+      onOpen: (() => {
+        let first = true;
+        return () => (first ? (first = false) : refresh());
+      })(),
       onStatus: (st) => {
         live.textContent = st === "live" ? "live" : "reconnecting…";
         live.classList.toggle("on", st === "live");

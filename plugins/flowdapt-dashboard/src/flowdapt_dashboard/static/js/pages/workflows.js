@@ -91,7 +91,7 @@ export async function workflowsPage(ctx) {
 export async function workflowPage(ctx, name) {
   const [workflow, runs] = await Promise.all([
     get(`/workflows/${enc(name)}`, null, ctx.signal),
-    get("/runs", { workflow: name, limit: 15 }, ctx.signal),
+    get("/runs", { workflow: name, limit: 15, include_result: false }, ctx.signal),
   ]);
   if (!ctx.alive()) return;
   const stages = workflow.spec.stages;
