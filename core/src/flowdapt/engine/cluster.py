@@ -647,17 +647,14 @@ class _RunDriver:
                     status, launched = fut.result()
                     results[i] = (status, launched)
                     attempts = max(attempts, status.attempts)
+                    # As run_plan: a failed map stage is marked by the runner from the StageError.
                     if status.never_ran:
-                        failure = status.failures[0]
-                        self.observer.stage_finished(stage.name, failure, failure.attempts)
-                        raise _stage_error(stage.name, failure, False)
+                        raise _stage_error(stage.name, status.failures[0], False)
                     done_count += status.done
                     failed_count += len(status.failures)
                     self.observer.items_progress(stage.name, done_count, failed_count, status.failures)
                     if status.failures and not allow_partial:
-                        failure = min(status.failures, key=lambda f: f.index)
-                        self.observer.stage_finished(stage.name, failure, failure.attempts)
-                        raise _stage_error(stage.name, failure, True)
+                        raise _stage_error(stage.name, min(status.failures, key=lambda f: f.index), True)
         except BaseException:
             for fut in pending:
                 fut.cancel()

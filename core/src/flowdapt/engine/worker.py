@@ -137,9 +137,21 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-def _run_coroutine(coro, timeout: float | None) -> Any:
+async def _bounded(coro, timeout: float, stage: str) -> Any:
+    """The coroutine within ``timeout``; a timeout is a StageTimeoutError, like for sync calls
+    (a TimeoutError the stage raises itself stays what it is)."""
+    try:
+        async with asyncio.timeout(timeout) as scope:
+            return await coro
+    except TimeoutError:
+        if scope.expired():
+            raise StageTimeoutError(f"stage '{stage}' timed out after {timeout:g}s") from None
+        raise
+
+
+def _run_coroutine(coro, timeout: float | None, stage: str = "") -> Any:
     if timeout is not None:
-        coro = asyncio.wait_for(coro, timeout)
+        coro = _bounded(coro, timeout, stage)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -225,7 +237,7 @@ def _call_with_watchdog(fn, args: tuple, kwargs: dict, timeout: float, stage: st
 
 def _call(fn, sig: Signature, args: tuple, kwargs: dict, timeout: float | None, stage: str) -> Any:
     if sig.is_async:
-        return _run_coroutine(fn(*args, **kwargs), timeout)
+        return _run_coroutine(fn(*args, **kwargs), timeout, stage)
     if timeout is None:
         return fn(*args, **kwargs)
     alarm = _Alarm(timeout, stage)

@@ -138,8 +138,12 @@ class RayClusterMemory(ClusterMemory):
                     address = self.options.address or "auto"
                     if address != "auto":
                         check_reachable(address, 10.0)
+                    from flowdapt_ray.executor import _ray_thread
+
                     try:
-                        ray.init(address=address, namespace=self.options.namespace, log_to_driver=False)
+                        _ray_thread().submit(
+                            ray.init, address=address, namespace=self.options.namespace, log_to_driver=False
+                        ).result()
                     except ConnectionError as exc:
                         raise ConnectionError(
                             f"cluster memory 'ray' found no Ray cluster to connect to ({exc}); run with "

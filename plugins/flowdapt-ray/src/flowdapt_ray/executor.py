@@ -221,6 +221,22 @@ class _ContextLoader:
 
 _remote_functions: dict[str, Any] = {}
 
+# Ray starts a local instance's processes (GCS, raylet) with a parent-death signal tied to the
+# *thread* that called ray.init: if that thread ends, they are killed. So connecting and
+# disconnecting happen on one thread that lives as long as this process.
+_driver_thread = None
+_driver_thread_lock = threading.Lock()
+
+
+def _ray_thread():
+    global _driver_thread
+    with _driver_thread_lock:
+        if _driver_thread is None:
+            import concurrent.futures as cf
+
+            _driver_thread = cf.ThreadPoolExecutor(1, thread_name_prefix="flowdapt-ray-driver")
+        return _driver_thread
+
 
 def _remote(name: str):
     fn = _remote_functions.get(name)
@@ -256,14 +272,14 @@ class RayExecutor(ClusterExecutor):
     async def start(self) -> None:
         if self.running:
             return
-        await asyncio.get_running_loop().run_in_executor(None, self._connect)
+        await asyncio.get_running_loop().run_in_executor(_ray_thread(), self._connect)
         await super().start()
 
     async def stop(self) -> None:
         if self._owns_ray:
             import ray
 
-            await asyncio.get_running_loop().run_in_executor(None, ray.shutdown)
+            await asyncio.get_running_loop().run_in_executor(_ray_thread(), ray.shutdown)
             self._owns_ray = False
         self._nodes = []
         self._nodes_at = 0.0
