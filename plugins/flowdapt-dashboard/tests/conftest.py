@@ -193,7 +193,7 @@ def start_server(app_dir: Path, *, token: str | None = None, seed: int = 0) -> S
     return Server(url, app_dir, process, log, token, headers, seed)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     """A server with the test workflows applied and 10,000 old runs in its database."""
     live = start_server(tmp_path_factory.mktemp("dashboard-app"), seed=SEEDED_RUNS)
@@ -243,7 +243,9 @@ def server(tmp_path_factory) -> Iterator[Server]:
         live.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is active it holds an event loop in this
+# thread, and later test modules (asyncio.run, pytest-asyncio) need the thread free.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         message = f"no Chromium at {CHROMIUM}: run scripts/ci/setup-chromium.sh (apt-get install chromium)"
