@@ -1,0 +1,1 @@
+"""Stage code of Flowdapt's example workflows."""
