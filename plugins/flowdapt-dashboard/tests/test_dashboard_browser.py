@@ -67,6 +67,9 @@ def test_apply_workflow_from_editor_then_run_to_finished(page, page_errors, serv
     error = page.locator('[data-role="server-error"]')
     error.wait_for()
     assert "400" in error.inner_text() and "os.system" in error.inner_text()
+    # The field the detail names (spec.stages[2].target) is marked on its line.
+    assert error.get_attribute("data-line") == "15"
+    assert page.locator(".editor-gutter .err").inner_text() == "15"
     shoot(page, "workflow-editor-error")
     # Broken YAML is caught before it reaches the server, with the line marked.
     fill_editor(page, "kind: workflow\nmetadata: [unclosed\n")

@@ -51,9 +51,13 @@ export function codeEditor({ value = "", onSave, onChange, label = "editor", row
       area.value = v;
       renderGutter();
     },
-    markLine(line) {
+    markLine(line, { scroll = false } = {}) {
       errorLine = line;
       renderGutter();
+      if (scroll && line) {
+        const lineHeight = parseFloat(getComputedStyle(area).lineHeight) || 20;
+        area.scrollTop = Math.max(0, (line - 4) * lineHeight);
+      }
     },
   };
 }

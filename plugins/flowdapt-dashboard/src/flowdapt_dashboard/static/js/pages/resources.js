@@ -296,6 +296,62 @@ export async function resourceDetailPage(ctx, kind, name) {
   );
 }
 
+/** The field path a server message names ("spec.stages[2].target"), as keys and indices. */
+export function fieldPath(detail) {
+  const m = /\b(kind|metadata|spec)((?:\.[\w-]+|\[\d+\])*)/.exec(detail || "");
+  if (!m) return null;
+  const path = [m[1]];
+  for (const part of m[2].matchAll(/\.([\w-]+)|\[(\d+)\]/g)) path.push(part[1] !== undefined ? part[1] : Number(part[2]));
+  return path;
+}
+
+/**
+ * The 1-based line of a block-style YAML text where `path` leads (the deepest part found), so a
+ * server message about spec.stages[2].target can point at its line. Flow style is not followed.
+ */
+export function lineOfPath(text, path) {
+  const rows = text.split("\n").map((raw, i) => ({ i, ind: raw.length - raw.trimStart().length, body: raw.trim() }));
+  let from = 0;
+  let parentInd = -1;
+  let best = null;
+  for (const key of path) {
+    let childInd = null;
+    let count = -1;
+    let hit = -1;
+    for (let r = from; r < rows.length; r++) {
+      const { ind, body } = rows[r];
+      if (!body || body.startsWith("#")) continue;
+      const isItem = body === "-" || body.startsWith("- ");
+      if (ind < parentInd || (ind === parentInd && !(typeof key === "number" && isItem))) break;
+      if (childInd === null) childInd = ind;
+      if (ind !== childInd) continue;
+      if (typeof key === "number") {
+        if (isItem && ++count === key) {
+          hit = r;
+          break;
+        }
+      } else if ([`${key}:`, `"${key}":`, `'${key}':`].some((k) => body.startsWith(k))) {
+        hit = r;
+        break;
+      }
+    }
+    if (hit < 0) break;
+    best = rows[hit].i + 1;
+    if (typeof key === "number") {
+      // The item's first key sits on its "- " line, further in.
+      const rest = rows[hit].body.replace(/^-\s*/, "");
+      const ind = rows[hit].ind + (rows[hit].body.length - rest.length);
+      rows[hit] = { ...rows[hit], ind, body: rest };
+      from = hit;
+      parentInd = ind - 1;
+    } else {
+      from = hit + 1;
+      parentInd = rows[hit].ind;
+    }
+  }
+  return best;
+}
+
 /** A YAML parse error as {message, line} (1-based), or null. */
 function parseYaml(text) {
   try {
@@ -345,6 +401,7 @@ export async function resourceEditPage(ctx, kind, name) {
 
   async function save(dryRun) {
     replace(message);
+    editor.markLine(null);
     const doc = readDocument();
     if (!doc) return;
     const query = dryRun ? { dry_run: true } : null;
@@ -358,13 +415,17 @@ export async function resourceEditPage(ctx, kind, name) {
       ctx.navigate(`${info.route}/${enc(newName)}`);
     } catch (err) {
       if (err instanceof ApiError) {
+        const path = fieldPath(err.detail);
+        const line = path ? lineOfPath(editor.value, path) : null;
+        editor.markLine(line, { scroll: true });
         replace(
           message,
           h(
             "div",
-            { class: "alert error", role: "alert", "data-role": "server-error" },
+            { class: "alert error", role: "alert", "data-role": "server-error", "data-line": line || "" },
             h("strong", `The server refused this ${info.label} (${err.status}): `),
-            h("span", { class: "detail" }, err.detail)
+            h("span", { class: "detail" }, err.detail),
+            line ? h("span", { class: "muted" }, ` (line ${line})`) : null
           )
         );
       } else {
