@@ -9,6 +9,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -104,6 +105,15 @@ def test_apply_workflow_from_editor_then_run_to_finished(page, page_errors, serv
     )
     progress = page.locator('tr[data-stage="work"] .progress-text')
     progress.wait_for()
+    try:  # a picture of the run half-way, for the docs, when this machine is slow enough to catch one
+        page.wait_for_function(
+            "() => /^([1-9]\\d*)\\/240/.test(document.querySelector('tr[data-stage=\"work\"] .progress-text')?.textContent || '')"
+            " && !document.querySelector('tr[data-stage=\"work\"] .progress-text').textContent.startsWith('240/')",
+            timeout=5_000,
+        )
+        shoot(page, "run-live", docs=True)
+    except PlaywrightTimeout:
+        pass
     page.wait_for_function(
         "() => (document.querySelector('tr[data-stage=\"work\"] .progress-text') || {}).textContent?.includes('240/240')",
         timeout=60_000,
@@ -302,11 +312,13 @@ def test_plugins_page_lists_versions_and_hooks(page, page_errors, server, shoot)
     page_errors.check()
 
 
-def test_token_login(page, page_errors, secured_server):
+def test_token_login(page, page_errors, secured_server, shoot):
     secured = secured_server
     token = secured.token
     page.goto(f"{secured.url}/ui#/workflows")
     page.wait_for_url(re.compile(r"#/login"))
+    page.locator("#token").wait_for()
+    shoot(page, "login", docs=True)
     page.fill("#token", "wrong")
     page.click('[data-form="login"] button[type="submit"]')
     page.locator(".alert.error", has_text="refused").wait_for()

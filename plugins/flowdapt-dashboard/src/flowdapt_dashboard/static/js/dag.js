@@ -3,9 +3,9 @@
 
 import { h, s, shortTarget } from "./dom.js";
 
-const NODE_W = 190;
+const NODE_W = 176;
 const NODE_H = 58;
-const GAP_X = 70;
+const GAP_X = 56;
 const GAP_Y = 22;
 const PAD = 16;
 
@@ -104,6 +104,8 @@ export function renderDag(stages, { onSelect, fit = false } = {}) {
     viewBox: `0 0 ${graph.width} ${graph.height}`,
     width: graph.width,
     height: graph.height,
+    // Shrinks to fit its panel, down to 60 %; a wider graph scrolls instead of turning unreadable.
+    style: `min-width:${Math.round(graph.width * 0.6)}px`,
     role: "img",
     "aria-label": `workflow graph with ${stages.length} stages`,
   });
@@ -137,8 +139,8 @@ export function renderDag(stages, { onSelect, fit = false } = {}) {
     const map = isMapStage(st);
     const title = s("title", {}, `${name}\n${st.target || ""}${map ? "\nmap stage (parameterized)" : ""}`);
     const rect = s("rect", { x: node.x, y: node.y, width: NODE_W, height: NODE_H, rx: 8, class: "dag-node-box" });
-    const label = s("text", { x: node.x + 12, y: node.y + 22, class: "dag-node-name" }, clip(name, map ? 17 : 22));
-    const sub = s("text", { x: node.x + 12, y: node.y + 40, class: "dag-node-sub" }, clip(shortTarget(st.target), 26));
+    const label = s("text", { x: node.x + 12, y: node.y + 22, class: "dag-node-name" }, clip(name, map ? 16 : 21));
+    const sub = s("text", { x: node.x + 12, y: node.y + 40, class: "dag-node-sub" }, clip(shortTarget(st.target), 24));
     const g = s("g", { class: "dag-node state-pending" + (map ? " map" : ""), "data-stage": name, tabindex: 0 }, title, rect, label, sub);
     if (map) {
       g.appendChild(s("rect", { x: node.x + NODE_W - 44, y: node.y + 9, width: 34, height: 17, rx: 4, class: "dag-map-tag" }));
@@ -174,7 +176,7 @@ export function renderDag(stages, { onSelect, fit = false } = {}) {
         const failedBar = g.querySelector(".dag-progress-failed");
         failedBar.setAttribute("x", node.x + 12 + Math.max(0, ok));
         failedBar.setAttribute("width", Math.max(0, bad));
-        sub.textContent = total ? `${done}/${total} items${failed ? ` · ${failed} failed` : ""}` : clip(shortTarget(node.stage.target), 26);
+        sub.textContent = total ? `${done}/${total} items${failed ? ` · ${failed} failed` : ""}` : clip(shortTarget(node.stage.target), 24);
       }
     }
   }

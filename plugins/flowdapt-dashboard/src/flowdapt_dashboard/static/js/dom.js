@@ -179,6 +179,17 @@ export function actionButton(label, handler, attrs = {}) {
   return btn;
 }
 
+/** A dotted name in <code>, breakable after each dot (no breaks inside words). */
+export function dotted(text, attrs = {}) {
+  const parts = String(text ?? "").split(/(?<=[.:])/);
+  const el = h("code", { title: text, ...attrs });
+  parts.forEach((part, i) => {
+    if (i) el.appendChild(document.createElement("wbr"));
+    el.appendChild(document.createTextNode(part));
+  });
+  return el;
+}
+
 export function shortTarget(target) {
   if (!target) return "";
   const parts = String(target).split(/[.:]/);

@@ -1,7 +1,7 @@
 // Installed plugins: distribution, version, the hooks each implements, load errors.
 
 import { get } from "../api.js";
-import { h, replace } from "../dom.js";
+import { dotted, h, replace } from "../dom.js";
 import { table } from "../widgets.js";
 
 export async function pluginsPage(ctx) {
@@ -27,7 +27,7 @@ export async function pluginsPage(ctx) {
     },
     { label: "Version", cell: (p) => p.metadata.version || "—" },
     { label: "Distribution", cls: "nowrap", cell: (p) => p.distribution || h("span", { class: "muted" }, "—") },
-    { label: "Module", cls: "nowrap", cell: (p) => h("code", p.module) },
+    { label: "Module", cell: (p) => dotted(p.module) },
     {
       label: "Hooks",
       cell: (p) => h("div", { class: "chips" }, (p.hooks || []).map((hook) => h("span", { class: "chip", title: hook }, hook.replace(/^flowdapt_/, "")))),

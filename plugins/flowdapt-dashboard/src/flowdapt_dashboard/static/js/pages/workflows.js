@@ -2,7 +2,7 @@
 
 import { del, get } from "../api.js";
 import { renderDag, isMapStage } from "../dag.js";
-import { badge, durationOf, emptyState, enc, errorBox, fmtDuration, h, link, replace, timeCell } from "../dom.js";
+import { badge, dotted, durationOf, emptyState, enc, errorBox, fmtDuration, h, link, replace, timeCell } from "../dom.js";
 import { card, confirmDialog, keyValues, table } from "../widgets.js";
 import { openRunForm } from "./runform.js";
 
@@ -121,11 +121,15 @@ export async function workflowPage(ctx, name) {
     [
       { label: "Stage", cell: (st) => h("strong", st.name) },
       { label: "Type", cell: (st) => (isMapStage(st) ? h("span", { class: "chip map" }, "map") : st.type || "simple") },
-      { label: "Target", cell: (st) => h("code", { title: st.target }, st.target) },
+      { label: "Target", cell: (st) => dotted(st.target) },
       { label: "Depends on", cell: (st) => (st.depends_on || []).join(", ") || h("span", { class: "muted" }, "— (root)") },
-      { label: "Options", cell: (st) => (Object.keys(st.options || {}).length ? h("code", JSON.stringify(st.options)) : "") },
-      { label: "Resources", cell: (st) => (Object.keys(st.resources || {}).length ? h("code", JSON.stringify(st.resources)) : "") },
-    ],
+      stages.some((st) => Object.keys(st.options || {}).length)
+        ? { label: "Options", cell: (st) => (Object.keys(st.options || {}).length ? h("code", JSON.stringify(st.options)) : "") }
+        : null,
+      stages.some((st) => Object.keys(st.resources || {}).length)
+        ? { label: "Resources", cell: (st) => (Object.keys(st.resources || {}).length ? h("code", JSON.stringify(st.resources)) : "") }
+        : null,
+    ].filter(Boolean),
     stages,
     { rowAttrs: (st) => ({ "data-stage": st.name }) }
   );
