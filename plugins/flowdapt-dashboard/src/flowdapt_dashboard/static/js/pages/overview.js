@@ -66,11 +66,15 @@ export async function overviewPage(ctx) {
   replace(ctx.body, view);
 
   async function load() {
-    const [status, stats, metrics] = await Promise.all([
+    // Only the two series drawn (the server keeps six hours of every metric: too much to poll).
+    const metric = (name) => get("/metrics", { name, max_length: 360 }, ctx.signal).catch(() => ({}));
+    const [status, stats, cpuPoints, memPoints] = await Promise.all([
       get("/status", null, ctx.signal),
       get("/ui/api/overview", null, ctx.signal),
-      get("/metrics", { max_length: 360 }, ctx.signal).catch(() => ({})),
+      metric("system.cpu.utilization"),
+      metric("system.memory.utilization"),
     ]);
+    const metrics = { ...cpuPoints, ...memPoints };
     if (!ctx.alive()) return;
     const compute = (status.services || {}).ComputeService || {};
     const env = compute.environment || {};
