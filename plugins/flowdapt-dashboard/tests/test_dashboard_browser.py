@@ -181,6 +181,27 @@ def test_failed_run_shows_traceback_and_failed_items(page, page_errors, server, 
     page_errors.check()
 
 
+def test_large_result_opens_a_page_at_a_time_and_a_run_can_be_deleted(page, page_errors, server, shoot):
+    with server.client() as http:
+        run = http.post("/workflows/archive-0/run", json={"n": 250}).json()
+    assert run["state"] == "finished"
+    open_ui(page, server, f"/runs/{run['uid']}")
+    tree = page.locator('[data-role="result"] .json-tree')
+    tree.wait_for()
+    assert "[250 items]" in tree.locator("summary").first.inner_text()
+    assert tree.locator(".json-row").count() == 100
+    tree.get_by_text("show 100 more of 150").click()
+    assert tree.locator(".json-row").count() == 200
+    page.locator('[data-role="result"]').get_by_text("raw JSON").click()
+    assert page.locator(".json-raw").is_visible() and "249" in page.locator(".json-raw").inner_text()
+    page.click('[data-action="delete"]')
+    page.click('[data-confirm="yes"]')
+    page.wait_for_url(re.compile(r"#/runs\?workflow=archive-0$"))
+    with server.client() as http:
+        assert http.get(f"/workflows/run/{run['uid']}").status_code == 404
+    page_errors.check()
+
+
 def test_runs_list_filters_and_pages_through_ten_thousand_runs(page, page_errors, server, shoot):
     started = time.monotonic()
     open_ui(page, server, "/runs")
