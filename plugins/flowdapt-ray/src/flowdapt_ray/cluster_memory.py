@@ -130,6 +130,9 @@ class RayClusterMemory(ClusterMemory):
             return actor
         with self._lock:
             if self._actor is None:
+                from flowdapt_ray.executor import enable_token_auth_if_available
+
+                enable_token_auth_if_available()  # read by Ray when it is first imported
                 import ray
 
                 if not ray.is_initialized():

@@ -148,6 +148,18 @@ def _make_setup_hook(paths: list[str], settings_dump: dict[str, Any] | None, exe
     return flowdapt_worker_setup
 
 
+def enable_token_auth_if_available() -> None:
+    """Ray clusters started with ``ray start`` (2.5x+) require the token in ``~/.ray/auth_token``
+    (or ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH``); a connecting driver only sends it when
+    ``RAY_AUTH_MODE=token``, which Ray does not always infer, and reads it when ``ray`` is first
+    imported: set it then (or in the environment) when a token is there."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def check_reachable(address: str, timeout: float) -> None:
     """Fail within ``timeout`` seconds when nothing listens at ``address`` (host:port or ray://)."""
     target = address[len("ray://") :] if address.startswith("ray://") else address
@@ -336,9 +348,11 @@ class RayExecutor(ClusterExecutor):
         return packages
 
     def _connect(self) -> None:
+        opts = self.options
+        if opts.address:
+            enable_token_auth_if_available()  # read by Ray when it is first imported
         import ray
 
-        opts = self.options
         if ray.is_initialized():
             # Someone (the user, another executor) already connected this process: share it.
             current = ray.get_runtime_context().gcs_address
