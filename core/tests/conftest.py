@@ -10,25 +10,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
-    """Settings in a temporary app dir, installed as the process-wide settings."""
-    from flowdapt.settings import load_settings, set_settings
-
-    for key in list(__import__("os").environ):
-        if key.startswith("FLOWDAPT__"):
-            monkeypatch.delenv(key)
-    s = load_settings(app_dir=tmp_path / "app")
-    set_settings(s)
-    yield s
-    set_settings(None)
+def settings(flowdapt_settings):
+    """Settings in a temporary app dir, installed as the process-wide settings (flowdapt.testing)."""
+    return flowdapt_settings
 
 
 @pytest.fixture
-def plugins(settings):
+def plugins(flowdapt_builtin_plugins):
     """Only the built-in plugins, whatever else is installed."""
-    from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system, set_plugin_system
-
-    system = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
-    set_plugin_system(system)
-    yield system
-    set_plugin_system(None)
+    return flowdapt_builtin_plugins

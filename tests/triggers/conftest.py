@@ -6,28 +6,22 @@ import pytest
 
 
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
-    """Settings in a temporary app dir (never ~/.flowdapt), installed process-wide."""
-    from flowdapt.settings import load_settings, set_settings
+def flowdapt_settings_overrides():
+    from flowdapt.testing import DEFAULT_TEST_OVERRIDES
 
-    for key in list(os.environ):
-        if key.startswith("FLOWDAPT__"):
-            monkeypatch.delenv(key)
-    s = load_settings(app_dir=tmp_path / "app", overrides={"triggers.resync_interval": 0})
-    set_settings(s)
-    yield s
-    set_settings(None)
+    return {**DEFAULT_TEST_OVERRIDES, "triggers.resync_interval": 0}
 
 
 @pytest.fixture
-def plugins(settings):
-    """Only the built-in plugins, whatever else is installed."""
-    from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system, set_plugin_system
+def settings(flowdapt_settings):
+    """Settings in a temporary app dir (never ~/.flowdapt), installed process-wide."""
+    return flowdapt_settings
 
-    system = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
-    set_plugin_system(system)
-    yield system
-    set_plugin_system(None)
+
+@pytest.fixture
+def plugins(flowdapt_builtin_plugins):
+    """Only the built-in plugins, whatever else is installed."""
+    return flowdapt_builtin_plugins
 
 
 @pytest.fixture

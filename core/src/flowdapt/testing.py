@@ -179,6 +179,19 @@ def flowdapt_plugins(flowdapt_settings: Settings) -> Iterator[PluginSystem]:
 
 
 @pytest.fixture
+def flowdapt_builtin_plugins(flowdapt_settings: Settings) -> Iterator[PluginSystem]:
+    """Only the core's built-in plugins, whatever else is installed, as the process-wide system."""
+    from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system, set_plugin_system
+
+    system = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
+    set_plugin_system(system)
+    try:
+        yield system
+    finally:
+        set_plugin_system(None)
+
+
+@pytest.fixture
 def flowdapt_definitions(flowdapt_plugins: PluginSystem) -> list[PluginDefinition]:
     from flowdapt.definitions import collect_definitions
 
@@ -201,6 +214,7 @@ __all__ = [
     "DEFAULT_TEST_OVERRIDES",
     "execute_workflow_inline",
     "flowdapt_app_dir",
+    "flowdapt_builtin_plugins",
     "flowdapt_definitions",
     "flowdapt_plugins",
     "flowdapt_settings",
