@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a snapshot of the scheduler's workers is reused (resource checks, chunk sizing, /status).
 WORKERS_TTL = 5.0
+#: A run context up to this size travels inside each task; a larger one is scattered to every worker once.
+INLINE_CONTEXT_BYTES = 64 * 1024
 
 
 class DaskExecutorOptions(BaseModel):
@@ -252,6 +254,7 @@ class DaskExecutor(ClusterExecutor):
                 kwargs["env"] = dict(opts.env_vars)
             if not opts.dashboard_address:
                 kwargs["dashboard_address"] = None
+                kwargs["scheduler_kwargs"]["dashboard"] = False
             try:
                 cluster = LocalCluster(**kwargs)
             except Exception as exc:
@@ -365,6 +368,9 @@ class DaskExecutor(ClusterExecutor):
     # -- primitives --------------------------------------------------------------------------
 
     def _put_context(self, run_uid: str, blob: bytes) -> Any:
+        if len(blob) <= INLINE_CONTEXT_BYTES:
+            # Small: cheaper inside each task than a scatter round trip (decoded once per worker).
+            return blob
         # Replicated on every worker once, so tasks do not crowd the worker that holds it.
         future = self.client.scatter(blob, broadcast=True, hash=False)
         self._contexts[run_uid] = future
