@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a separate Dask cluster: `dask scheduler` and two `dask worker` processes, for the tests
 # that connect by address. Prints `export FLOWDAPT_TEST_DASK_ADDRESS=...` and a `teardown:` line.
-# Standalone: eval "$(bash scripts/ci/setup-dask.sh | grep ^export)"; later bash scripts/ci/stop-dask.sh
+# Standalone: eval "$(bash scripts/ci/setup-dask.sh | grep ^export)"; later the teardown line's command
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.venv/bin/python
@@ -10,8 +10,8 @@ if ! "$PY" -c "import distributed" 2>/dev/null; then
   echo "setup-dask: distributed is not installed; skipping (tests that need FLOWDAPT_TEST_DASK_ADDRESS will skip)" >&2
   exit 0
 fi
-STATE=${FLOWDAPT_CI_STATE:-/tmp/flowdapt-ci}
-mkdir -p "$STATE"
+# A state dir of its own, so concurrent test runs on one machine never stop each other's cluster.
+STATE=$(mktemp -d "${TMPDIR:-/tmp}/flowdapt-ci-dask.XXXXXX")
 PORT=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 ADDRESS="tcp://127.0.0.1:$PORT"
 # One process group for the scheduler and its workers, so stop-dask.sh stops exactly these.
@@ -36,8 +36,8 @@ PYEOF
 then
   echo "setup-dask: the Dask cluster did not start:" >&2
   tail -20 "$STATE"/dask-*.log >&2 || true
-  bash scripts/ci/stop-dask.sh >&2 || true
+  bash scripts/ci/stop-dask.sh "$STATE" >&2 || true
   exit 1
 fi
 echo "export FLOWDAPT_TEST_DASK_ADDRESS=$ADDRESS"
-echo "teardown: bash scripts/ci/stop-dask.sh"
+echo "teardown: bash scripts/ci/stop-dask.sh $STATE"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a separate Ray head (`ray start --head`) for the tests that connect to a cluster by address.
 # Prints `export FLOWDAPT_TEST_RAY_ADDRESS=...` and a `teardown:` line (scripts/test.sh reads both).
-# Standalone: eval "$(bash scripts/ci/setup-ray.sh | grep ^export)"; later bash scripts/ci/stop-ray.sh
+# Standalone: eval "$(bash scripts/ci/setup-ray.sh | grep ^export)"; later the teardown line's command
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.venv/bin/python
@@ -10,8 +10,8 @@ if ! "$PY" -c "import ray" 2>/dev/null; then
   echo "setup-ray: ray is not installed; skipping (tests that need FLOWDAPT_TEST_RAY_ADDRESS will skip)" >&2
   exit 0
 fi
-STATE=${FLOWDAPT_CI_STATE:-/tmp/flowdapt-ci}
-mkdir -p "$STATE"
+# A state dir of its own, so concurrent test runs on one machine never stop each other's cluster.
+STATE=$(mktemp -d "${TMPDIR:-/tmp}/flowdapt-ci-ray.XXXXXX")
 # Free ports for everything the head listens on, so it never meets a local instance's defaults.
 read -r GCS CLIENT DASH AGENT AGENT_GRPC METRICS RTENV NODE OBJ < <("$PY" - <<'PYEOF'
 import socket
@@ -44,11 +44,11 @@ for _ in $(seq 1 240); do
 done
 if ! grep -q "Ray runtime started" "$LOG"; then
   echo "setup-ray: the Ray head did not start within 120 s:" >&2; tail -30 "$LOG" >&2
-  bash scripts/ci/stop-ray.sh >&2 || true
+  bash scripts/ci/stop-ray.sh "$STATE" >&2 || true
   exit 1
 fi
 echo "setup-ray: Ray head at 127.0.0.1:$GCS (pid $PID, log $LOG)" >&2
 echo "export FLOWDAPT_TEST_RAY_ADDRESS=127.0.0.1:$GCS"
 # The head requires the token in ~/.ray/auth_token; drivers send it only in token mode.
 echo "export RAY_AUTH_MODE=token"
-echo "teardown: bash scripts/ci/stop-ray.sh"
+echo "teardown: bash scripts/ci/stop-ray.sh $STATE"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop the Dask scheduler and workers that setup-dask.sh started (their process group only).
 set -uo pipefail
-STATE=${FLOWDAPT_CI_STATE:-/tmp/flowdapt-ci}
+STATE=${1:?usage: stop-dask.sh STATE_DIR (from the teardown line setup-dask.sh printed)}
 PIDFILE="$STATE/dask.pid"
 [ -f "$PIDFILE" ] || exit 0
 PID=$(cat "$PIDFILE")
@@ -11,5 +11,5 @@ for _ in $(seq 1 40); do
   sleep 0.25
 done
 kill -KILL -- "-$PID" 2>/dev/null || true
-rm -f "$PIDFILE"
+rm -f "$PIDFILE"; rm -rf "$STATE"
 echo "stop-dask: stopped the Dask cluster (process group $PID)" >&2

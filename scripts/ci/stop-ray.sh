@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop the Ray head that setup-ray.sh started (its process group only).
 set -uo pipefail
-STATE=${FLOWDAPT_CI_STATE:-/tmp/flowdapt-ci}
+STATE=${1:?usage: stop-ray.sh STATE_DIR (from the teardown line setup-ray.sh printed)}
 PIDFILE="$STATE/ray-head.pid"
 [ -f "$PIDFILE" ] || exit 0
 PID=$(cat "$PIDFILE")
@@ -11,5 +11,5 @@ for _ in $(seq 1 40); do
   sleep 0.25
 done
 kill -KILL -- "-$PID" 2>/dev/null || true
-rm -f "$PIDFILE"
+rm -f "$PIDFILE"; rm -rf "$STATE"
 echo "stop-ray: stopped the Ray head (process group $PID)" >&2
