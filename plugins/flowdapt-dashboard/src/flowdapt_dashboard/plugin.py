@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from flowdapt.hookspecs import hookimpl
-from flowdapt_dashboard.routes import create_router
 
 
 @hookimpl
 def flowdapt_api_routers():
+    # Imported here, not at module level: every `flowdapt` command loads plugins, and only the
+    # server needs FastAPI.
+    from flowdapt_dashboard.routes import create_router
+
     return [create_router()]

@@ -1,6 +1,25 @@
-"""Flowdapt on Dask: the ``dask`` executor and the ``dask`` cluster memory backend."""
+"""Flowdapt on Dask: the ``dask`` executor and the ``dask`` cluster memory backend.
 
-from flowdapt_dask.cluster_memory import DaskClusterMemory, DaskClusterMemoryOptions
-from flowdapt_dask.executor import DaskExecutor, DaskExecutorOptions
+Names are imported lazily, so loading the plugin (every ``flowdapt`` command does) stays cheap.
+"""
 
-__all__ = ["DaskClusterMemory", "DaskClusterMemoryOptions", "DaskExecutor", "DaskExecutorOptions"]
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "DaskClusterMemory": "flowdapt_dask.cluster_memory",
+    "DaskClusterMemoryOptions": "flowdapt_dask.cluster_memory",
+    "DaskExecutor": "flowdapt_dask.executor",
+    "DaskExecutorOptions": "flowdapt_dask.executor",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
