@@ -80,6 +80,11 @@ class DaskExecutorOptions(BaseModel):
     driver_sys_path: bool = Field(
         default=True, description="add the driver's own (non site-packages) sys.path entries to workers' sys.path"
     )
+    ship_plugins: bool = Field(
+        default=False,
+        description="upload the loaded plugins' packages to every worker (again after each plugin install), "
+        "for workers that do not share the server's environment",
+    )
     # -- scheduling ---------------------------------------------------------------------------
     wait_for_resources: bool = Field(
         default=False, description="queue tasks whose resources no worker has (adaptive scaling) instead of failing"
@@ -105,6 +110,8 @@ class DaskExecutorOptions(BaseModel):
             self.memory_limit = self.memory
         if self.address == "":
             self.address = None
+        if self.upload_plugins is not None and "ship_plugins" not in self.model_fields_set:
+            self.ship_plugins = self.upload_plugins
         return self
 
 
@@ -130,20 +137,51 @@ except ImportError:  # pragma: no cover
 
 class FlowdaptWorkerPlugin(_WorkerPluginBase):
     """Prepares every worker of the cluster (also ones that join later) for this driver's runs:
-    environment, sys.path, settings and the ``flowdapt_worker_setup`` hook."""
+    environment, sys.path, settings, shipped plugin packages and the ``flowdapt_worker_setup`` hook.
+
+    Registered again under the same name by :meth:`DaskExecutor.reload_code` with a higher
+    ``generation``: a worker that ran an older generation then forgets the modules of the plugin
+    distributions that changed since (``stale``: generation -> top-level packages) and the stage
+    targets it resolved, so its next tasks import the installed code afresh. A worker that joins
+    later runs only the latest generation, on a fresh interpreter.
+    """
 
     idempotent = False
 
-    def __init__(self, paths: list[str], settings_dump: dict[str, Any] | None, env_vars: dict[str, str]):
+    def __init__(
+        self,
+        paths: list[str],
+        settings_dump: dict[str, Any] | None,
+        env_vars: dict[str, str],
+        generation: int = 0,
+        stale: dict[int, list[str]] | None = None,
+        packages: bytes | None = None,
+    ):
         self.paths = paths
         self.settings_dump = settings_dump
         self.env_vars = env_vars
+        self.generation = generation
+        self.stale = dict(stale or {})
+        #: A zip of plugin packages (``ship_plugins``), extracted on the worker and put on sys.path.
+        self.packages = packages
+        self.driver_pid = os.getpid()
 
     def setup(self, worker=None) -> None:
+        state = _worker_state(worker)
         os.environ.update(self.env_vars)
+        previous = state.get("generation")
+        # Threads of the driver's own process share its modules, which the driver reloaded itself.
+        if previous is not None and self.generation > previous and os.getpid() != self.driver_pid:
+            self._forget_stale(previous)
+        state["generation"] = self.generation
+        for path in state.get("paths", []):
+            if path not in self.paths and path in sys.path:
+                sys.path.remove(path)  # e.g. an editable plugin that was uninstalled
         for path in reversed(self.paths):
             if path not in sys.path:
                 sys.path.insert(0, path)
+        state["paths"] = list(self.paths)
+        self._install_packages(worker, state)
         if self.settings_dump is None:
             return
         from flowdapt.settings import Settings, set_settings
@@ -160,6 +198,116 @@ class FlowdaptWorkerPlugin(_WorkerPluginBase):
             system.hook.flowdapt_worker_setup(executor="dask", settings=settings)
         except Exception as exc:  # a plugin's setup failing must not stop the worker
             print(f"flowdapt: worker setup hook failed: {exc}", file=sys.stderr)
+
+    def _forget_stale(self, previous: int) -> None:
+        import importlib
+
+        stale = sorted({pkg for gen, pkgs in self.stale.items() if gen > previous for pkg in pkgs})
+        try:
+            from flowdapt.reloading import forget_modules
+
+            forget_modules(stale)
+        except ImportError:  # an older core on this worker: drop the modules by hand
+            for mod in list(sys.modules):
+                if mod.split(".")[0] in stale:
+                    sys.modules.pop(mod, None)
+        try:
+            from flowdapt.engine.worker import clear_caches
+
+            clear_caches()
+        except ImportError:  # pragma: no cover - an older core
+            pass
+        try:  # new .pth files (editable installs) in the shared environment
+            from flowdapt.plugin_installer import refresh_site_paths
+
+            refresh_site_paths()
+        except ImportError:  # pragma: no cover - an older core
+            pass
+        importlib.invalidate_caches()
+        try:  # rebuilt from the entry points installed now, on the next get_plugin_system()
+            from flowdapt.plugins import set_plugin_system
+
+            set_plugin_system(None)
+        except ImportError:  # pragma: no cover
+            pass
+
+    def _install_packages(self, worker, state: dict[str, Any]) -> None:
+        old = state.get("packages_dir")
+        new = None
+        if self.packages:
+            import io
+            import zipfile
+
+            digest = hashlib.sha1(self.packages).hexdigest()[:12]
+            base = getattr(worker, "local_directory", None) or os.path.join(
+                os.environ.get("TMPDIR", "/tmp"), f"flowdapt-dask-{os.getpid()}"
+            )
+            new = os.path.join(base, f"flowdapt-plugins-{digest}")
+            if not os.path.isdir(new):
+                with zipfile.ZipFile(io.BytesIO(self.packages)) as archive:
+                    archive.extractall(new)
+            if new in sys.path:
+                sys.path.remove(new)
+            sys.path.insert(0, new)
+        if old and old != new:
+            while old in sys.path:
+                sys.path.remove(old)
+        state["packages_dir"] = new
+
+
+def _worker_state(worker) -> dict[str, Any]:
+    """What a worker remembers between setups of :class:`FlowdaptWorkerPlugin` (kept on the worker)."""
+    holder = worker if worker is not None else sys.modules[__name__]
+    state = getattr(holder, "_flowdapt_state", None)
+    if state is None:
+        state = {}
+        try:
+            holder._flowdapt_state = state
+        except AttributeError:  # pragma: no cover - a worker object with __slots__
+            state = _fallback_state
+    return state
+
+
+_fallback_state: dict[str, Any] = {}
+
+
+def zip_packages(directories: list[str]) -> bytes:
+    """A zip of package directories (each at the archive's top level), without bytecode caches."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for directory in sorted(directories):
+            root = Path(directory)
+            for file in sorted(root.rglob("*")):
+                if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+                    archive.write(file, Path(root.name) / file.relative_to(root))
+    return buffer.getvalue()
+
+
+def plugin_code_snapshot() -> dict[str, tuple[str, list[str]]]:
+    """Installed plugin distributions -> (a marker that changes with every install, their packages)."""
+    import importlib.metadata as md
+
+    from flowdapt.plugin_installer import plugin_distributions
+    from flowdapt.reloading import distribution_packages
+
+    snapshot: dict[str, tuple[str, list[str]]] = {}
+    for name in plugin_distributions():
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        record = dist.read_text("RECORD") or ""
+        where = getattr(dist, "_path", None)
+        try:
+            stamp = os.stat(os.path.join(str(where), "RECORD")).st_mtime_ns if where else 0
+        except OSError:
+            stamp = 0
+        marker = f"{dist.version}:{stamp}:{hashlib.sha1(record.encode()).hexdigest()}"
+        snapshot[name] = (marker, distribution_packages(name))
+    return snapshot
 
 
 def _take(pair, index: int):
@@ -183,6 +331,11 @@ class DaskExecutor(ClusterExecutor):
         self._workers_at = 0.0
         self._info_lock = threading.Lock()
         self._contexts: dict[str, Any] = {}
+        #: Bumped by reload_code; see FlowdaptWorkerPlugin.
+        self.code_generation = 0
+        self._stale: dict[int, list[str]] = {}
+        self._code_snapshot: dict[str, tuple[str, list[str]]] = {}
+        self._worker_plugin_name: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -275,8 +428,10 @@ class DaskExecutor(ClusterExecutor):
         settings = self._settings()
         dump = settings.model_dump(mode="json")
         paths = _worker_sys_path() if opts.driver_sys_path else []
-        plugin = FlowdaptWorkerPlugin(paths, dump, dict(opts.env_vars))
+        self._code_snapshot = plugin_code_snapshot()
+        plugin = self._worker_plugin(paths, dump)
         digest = hashlib.sha1(repr((paths, sorted(opts.env_vars.items()), str(dump))).encode()).hexdigest()[:12]
+        self._worker_plugin_name = f"flowdapt-{digest}"
         if opts.pip:
             from distributed.diagnostics.plugin import PipInstall
 
@@ -287,7 +442,68 @@ class DaskExecutor(ClusterExecutor):
                 from distributed.diagnostics.plugin import UploadDirectory
 
                 client.register_plugin(UploadDirectory(str(user_modules), update_path=True), name="flowdapt-user-modules")
-        client.register_plugin(plugin, name=f"flowdapt-{digest}")
+        client.register_plugin(plugin, name=self._worker_plugin_name)
+
+    def _worker_plugin(self, paths: list[str], dump: dict[str, Any]) -> FlowdaptWorkerPlugin:
+        packages = zip_packages(self._plugin_packages()) if self.options.ship_plugins else None
+        return FlowdaptWorkerPlugin(
+            paths, dump, dict(self.options.env_vars), self.code_generation, dict(self._stale), packages
+        )
+
+    def _plugin_packages(self) -> list[str]:
+        """Directories of the loaded plugins' top-level packages (not the core's, not this one's)."""
+        import importlib
+
+        from flowdapt.plugins import get_plugin_system
+
+        skip = {"flowdapt", __name__.split(".")[0]}
+        packages: list[str] = []
+        for info in get_plugin_system(self._settings()).plugins.values():
+            top = info.module.split(".")[0]
+            if not info.loaded or top in skip:
+                continue
+            skip.add(top)
+            try:
+                module = importlib.import_module(top)
+            except Exception as exc:  # removed or broken since it was loaded: nothing to ship
+                log.warning("not shipping plugin package %s to Dask workers: %s", top, exc)
+                continue
+            if getattr(module, "__file__", None):
+                packages.append(str(Path(module.__file__).parent))
+        return packages
+
+    async def reload_code(self) -> None:
+        """Installed code changed: the worker plugin is registered again with a new code generation.
+
+        Every worker (and every worker that joins later) runs it: workers that imported older code
+        forget the packages of the plugin distributions that changed (installed, upgraded or
+        removed since the last generation) and their resolved stage targets, pick up new ``.pth``
+        paths and rebuild their plugin system, so new tasks import the installed code. Workers
+        keep running (cluster memory on them survives); tasks already running finish on the code
+        they started with. With ``ship_plugins`` the plugins' packages are uploaded again.
+        """
+        await super().reload_code()
+        if not self.running or self.client is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(self._io, self._register_generation)
+
+    def _register_generation(self) -> None:
+        snapshot = plugin_code_snapshot()
+        before = self._code_snapshot
+        stale: set[str] = set()
+        for name in set(before) | set(snapshot):
+            if before.get(name, ("", []))[0] != snapshot.get(name, ("", []))[0]:
+                stale.update(before.get(name, ("", []))[1])
+                stale.update(snapshot.get(name, ("", []))[1])
+        stale -= {"flowdapt", __name__.split(".")[0]}
+        self.code_generation += 1
+        self._stale[self.code_generation] = sorted(stale)
+        self._code_snapshot = snapshot
+        settings = self._settings()
+        paths = _worker_sys_path() if self.options.driver_sys_path else []
+        plugin = self._worker_plugin(paths, settings.model_dump(mode="json"))
+        self.client.register_plugin(plugin, name=self._worker_plugin_name)
+        log.info("Dask workers reloaded code generation %d (changed packages: %s)", self.code_generation, ", ".join(sorted(stale)) or "none")
 
     # -- cluster facts -----------------------------------------------------------------------
 
@@ -476,4 +692,4 @@ def active_client():
     return _active_client
 
 
-__all__ = ["DaskExecutor", "DaskExecutorOptions", "FlowdaptWorkerPlugin", "active_client"]
+__all__ = ["DaskExecutor", "DaskExecutorOptions", "FlowdaptWorkerPlugin", "active_client", "plugin_code_snapshot", "zip_packages"]
