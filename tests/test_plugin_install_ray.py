@@ -1,16 +1,17 @@
 """``flowdapt plugin install`` on a server whose executor is Ray (a local Ray instance): the new
-plugin's stages run in Ray workers without restarting the server."""
+plugin's stages run in Ray workers, an upgrade's new code runs in new workers, without restarting
+the server."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from plugin_env import CORE, ROOT, Server, build_wheel, check, make_venv, render  # noqa: E402
+from plugin_env import CORE, ROOT, Server, build_wheel, check, make_venv  # noqa: E402
+from weather_plugin import MISSING_TARGET, run_workflow, weather_now_wheels  # noqa: E402
 
 pytest.importorskip("ray", reason="the Ray test needs ray in the uv cache (installed with flowdapt-ray)")
 
@@ -32,7 +33,7 @@ def server(tmp_path_factory):
         FLOWDAPT__EXECUTOR__OPTIONS__INCLUDE_DASHBOARD="false",
         FLOWDAPT__CLUSTER_MEMORY__BACKEND="memory",
     )
-    srv.plugin_wheel = build_wheel(render(base / "src", plugin_name="Weather Now"), base / "plugin")
+    srv.wheels = weather_now_wheels(base / "plugin")
     try:
         srv.wait_ready(timeout=180)
         yield srv
@@ -40,18 +41,27 @@ def server(tmp_path_factory):
         srv.stop()
 
 
-def test_install_and_run_on_ray_then_uninstall(server):
+def test_install_upgrade_and_uninstall_on_ray(server):
     status = server.get("/status").json()
     assert status["services"]["ComputeService"]["executor"].endswith("RayExecutor")
     pid = status["system"]["pid"]
 
-    check(server.cli("plugin", "install", server.plugin_wheel, "--include-definitions"))
-    proc = server.cli("start", "weather-now-example", "-i", "count=4", "--no-progress", "-o", "json", timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["result"] == {"count": 4, "total": 28.0, "mean": 7.0}
+    check(server.cli("plugin", "install", server.wheels["v1"], "--include-definitions"))
+    # Two runs with a chunk per CPU: both Ray workers import 0.1.0 and keep it.
+    for _ in range(2):
+        result = run_workflow(server, 4)
+        assert result["exit"] == 0, result
+        assert result["run"]["result"] == {"count": 4, "total": 28.0, "mean": 7.0}
+
+    proc = check(server.cli("plugin", "install", server.wheels["v2"], "--upgrade"))
+    assert "~ flowdapt-weather-now 0.1.0 -> 0.2.0" in proc.stdout
+    for _ in range(2):
+        result = run_workflow(server, 3)
+        assert result["exit"] == 0, result
+        assert result["run"]["result"] == {"version": 2, "count": 3, "total": 10.0, "mean": 10.0 / 3}
 
     check(server.cli("plugin", "uninstall", "weather_now"))
-    proc = server.cli("start", "weather-now-example", "-i", "count=4", "--no-progress", "-o", "json")
-    assert proc.returncode != 0
-    assert "target 'flowdapt_weather_now.stages.make_numbers' not found" in proc.stderr
+    result = run_workflow(server, 4)
+    assert result["exit"] != 0
+    assert MISSING_TARGET in result["stderr"], result
     assert server.get("/status").json()["system"]["pid"] == pid

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a snapshot of the cluster's nodes is reused (resource checks, chunk sizing, /status).
 NODES_TTL = 5.0
+#: Set in workers' environment to the executor's code generation (see :meth:`RayExecutor.reload_code`).
+CODE_GENERATION_VAR = "FLOWDAPT_CODE_GENERATION"
 
 
 class RayExecutorOptions(BaseModel):
@@ -278,6 +280,9 @@ class RayExecutor(ClusterExecutor):
         self._contexts: dict[str, Any] = {}
         self._options_cache: dict[tuple, dict[str, Any]] = {}
         self._setup: _LazySetup | None = None
+        #: Bumped by reload_code; tasks of generation > 0 carry :meth:`task_runtime_env`.
+        self.code_generation = 0
+        self._task_env: dict[str, Any] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -318,19 +323,33 @@ class RayExecutor(ClusterExecutor):
             env["conda"] = opts.conda
         if opts.working_dir:
             env["working_dir"] = opts.working_dir
-        modules: list[Any] = list(env.get("py_modules", [])) + list(opts.py_modules)
+        modules = self._py_modules()
+        if modules:
+            env["py_modules"] = modules
         settings = self._settings()
+        paths = _worker_sys_path() if opts.driver_sys_path else []
+        env["worker_process_setup_hook"] = _make_setup_hook(paths, settings.model_dump(mode="json"))
+        return env
+
+    def _py_modules(self) -> list[Any]:
+        """Code uploaded to the workers: configured modules, user_modules (a remote cluster) and,
+        with ``ship_plugins``, the loaded plugins' packages as they are installed now."""
+        opts = self.options
+        modules: list[Any] = list(opts.runtime_env.get("py_modules", [])) + list(opts.py_modules)
         if opts.address and opts.ship_user_modules:
-            user_modules = Path(settings.user_modules_dir)
+            user_modules = Path(self._settings().user_modules_dir)
             if user_modules.is_dir() and any(p.name != "__init__.py" for p in user_modules.glob("*.py")):
                 modules.append(str(user_modules))
         if opts.ship_plugins:
             modules.extend(self._plugin_packages())
-        if modules:
-            env["py_modules"] = modules
-        paths = _worker_sys_path() if opts.driver_sys_path else []
-        env["worker_process_setup_hook"] = _make_setup_hook(paths, settings.model_dump(mode="json"))
-        return env
+        return modules
+
+    def task_runtime_env(self) -> dict[str, Any] | None:
+        """The runtime_env tasks of the current code generation add to the job's (None before the
+        first reload). Ray merges it with the job's runtime_env (env_vars are merged, the setup hook
+        is inherited) and runs the tasks only in workers started with exactly this environment,
+        so a new generation gets new worker processes, which import the installed code afresh."""
+        return self._task_env
 
     def _plugin_packages(self) -> list[str]:
         import importlib
@@ -338,14 +357,57 @@ class RayExecutor(ClusterExecutor):
         from flowdapt.plugins import get_plugin_system
 
         packages: list[str] = []
+        seen: set[str] = set()
         for info in get_plugin_system(self._settings()).plugins.values():
             top = info.module.split(".")[0]
-            if not info.loaded or top == "flowdapt" or top in packages:
+            if not info.loaded or top == "flowdapt" or top in seen:
                 continue
-            module = importlib.import_module(top)
+            seen.add(top)
+            try:
+                module = importlib.import_module(top)
+            except Exception as exc:  # removed or broken since it was loaded: nothing to ship
+                log.warning("not shipping plugin package %s to Ray workers: %s", top, exc)
+                continue
             if getattr(module, "__file__", None):
                 packages.append(str(Path(module.__file__).parent))
         return packages
+
+    async def reload_code(self) -> None:
+        """Installed code changed: tasks submitted from now on run in new Ray worker processes.
+
+        Ray reuses a worker for any task with the same runtime_env, and a worker keeps the modules
+        it imported, so each reload starts a new *code generation*: its tasks carry
+        ``env_vars: {FLOWDAPT_CODE_GENERATION: n}``, which Ray only serves from workers started for
+        that environment. What is uploaded to remote nodes (``ship_plugins``: the loaded plugins'
+        packages, now as installed) is collected again. Tasks already running finish on the code
+        they started with; Ray retires the idle workers of older generations.
+        """
+        await super().reload_code()
+        self.code_generation += 1
+        env: dict[str, Any] = {
+            "env_vars": {
+                **self.options.runtime_env.get("env_vars", {}),
+                **self.options.env_vars,
+                CODE_GENERATION_VAR: str(self.code_generation),
+            }
+        }
+        # A task's py_modules replaces the job's (it is not merged), so it lists all of them.
+        modules = await asyncio.get_running_loop().run_in_executor(None, self._py_modules)
+        if modules:
+            env["py_modules"] = modules
+        self._task_env = env
+        self._options_cache.clear()
+        if self.running and self.options.prestart_workers:
+            await asyncio.get_running_loop().run_in_executor(_ray_thread(), self._prestart_generation)
+
+    def _prestart_generation(self) -> None:
+        """Start the new generation's workers in the background, so the next run does not wait."""
+        import ray
+
+        cpus = max(1, min(64, int(self._total("CPU") or 1)))
+        warm = ray.remote(_warm).options(num_cpus=1, runtime_env=self._task_env)
+        for _ in range(cpus):
+            warm.remote()  # not waited for: the refs are dropped, the workers stay
 
     def _connect(self) -> None:
         opts = self.options
@@ -514,6 +576,8 @@ class RayExecutor(ClusterExecutor):
             options["resources"] = custom
         if self.options.tasks_per_worker:
             options["max_calls"] = self.options.tasks_per_worker
+        if self._task_env is not None:
+            options["runtime_env"] = self._task_env
         if len(self._options_cache) > 1024:
             self._options_cache.clear()
         self._options_cache[cache_key] = options
@@ -528,11 +592,10 @@ class RayExecutor(ClusterExecutor):
         return Launched(status, value_ref, False, [status_ref])
 
     def _split(self, source: RemoteOutput, bounds, *, stage, key: str) -> list[Any]:
-        refs = (
-            _remote("split")
-            .options(num_returns=len(bounds), num_cpus=0, name=f"{stage.name}.split")
-            .remote(bounds, source.group, *source.handles)
-        )
+        options: dict[str, Any] = {"num_returns": len(bounds), "num_cpus": 0, "name": f"{stage.name}.split"}
+        if self._task_env is not None:
+            options["runtime_env"] = self._task_env
+        refs = _remote("split").options(**options).remote(bounds, source.group, *source.handles)
         return list(refs)
 
     async def _fetch(self, handles: list[Any]) -> list[Any]:
@@ -596,4 +659,4 @@ def _dashboard_url(context=None) -> str | None:
     return url or None
 
 
-__all__ = ["RayExecutor", "RayExecutorOptions", "InsufficientResourcesError", "check_reachable"]
+__all__ = ["CODE_GENERATION_VAR", "RayExecutor", "RayExecutorOptions", "InsufficientResourcesError", "check_reachable"]
