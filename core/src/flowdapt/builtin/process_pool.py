@@ -227,6 +227,9 @@ class ProcessPool:
             for slot in self._slots:
                 if slot.job is not None and slot.job.run_uid == run_uid and slot.process is not None:
                     _resolve(slot.job, cancelled=True)
+                    # Not ready: a result the worker sent before dying must not free it for
+                    # another run's task, which would then die with it.
+                    slot.ready = False
                     slot.process.kill()
                     killed += 1
         return killed
