@@ -26,4 +26,7 @@ def weather_now_wheels(base: Path) -> dict[str, Path]:
 def run_workflow(server, count: int, timeout: float = 300) -> dict:
     """Start the plugin's workflow through the CLI and wait: exit code, run record, stderr."""
     proc = server.cli("start", WORKFLOW, "-i", f"count={count}", "--no-progress", "-o", "json", timeout=timeout)
-    return {"exit": proc.returncode, "run": json.loads(proc.stdout) if proc.stdout.strip() else None, "stderr": proc.stderr}
+    run = json.loads(proc.stdout) if proc.stdout.strip() else None
+    # The error first, so an assertion message that truncates the dict still shows why a run failed.
+    error = (run or {}).get("error")
+    return {"error": error, "exit": proc.returncode, "run": run, "stderr": proc.stderr}
