@@ -44,9 +44,22 @@ class RayClusterMemoryOptions(BaseModel):
 class _Index:
     """The actor: ``(namespace, key) -> ([ref], expires, size)``. Async, so calls never block each other."""
 
+    #: Seconds a replaced or deleted value's ref is kept: a reader that got the ref just before
+    #: must still be able to fetch it (Ray frees an object as soon as its owner drops the ref,
+    #: even while a borrower is about to read it).
+    RETIRE_GRACE = 30.0
+
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, tuple[list[Any], float, int]]] = {}
         self.expired = 0
+        self.retired: list[tuple[float, list[Any]]] = []
+
+    def _retire(self, entry) -> None:
+        now = time.monotonic()
+        if entry is not None:
+            self.retired.append((now, entry[0]))
+        if self.retired and self.retired[0][0] < now - self.RETIRE_GRACE:
+            self.retired = [item for item in self.retired if item[0] >= now - self.RETIRE_GRACE]
 
     def _live(self, namespace: str, key: str):
         keys = self.entries.get(namespace)
@@ -56,7 +69,7 @@ class _Index:
         if entry is None:
             return None
         if entry[1] and entry[1] <= time.time():
-            del keys[key]
+            self._retire(keys.pop(key))
             if not keys:
                 del self.entries[namespace]
             self.expired += 1
@@ -67,7 +80,9 @@ class _Index:
         import ray
 
         # Put by the actor, so the actor owns the object: it outlives the task that sent it.
-        self.entries.setdefault(namespace, {})[key] = ([ray.put(value)], expires, size)
+        keys = self.entries.setdefault(namespace, {})
+        self._retire(keys.get(key))
+        keys[key] = ([ray.put(value)], expires, size)
 
     async def get(self, namespace: str, key: str):
         entry = self._live(namespace, key)
@@ -80,17 +95,16 @@ class _Index:
         found = self._live(namespace, key) is not None
         if found:
             keys = self.entries[namespace]
-            del keys[key]
+            self._retire(keys.pop(key))
             if not keys:
                 del self.entries[namespace]
         return found
 
     async def clear(self, namespace: str | None, prefix: str = "") -> None:
-        if namespace is not None:
-            self.entries.pop(namespace, None)
-            return
-        for ns in [ns for ns in self.entries if ns.startswith(prefix)]:
-            del self.entries[ns]
+        doomed = [namespace] if namespace is not None else [ns for ns in self.entries if ns.startswith(prefix)]
+        for ns in doomed:
+            for entry in self.entries.pop(ns, {}).values():
+                self._retire(entry)
 
     async def keys(self, namespace: str) -> list[str]:
         return [k for k in list(self.entries.get(namespace, {})) if self._live(namespace, k) is not None]
