@@ -38,8 +38,14 @@ def import_target(target: str) -> Callable[..., Any]:
     module_name, attr_path = split_target(target)
     try:
         obj: Any = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise TargetNotFoundError(f"target {target!r} not found: no module named {exc.name!r}") from None
+    except ModuleNotFoundError:
+        # A long-lived worker may hold stale directory listings from before a plugin was
+        # installed; look again once before giving up.
+        importlib.invalidate_caches()
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise TargetNotFoundError(f"target {target!r} not found: no module named {exc.name!r}") from None
     for attr in attr_path.split("."):
         try:
             obj = getattr(obj, attr)
