@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_stages  # noqa: E402
 import executor_bench_stages as stages  # noqa: E402
-from _harness import fmt_seconds, measure, measure_async, print_table  # noqa: E402
+from _harness import BENCH_DIR, fmt_seconds, measure, measure_async, original_venv, print_table  # noqa: E402
 
 NOOP_N = 10_000
 MODELS_N = 1_000
@@ -181,11 +181,64 @@ def report(name: str, mine: dict, raw: dict, target_noop: float) -> list[list[st
     ]
 
 
+ORIGINAL_SCRIPT = r"""
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[1])
+kind, n = sys.argv[2], int(sys.argv[3])
+from flowdapt.compute.resources.workflow.execute import execute_workflow
+if kind == "ray":
+    from flowdapt.compute.executor.ray import RayExecutor as Executor
+else:
+    from flowdapt.compute.executor.dask import DaskExecutor as Executor
+async def main():
+    ex = Executor(cpus=2)
+    await ex.start()
+    wf = {"kind": "workflow", "metadata": {"name": "bench"}, "spec": {"stages": [
+        {"name": "map", "target": "bench_stages.noop", "type": "parameterized", "options": {"map_on": "x"}}]}}
+    t = time.perf_counter()
+    run = await execute_workflow(wf, {"x": list(range(n))}, executor=ex)
+    took = time.perf_counter() - t
+    assert str(run.state).endswith("finished") and len(run.result) == n, (run.state, str(run.result)[:300])
+    print(json.dumps({"seconds": took}))
+    await ex.close()
+asyncio.run(main())
+"""
+
+
+def original(kind: str, n: int) -> float | None:
+    """One run of the original Flowdapt 0.1.52's executor on an n-item no-op map (side venv)."""
+    import json
+    import subprocess
+
+    python = original_venv()
+    if python is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [str(python), "-c", ORIGINAL_SCRIPT, str(BENCH_DIR), kind, str(n)],
+            capture_output=True, text=True, timeout=3600,
+        )
+    except subprocess.TimeoutExpired:
+        print(f"the original {kind} executor did not finish {n:,} items within an hour", file=sys.stderr)
+        return None
+    if proc.returncode != 0:
+        print(f"the original {kind} executor failed: {proc.stderr[-1500:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cluster-memory", choices=["lmdb", "native"], default="lmdb")
     parser.add_argument("--only", choices=["ray", "dask"], default=None)
+    parser.add_argument(
+        "--original", action="store_true", help="also time the original Flowdapt 0.1.52's executors (side venv)"
+    )
+    parser.add_argument(
+        "--original-items", type=int, default=NOOP_N,
+        help="items of the original's no-op map (its Ray executor needs minutes for 10,000)",
+    )
     args = parser.parse_args()
     from flowdapt.plugins import create_plugin_system, set_plugin_system
 
@@ -199,6 +252,14 @@ def main() -> None:
         rows += report("dask", mine, raw, 1.0)
     print(f"\n{CPUS} CPUs, median of {args.repeat} after a warm-up; cluster memory: {args.cluster_memory}")
     print_table(["workload", "flowdapt", "raw chunked", "raw per-item", "flowdapt / raw chunked", "target"], rows)
+    if args.original:
+        n = args.original_items
+        orig_rows = []
+        for kind in [k for k in ("ray", "dask") if args.only in (None, k)]:
+            seconds = original(kind, n)
+            orig_rows.append([f"{kind}: map {n:,} no-op", fmt_seconds(seconds), "one run, executor started"])
+        print(f"\nThe original Flowdapt 0.1.52 on the same machine (its own executors, {CPUS} CPUs):")
+        print_table(["workload", "original", "note"], orig_rows)
 
 
 if __name__ == "__main__":
