@@ -5,7 +5,15 @@ Names are imported lazily, so loading the plugin (every ``flowdapt`` command doe
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# Ray (2.47+) starts workers with the driver's `uv run` command line when it finds one among the
+# driver's parent processes, so workers would run in whatever uv project that command names, not in
+# the interpreter the server runs in (a plugin installed into the server's environment would then be
+# missing on them). Flowdapt manages the workers' environment itself; Ray reads this when `ray` is
+# first imported. Set RAY_ENABLE_UV_RUN_RUNTIME_ENV=1 yourself to get Ray's behaviour back.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 _EXPORTS = {
     "RayClusterMemory": "flowdapt_ray.cluster_memory",
