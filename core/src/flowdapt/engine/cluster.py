@@ -19,7 +19,9 @@ import abc
 import asyncio
 import dataclasses
 import math
+import os
 import re
+import sys
 import traceback
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +76,21 @@ RESOURCE_ALIASES = {
     "memory": "memory",
     "mem": "memory",
 }
+
+
+def worker_sys_path() -> list[str]:
+    """The driver's sys.path entries a worker on this machine would miss (not site-packages, not stdlib)."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    keep: list[str] = []
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        real = os.path.realpath(entry)
+        if "site-packages" in real or "dist-packages" in real or any(real.startswith(p + os.sep) for p in prefixes):
+            continue
+        if real not in keep:
+            keep.append(real)
+    return keep
 
 
 def parse_bytes(value: Any) -> int:

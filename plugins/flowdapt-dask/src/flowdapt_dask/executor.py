@@ -32,6 +32,7 @@ from flowdapt.engine.cluster import (
     parse_bytes,
     remote_stage,
     split_items,
+    worker_sys_path,
 )
 from flowdapt.engine.worker import Failure
 from flowdapt.errors import ConfigurationError
@@ -113,20 +114,6 @@ class DaskExecutorOptions(BaseModel):
         if self.upload_plugins is not None and "ship_plugins" not in self.model_fields_set:
             self.ship_plugins = self.upload_plugins
         return self
-
-
-def _worker_sys_path() -> list[str]:
-    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    keep: list[str] = []
-    for entry in sys.path:
-        if not entry or not os.path.isdir(entry):
-            continue
-        real = os.path.realpath(entry)
-        if "site-packages" in real or "dist-packages" in real or any(real.startswith(p + os.sep) for p in prefixes):
-            continue
-        if real not in keep:
-            keep.append(real)
-    return keep
 
 
 try:
@@ -427,7 +414,7 @@ class DaskExecutor(ClusterExecutor):
         opts = self.options
         settings = self._settings()
         dump = settings.model_dump(mode="json")
-        paths = _worker_sys_path() if opts.driver_sys_path else []
+        paths = worker_sys_path() if opts.driver_sys_path else []
         self._code_snapshot = plugin_code_snapshot()
         plugin = self._worker_plugin(paths, dump)
         digest = hashlib.sha1(repr((paths, sorted(opts.env_vars.items()), str(dump))).encode()).hexdigest()[:12]
@@ -500,7 +487,7 @@ class DaskExecutor(ClusterExecutor):
         self._stale[self.code_generation] = sorted(stale)
         self._code_snapshot = snapshot
         settings = self._settings()
-        paths = _worker_sys_path() if self.options.driver_sys_path else []
+        paths = worker_sys_path() if self.options.driver_sys_path else []
         plugin = self._worker_plugin(paths, settings.model_dump(mode="json"))
         self.client.register_plugin(plugin, name=self._worker_plugin_name)
         log.info("Dask workers reloaded code generation %d (changed packages: %s)", self.code_generation, ", ".join(sorted(stale)) or "none")

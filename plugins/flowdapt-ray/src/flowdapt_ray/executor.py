@@ -31,6 +31,7 @@ from flowdapt.engine.cluster import (
     parse_bytes,
     remote_stage,
     split_items,
+    worker_sys_path,
 )
 from flowdapt.engine.plan import PlannedStage
 from flowdapt.engine.worker import Failure
@@ -106,21 +107,6 @@ class RayExecutorOptions(BaseModel):
         if self.address in ("", "local"):
             self.address = None
         return self
-
-
-def _worker_sys_path() -> list[str]:
-    """The driver's sys.path entries a worker on this machine would miss (not site-packages, not stdlib)."""
-    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    keep: list[str] = []
-    for entry in sys.path:
-        if not entry or not os.path.isdir(entry):
-            continue
-        real = os.path.realpath(entry)
-        if "site-packages" in real or "dist-packages" in real or any(real.startswith(p + os.sep) for p in prefixes):
-            continue
-        if real not in keep:
-            keep.append(real)
-    return keep
 
 
 def _make_setup_hook(paths: list[str], settings_dump: dict[str, Any] | None, executor: str = "ray"):
@@ -327,7 +313,7 @@ class RayExecutor(ClusterExecutor):
         if modules:
             env["py_modules"] = modules
         settings = self._settings()
-        paths = _worker_sys_path() if opts.driver_sys_path else []
+        paths = worker_sys_path() if opts.driver_sys_path else []
         env["worker_process_setup_hook"] = _make_setup_hook(paths, settings.model_dump(mode="json"))
         return env
 
