@@ -191,7 +191,8 @@ if kind == "ray":
 else:
     from flowdapt.compute.executor.dask import DaskExecutor as Executor
 async def main():
-    ex = Executor(cpus=2)
+    # "local": its own instance, never a cluster that happens to be running on this machine
+    ex = Executor(cpus=2, cluster_address="local") if kind == "ray" else Executor(cpus=2)
     await ex.start()
     wf = {"kind": "workflow", "metadata": {"name": "bench"}, "spec": {"stages": [
         {"name": "map", "target": "bench_stages.noop", "type": "parameterized", "options": {"map_on": "x"}}]}}
@@ -217,6 +218,8 @@ def original(kind: str, n: int) -> float | None:
         proc = subprocess.run(
             [str(python), "-c", ORIGINAL_SCRIPT, str(BENCH_DIR), kind, str(n)],
             capture_output=True, text=True, timeout=3600,
+            # Its own Ray instance, not the one this benchmark process is still connected to.
+            env={**os.environ, "RAY_ADDRESS": "local"},
         )
     except subprocess.TimeoutExpired:
         print(f"the original {kind} executor did not finish {n:,} items within an hour", file=sys.stderr)
