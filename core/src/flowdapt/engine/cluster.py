@@ -93,6 +93,30 @@ def worker_sys_path() -> list[str]:
     return keep
 
 
+def plugin_package_dirs(plugins, skip: set[str], executor: str) -> list[str]:
+    """Directories of the loaded plugins' top-level packages, except those in ``skip``: what a
+    cluster executor ships to remote workers (``ship_plugins``)."""
+    import importlib
+    import logging
+    from pathlib import Path
+
+    skip = set(skip)
+    packages: list[str] = []
+    for info in plugins.plugins.values():
+        top = info.module.split(".")[0]
+        if not info.loaded or top in skip:
+            continue
+        skip.add(top)
+        try:
+            module = importlib.import_module(top)
+        except Exception as exc:  # removed or broken since it was loaded: nothing to ship
+            logging.getLogger(__name__).warning("not shipping plugin package %s to %s workers: %s", top, executor, exc)
+            continue
+        if getattr(module, "__file__", None):
+            packages.append(str(Path(module.__file__).parent))
+    return packages
+
+
 def parse_bytes(value: Any) -> int:
     """``"8GB"`` -> 8_000_000_000, ``"8GiB"`` -> 8 * 2**30, ``512`` -> 512."""
     if isinstance(value, bool):

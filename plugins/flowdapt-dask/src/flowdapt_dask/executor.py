@@ -30,6 +30,7 @@ from flowdapt.engine.cluster import (
     RemoteStatus,
     missing_resources,
     parse_bytes,
+    plugin_package_dirs,
     remote_stage,
     split_items,
     worker_sys_path,
@@ -439,25 +440,10 @@ class DaskExecutor(ClusterExecutor):
 
     def _plugin_packages(self) -> list[str]:
         """Directories of the loaded plugins' top-level packages (not the core's, not this one's)."""
-        import importlib
-
         from flowdapt.plugins import get_plugin_system
 
         skip = {"flowdapt", __name__.split(".")[0]}
-        packages: list[str] = []
-        for info in get_plugin_system(self._settings()).plugins.values():
-            top = info.module.split(".")[0]
-            if not info.loaded or top in skip:
-                continue
-            skip.add(top)
-            try:
-                module = importlib.import_module(top)
-            except Exception as exc:  # removed or broken since it was loaded: nothing to ship
-                log.warning("not shipping plugin package %s to Dask workers: %s", top, exc)
-                continue
-            if getattr(module, "__file__", None):
-                packages.append(str(Path(module.__file__).parent))
-        return packages
+        return plugin_package_dirs(get_plugin_system(self._settings()), skip, "Dask")
 
     async def reload_code(self) -> None:
         """Installed code changed: the worker plugin is registered again with a new code generation.

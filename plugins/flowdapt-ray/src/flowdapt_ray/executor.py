@@ -29,6 +29,7 @@ from flowdapt.engine.cluster import (
     RemoteOutput,
     missing_resources,
     parse_bytes,
+    plugin_package_dirs,
     remote_stage,
     split_items,
     worker_sys_path,
@@ -338,25 +339,9 @@ class RayExecutor(ClusterExecutor):
         return self._task_env
 
     def _plugin_packages(self) -> list[str]:
-        import importlib
-
         from flowdapt.plugins import get_plugin_system
 
-        packages: list[str] = []
-        seen: set[str] = set()
-        for info in get_plugin_system(self._settings()).plugins.values():
-            top = info.module.split(".")[0]
-            if not info.loaded or top == "flowdapt" or top in seen:
-                continue
-            seen.add(top)
-            try:
-                module = importlib.import_module(top)
-            except Exception as exc:  # removed or broken since it was loaded: nothing to ship
-                log.warning("not shipping plugin package %s to Ray workers: %s", top, exc)
-                continue
-            if getattr(module, "__file__", None):
-                packages.append(str(Path(module.__file__).parent))
-        return packages
+        return plugin_package_dirs(get_plugin_system(self._settings()), {"flowdapt"}, "Ray")
 
     async def reload_code(self) -> None:
         """Installed code changed: tasks submitted from now on run in new Ray worker processes.
