@@ -24,6 +24,12 @@ for s in socks:
 PYEOF
 )
 LOG="$STATE/ray-head.log"
+# Token authentication with a token of this run's own, in the state dir: the head and every driver
+# (tests, servers, workers) read it through RAY_AUTH_TOKEN_PATH, so nothing depends on ~/.ray.
+TOKEN="$STATE/auth_token"
+"$PY" -c "import secrets; print(secrets.token_hex(32), end='')" > "$TOKEN"
+chmod 600 "$TOKEN"
+export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$TOKEN"
 # setsid: its own process group, so stop-ray.sh stops exactly these processes (never `ray stop`,
 # which would stop every Ray instance on the machine).
 setsid "$RAY" start --head --block --disable-usage-stats \
@@ -49,6 +55,7 @@ if ! grep -q "Ray runtime started" "$LOG"; then
 fi
 echo "setup-ray: Ray head at 127.0.0.1:$GCS (pid $PID, log $LOG)" >&2
 echo "export FLOWDAPT_TEST_RAY_ADDRESS=127.0.0.1:$GCS"
-# The head requires the token in ~/.ray/auth_token; drivers send it only in token mode.
+# Drivers send the token only in token mode, and read it from this run's state dir.
 echo "export RAY_AUTH_MODE=token"
+echo "export RAY_AUTH_TOKEN_PATH=$TOKEN"
 echo "teardown: bash scripts/ci/stop-ray.sh $STATE"

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Iterable
 
 import uvicorn
 
 from flowdapt.plugins import PluginSystem
 from flowdapt.server.app import create_app
+from flowdapt.errors import ConfigurationError
 from flowdapt.server.core import FlowdaptServer, check_bind_allowed
 from flowdapt.settings import Settings
 
@@ -88,7 +90,32 @@ def serve(
         # No HTTP: hold the services until a signal.
         asyncio.run(_headless(server))
         return
-    _GracefulUvicorn(config, server).run()
+    # Listen before the services start: a port already in use fails at once instead of after the
+    # executor started, and an executor that opens ports of its own (a local Ray instance starts
+    # dozens of processes) can never take ours in between.
+    sock = bind_listener(host, port)
+    # uvicorn prints its "running on" line only for sockets it bound itself.
+    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%s (Press CTRL+C to quit)", *sock.getsockname()[:2])
+    _GracefulUvicorn(config, server).run(sockets=[sock])
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for the API (uvicorn listens on it); a clear error when the address is taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = " (another server is running there: stop it or pass --port)" if exc.errno == 98 else ""
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 async def _headless(server: FlowdaptServer) -> None:
