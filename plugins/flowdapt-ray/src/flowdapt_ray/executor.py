@@ -249,6 +249,34 @@ def _remote(name: str):
     return fn
 
 
+#: How often a local instance is started before giving up. Ray waits a fixed 30 s for its raylet
+#: to register with the GCS; on a loaded machine (a busy laptop, a 2-core CI box running other
+#: processes) that wait alone can run out, although a second start succeeds.
+LOCAL_START_ATTEMPTS = 3
+
+
+def _init_ray(ray, kwargs: dict[str, Any], *, local: bool):
+    """``ray.init``; a local instance that timed out during start-up is stopped and started again."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return ray.init(**kwargs)
+        except Exception as exc:
+            if not local or "timed out during startup" not in str(exc):
+                raise
+            if attempt == LOCAL_START_ATTEMPTS:
+                raise ConfigurationError(
+                    f"the local Ray instance did not start in {LOCAL_START_ATTEMPTS} attempts ({exc}): the machine "
+                    "may be overloaded; start a cluster with `ray start --head` and set executor.options.address"
+                ) from None
+            log.warning(
+                "the local Ray instance did not start (%s); stopping what it started and trying again (%d/%d)",
+                exc, attempt + 1, LOCAL_START_ATTEMPTS,
+            )
+            ray.shutdown()
+
+
 class RayExecutor(ClusterExecutor):
     name = "ray"
 
@@ -434,7 +462,7 @@ class RayExecutor(ClusterExecutor):
             if opts.dashboard_port is not None:
                 kwargs["dashboard_port"] = opts.dashboard_port
         try:
-            context = ray.init(**kwargs)
+            context = _init_ray(ray, kwargs, local=not address)
         except ConnectionError as exc:
             raise ConfigurationError(
                 f"cannot connect to a Ray cluster at {address!r}: {exc}. Start one with `ray start --head`, "
