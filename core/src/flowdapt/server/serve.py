@@ -16,9 +16,9 @@ from collections.abc import Iterable
 
 import uvicorn
 
+from flowdapt.errors import ConfigurationError
 from flowdapt.plugins import PluginSystem
 from flowdapt.server.app import create_app
-from flowdapt.errors import ConfigurationError
 from flowdapt.server.core import FlowdaptServer, check_bind_allowed
 from flowdapt.settings import Settings
 
