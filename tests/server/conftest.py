@@ -130,8 +130,9 @@ def make_settings(app_dir: Path, overrides: dict[str, Any] | None = None) -> Set
     return load_settings(app_dir, overrides=base)
 
 
-def start_server(settings: Settings) -> LiveServer:
-    plugins = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
+def start_server(settings: Settings, plugins=None) -> LiveServer:
+    if plugins is None:
+        plugins = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
     server = FlowdaptServer(settings, plugins)
     app = create_app(settings, plugins, server=server)
     port = free_port()

@@ -114,7 +114,7 @@ export async function overviewPage(ctx) {
       keyValues([
         ["Executor", compute.executor ? shortClass(compute.executor) : "none (no compute service)"],
         env.mode ? ["Mode", env.mode] : null,
-        ["Nodes", env.nodes ?? "—"],
+        ["Nodes", Array.isArray(env.nodes) ? env.nodes.length : env.nodes ?? "—"],
         ["CPUs", env.cpus ?? "—"],
         ["Workers", env.workers ?? "—"],
         dash ? ["Cluster dashboard", dash] : null,
