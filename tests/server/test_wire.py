@@ -230,9 +230,11 @@ def test_metrics_carry_the_original_names_and_the_attributes_its_dashboard_chart
     cpu = metrics["system.cpu.utilization"]
     assert {p["attributes"]["cpu"] for p in cpu} == set(range(1, psutil.cpu_count() + 1))
     assert {p["attributes"]["state"] for p in cpu} == {"idle", "user", "system", "irq"}
-    # Gauges have no start time; sums (cpu time, counters) carry when counting started.
-    assert cpu[0]["start_time_unix_nano"] is None
-    assert isinstance(metrics["system.cpu.time"][0]["start_time_unix_nano"], int)
+    # Sums (cpu time, counters) carry when counting started; a gauge point starts when it was
+    # measured (flowdapt-sdk's schema requires an int, where the original sent null).
+    assert cpu[0]["start_time_unix_nano"] == cpu[0]["time_unix_nano"]
+    cpu_time = metrics["system.cpu.time"][0]
+    assert isinstance(cpu_time["start_time_unix_nano"], int) and cpu_time["start_time_unix_nano"] < cpu_time["time_unix_nano"]
     # Newest first.
     times = [p["time_unix_nano"] for p in cpu]
     assert times == sorted(times, reverse=True)

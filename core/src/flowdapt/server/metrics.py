@@ -96,9 +96,11 @@ class Series:
 
     __slots__ = ("budget", "histogram", "index", "keys", "samples", "started")
 
-    def __init__(self, *, cumulative: bool, histogram: bool = False, budget: int = MAX_POINTS):
-        #: Sums report when counting started (``start_time_unix_nano``); gauges report null.
-        self.started: int | None = time.time_ns() if cumulative else None
+    def __init__(self, *, cumulative: bool, histogram: bool = False, budget: int = MAX_POINTS, started: int | None = None):
+        #: Sums report when counting started (``start_time_unix_nano``). Gauges have no start in
+        #: OpenTelemetry (the original sent null), but flowdapt-sdk's schema requires an int: a
+        #: gauge point starts when it was measured.
+        self.started: int | None = (started or time.time_ns()) if cumulative else None
         self.histogram = histogram
         self.keys: list[Attributes] = []
         self.index: dict[tuple, int] = {}
@@ -128,7 +130,7 @@ class Series:
                 count, total, low, high, buckets = snap
                 yield {
                     "attributes": self.keys[at],
-                    "start_time_unix_nano": self.started,
+                    "start_time_unix_nano": self.started or time_ns,
                     "time_unix_nano": time_ns,
                     "count": count,
                     "bucket_counts": list(buckets),
@@ -143,7 +145,7 @@ class Series:
                 continue
             yield {
                 "attributes": self.keys[at],
-                "start_time_unix_nano": self.started,
+                "start_time_unix_nano": self.started or time_ns,
                 "time_unix_nano": time_ns,
                 "value": int(value) if value.is_integer() and abs(value) < 2**53 else value,
             }
@@ -348,6 +350,7 @@ class Metrics:
     def __init__(self, interval: float = 5.0, max_points: int = MAX_POINTS, read_system: bool = True):
         self.interval = interval
         self.max_points = max_points
+        self.start_ns = time.time_ns()
         self.series: dict[str, Series] = {}
         self.instruments: dict[str, _Instrument] = {}
         for name in _COUNTERS + _UPDOWN:
@@ -364,7 +367,9 @@ class Metrics:
     def _series(self, name: str, *, cumulative: bool, histogram: bool = False) -> Series:
         series = self.series.get(name)
         if series is None:
-            series = self.series[name] = Series(cumulative=cumulative, histogram=histogram, budget=self.max_points)
+            series = self.series[name] = Series(
+                cumulative=cumulative, histogram=histogram, budget=self.max_points, started=self.start_ns
+            )
         return series
 
     # -- recording (called on the loop; must stay cheap) ---------------------------------
