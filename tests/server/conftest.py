@@ -174,6 +174,41 @@ def http(live) -> Iterator[httpx.Client]:
         yield client
 
 
+# -- a plugin distribution on disk -------------------------------------------------------------
+
+PLUGIN_MODULE = '''
+"""A plugin with no hooks, shipping one workflow file."""
+'''
+
+
+def install_fake_plugin_distribution(site: Path) -> None:
+    """A plugin distribution ``flowdapt-wiretest`` (entry point ``wiretest``) as an installer leaves
+    it in ``site``: RECORD, a data file, a ``.pth`` hook and a console script outside the package.
+    Put ``site`` on ``sys.path`` before building the plugin system."""
+    package = site / "flowdapt_wiretest"
+    (package / "workflows").mkdir(parents=True)
+    (package / "__init__.py").write_text(textwrap.dedent(PLUGIN_MODULE))
+    (package / "workflows" / "example.yaml").write_text("kind: workflow\n")
+    (site / "flowdapt_wiretest.pth").write_text(str(site) + "\n")
+    (site / "bin").mkdir()
+    (site / "bin" / "wiretest").write_text("#!/bin/sh\n")
+    info = site / "flowdapt_wiretest-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flowdapt-wiretest\nVersion: 1.2.3\nSummary: wire test plugin\n")
+    (info / "entry_points.txt").write_text("[flowdapt.plugins]\nwiretest = flowdapt_wiretest\n")
+    files = [
+        "flowdapt_wiretest/__init__.py",
+        "flowdapt_wiretest/workflows/example.yaml",
+        "flowdapt_wiretest.pth",
+        "../wiretest-site/bin/wiretest",
+        "flowdapt_wiretest-1.2.3.dist-info/METADATA",
+        "flowdapt_wiretest-1.2.3.dist-info/entry_points.txt",
+        "flowdapt_wiretest-1.2.3.dist-info/RECORD",
+    ]
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
+
+
+
 # -- a real `flowdapt run` process -------------------------------------------------------------
 
 USER_STAGES = '''

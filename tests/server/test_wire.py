@@ -8,9 +8,7 @@ are named by distribution for v1alpha1; ``.pth`` files are never plugin files.
 
 from __future__ import annotations
 
-import textwrap
 import time
-from pathlib import Path
 
 import httpx
 import psutil
@@ -18,7 +16,14 @@ import pytest
 
 from flowdapt.plugins import create_plugin_system
 from flowdapt.server.metrics import Metrics
-from tests.server.conftest import STAGES, make_settings, squares_workflow, start_server, workflow_doc
+from tests.server.conftest import (
+    STAGES,
+    install_fake_plugin_distribution,
+    make_settings,
+    squares_workflow,
+    start_server,
+    workflow_doc,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -274,41 +279,11 @@ def test_status_reports_nodes_as_a_list_of_node_records(http):
 
 # -- /plugin -----------------------------------------------------------------------------------
 
-PLUGIN_MODULE = '''
-"""A plugin with no hooks, shipping one workflow file."""
-'''
-
-
-def _install_fake_distribution(site: Path) -> None:
-    """A distribution as an installer leaves it (RECORD, entry point, a .pth hook, a script)."""
-    package = site / "flowdapt_wiretest"
-    (package / "workflows").mkdir(parents=True)
-    (package / "__init__.py").write_text(textwrap.dedent(PLUGIN_MODULE))
-    (package / "workflows" / "example.yaml").write_text("kind: workflow\n")
-    (site / "flowdapt_wiretest.pth").write_text(str(site) + "\n")
-    (site / "bin").mkdir()
-    (site / "bin" / "wiretest").write_text("#!/bin/sh\n")
-    info = site / "flowdapt_wiretest-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flowdapt-wiretest\nVersion: 1.2.3\nSummary: wire test plugin\n")
-    (info / "entry_points.txt").write_text("[flowdapt.plugins]\nwiretest = flowdapt_wiretest\n")
-    files = [
-        "flowdapt_wiretest/__init__.py",
-        "flowdapt_wiretest/workflows/example.yaml",
-        "flowdapt_wiretest.pth",
-        "../wiretest-site/bin/wiretest",
-        "flowdapt_wiretest-1.2.3.dist-info/METADATA",
-        "flowdapt_wiretest-1.2.3.dist-info/entry_points.txt",
-        "flowdapt_wiretest-1.2.3.dist-info/RECORD",
-    ]
-    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
-
-
 @pytest.fixture
 def plugin_server(tmp_path, stages_package, monkeypatch):
     site = tmp_path / "wiretest-site"
     site.mkdir()
-    _install_fake_distribution(site)
+    install_fake_plugin_distribution(site)
     monkeypatch.syspath_prepend(str(site))
     builtins = ["local_executor", "document_stores", "stage_types", "cluster_memory", "event_bus", "triggers"]
     plugins = create_plugin_system(only=[*builtins, "wiretest"])
