@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 
 from flowdapt.plugins import create_plugin_system
-from tests.server.conftest import STAGES, install_fake_plugin_distribution, make_settings, start_server, workflow_doc
+from tests.server.conftest import (
+    STAGES,
+    install_fake_plugin_distribution,
+    make_settings,
+    start_server,
+    workflow_doc,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_DIR = Path(os.environ.get("FLOWDAPT_TS_SDK_DIR", ROOT / ".ts-sdk"))
