@@ -264,6 +264,9 @@ def test_metric_samples_stay_within_the_point_budget():
     assert len(metrics.query("system.cpu.utilization")["system.cpu.utilization"]) == 100
     assert len(metrics.query("system.thread_count")["system.thread_count"]) == 100
     assert len(metrics.query("system.cpu.utilization", max_length=15)["system.cpu.utilization"]) == 15
+    # A name with no points is still a key, as in the original; flowctl's short names are aliases.
+    assert metrics.query("no.such.metric") == {"no.such.metric": []}
+    assert list(metrics.query("cpu")) == ["process.runtime.cpython.cpu_time"]
 
 
 # -- /status -----------------------------------------------------------------------------------

@@ -515,14 +515,18 @@ class Metrics:
         now_ns = time.time_ns()
         names = self.names()
         if name:
+            # An asked-for name is always a key (empty when it has no points), as in the original.
             wanted = ALIASES.get(name, name)
-            names = [n for n in names if n == wanted] or ([wanted] if wanted in self.series else [])
+            names = [wanted]
         start_ns = _to_ns(start_time) if start_time else None
         end_ns = _to_ns(end_time) if end_time else None
         limit = max_length if max_length is not None and max_length >= 0 else None
         out: dict[str, list[dict[str, Any]]] = {}
         for metric in names:
-            series = self.series[metric]
+            series = self.series.get(metric)
+            if series is None:
+                out[metric] = []
+                continue
             samples: list[tuple[int, Any]] = []
             instrument = self.instruments.get(metric)
             if instrument is not None and instrument.values:
