@@ -16,6 +16,7 @@ import pytest
 
 from flowdapt.plugins import create_plugin_system
 from flowdapt.server.metrics import Metrics
+from flowdapt.server.versioning import render
 from tests.server.conftest import (
     STAGES,
     install_fake_plugin_distribution,
@@ -273,11 +274,28 @@ def test_metric_samples_stay_within_the_point_budget():
 
 
 def test_status_reports_nodes_as_a_list_of_node_records(http):
-    status = http.get("/status", headers={"X-API-Version": "system.v1alpha1"}).json()
+    response = http.get("/status", headers={"X-API-Version": "system.v1alpha1"})
+    assert response.headers["x-api-version"] == "v1alpha1"
+    status = response.json()
     environment = status["services"]["ComputeService"]["environment"]
     [node] = environment["nodes"]
     assert node["Alive"] is True and node["NodeManagerHostname"] == status["hostname"]
     assert node["Resources"]["CPU"] == float(psutil.cpu_count())
+    assert http.get("/status").headers["x-api-version"] == "v1alpha2"
+
+
+def test_a_v1alpha1_status_names_the_cluster_dashboard_without_a_scheme():
+    """The original dashboard links to ``http://`` + what Ray reported (``127.0.0.1:8265``)."""
+    ours = {
+        "version": "x",
+        "services": {"ComputeService": {"status": "OK", "environment": {"dashboard_url": "http://10.0.0.5:8787/status", "nodes": []}}},
+    }
+    old = render("system", "v1alpha1", ours)
+    assert old["services"]["ComputeService"]["environment"]["dashboard_url"] == "10.0.0.5:8787/status"
+    assert ours["services"]["ComputeService"]["environment"]["dashboard_url"] == "http://10.0.0.5:8787/status"  # not changed
+    assert render("system", "v1alpha2", ours) is ours
+    no_dashboard = {"services": {"ComputeService": {"environment": {"nodes": []}}}}
+    assert render("system", "v1alpha1", no_dashboard) is no_dashboard
 
 
 # -- /plugin -----------------------------------------------------------------------------------

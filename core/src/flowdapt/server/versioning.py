@@ -32,7 +32,9 @@ SUPPORTED_VERSIONS: dict[str, tuple[str, ...]] = {
     # v1alpha1 readers (the TypeScript SDK) require an object.
     "config": ("v1alpha1", "v1alpha2"),
     "trigger_rule": ("v1alpha1",),
-    "system": ("v1alpha1",),
+    # v1alpha2: the executor's dashboard_url with its scheme; v1alpha1: without (the original's
+    # dashboard prefixes "http://" to what Ray reported, "127.0.0.1:8265").
+    "system": ("v1alpha1", "v1alpha2"),
     # v1alpha2: ``name`` is the plugin's entry-point name; v1alpha1: the distribution's, as the original.
     "plugin": ("v1alpha1", "v1alpha2"),
     "plugin.files": ("v1alpha1",),
@@ -176,3 +178,16 @@ def _config_v1alpha1(config: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(spec, dict) or spec.get("selector") is not None:
         return config
     return {**config, "spec": {**spec, "selector": {"kind": None, "type": "name", "value": None}}}
+
+
+@downgrade("system", "v1alpha1")
+def _system_v1alpha1(status: dict[str, Any]) -> dict[str, Any]:
+    """``dashboard_url`` as Ray reported it to the original (host:port, no scheme)."""
+    compute = (status.get("services") or {}).get("ComputeService")
+    environment = compute.get("environment") if isinstance(compute, dict) else None
+    url = environment.get("dashboard_url") if isinstance(environment, dict) else None
+    if not isinstance(url, str) or "://" not in url:
+        return status
+    environment = {**environment, "dashboard_url": url.split("://", 1)[1]}
+    services = {**status["services"], "ComputeService": {**compute, "environment": environment}}
+    return {**status, "services": services}

@@ -20,7 +20,7 @@ from flowdapt.plugins import PluginInfo
 from flowdapt.server.http import json_response
 from flowdapt.server.routes.common import ERRORS, server_of, version_of
 from flowdapt.server.schemas import DrainState, Ping, Plugin, PluginFiles, SystemStatus
-from flowdapt.server.versioning import API_VERSION
+from flowdapt.server.versioning import API_VERSION, render
 
 router = APIRouter()
 _PING = {"app": "flowdapt", "version": __version__, "api_version": API_VERSION}
@@ -74,22 +74,19 @@ async def status(request: Request):
     services = await asyncio.to_thread(server.status_services)
     uname = platform.uname()
     store = type(server.store)
-    return json_response(
-        {
-            "version": __version__,
-            "name": server.settings.name,
-            "python": platform.python_version(),
-            "hostname": socket.gethostname(),
-            "database": f"{store.__module__}.{store.__qualname__}",
-            "system": system,
-            "os": {"name": uname.system, "version": uname.version, "release": uname.release, "machine": uname.machine},
-            "services": services,
-            "draining": server.draining,
-            "services_running": list(server.services),
-        },
-        "system",
-        version,
-    )
+    document = {
+        "version": __version__,
+        "name": server.settings.name,
+        "python": platform.python_version(),
+        "hostname": socket.gethostname(),
+        "database": f"{store.__module__}.{store.__qualname__}",
+        "system": system,
+        "os": {"name": uname.system, "version": uname.version, "release": uname.release, "machine": uname.machine},
+        "services": services,
+        "draining": server.draining,
+        "services_running": list(server.services),
+    }
+    return json_response(render("system", version, document), "system", version)
 
 
 @router.get("/metrics", summary="Metrics, newest point first", tags=["system"], responses=ERRORS, operation_id="metrics")
