@@ -10,9 +10,9 @@ report the same names with the same attributes, without OpenTelemetry:
 - a sampler reads psutil every ``interval`` seconds in a thread (under a millisecond; the
   system-wide connection count, which walks every process's sockets, only every
   ``CONNECTIONS_EVERY`` samples) and appends one compact sample per metric;
-- a sample is a timestamp plus an ``array('d')`` of values, one per attribute set, so memory is
-  bounded by ``max_points`` values per metric (a metric with many series keeps a shorter window);
-  point dicts are built only when ``/metrics`` is read.
+- a sample is a timestamp plus an ``array('d')`` of values, one per attribute set; a metric keeps
+  at most ``max_samples`` samples (six hours) and ``max_points`` values (a metric with many
+  series keeps a shorter window); point dicts are built only when ``/metrics`` is read.
 
 Attributes whose values are unbounded in the original (run uids, event ids, trace ids, the
 client's ``Host`` header) are left out, so no metric grows with traffic.
@@ -39,8 +39,11 @@ import psutil
 
 #: OpenTelemetry's default histogram bounds (what the original's points carried).
 DEFAULT_BOUNDS = (0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000)
-#: Values kept per metric: six hours at the default 5 s interval for a metric with four series
-#: (the original kept six hours of everything, whatever it cost).
+#: Samples kept per metric: six hours at the default 5 s interval, as the original kept.
+MAX_SAMPLES = 4320
+#: Values kept per metric, over all its series: six hours of a metric with four series; one with
+#: more (per-CPU utilization on a large machine) keeps a shorter window. The original kept six
+#: hours of everything, whatever it cost.
 MAX_POINTS = 17280
 #: The connection count walks every socket of every process: sample it every 30 s, not every 5 s.
 CONNECTIONS_EVERY = 6
@@ -94,9 +97,17 @@ class Histogram:
 class Series:
     """One metric: its attribute sets and the samples taken of them, newest last."""
 
-    __slots__ = ("budget", "histogram", "index", "keys", "samples", "started")
+    __slots__ = ("budget", "histogram", "index", "keys", "max_samples", "samples", "started")
 
-    def __init__(self, *, cumulative: bool, histogram: bool = False, budget: int = MAX_POINTS, started: int | None = None):
+    def __init__(
+        self,
+        *,
+        cumulative: bool,
+        histogram: bool = False,
+        budget: int = MAX_POINTS,
+        started: int | None = None,
+        max_samples: int = MAX_SAMPLES,
+    ):
         #: Sums report when counting started (``start_time_unix_nano``). Gauges have no start in
         #: OpenTelemetry (the original sent null), but flowdapt-sdk's schema requires an int: a
         #: gauge point starts when it was measured.
@@ -106,6 +117,7 @@ class Series:
         self.index: dict[tuple, int] = {}
         self.samples: deque[tuple[int, Any]] = deque()
         self.budget = budget
+        self.max_samples = max_samples
 
     def slot(self, attributes: Attributes) -> int:
         key = _key(attributes)
@@ -118,7 +130,7 @@ class Series:
     def append(self, now_ns: int, values: Any) -> None:
         self.samples.append((now_ns, values))
         width = max(1, len(self.keys))
-        keep = max(2, self.budget // width)
+        keep = max(2, min(self.max_samples, self.budget // width))
         while len(self.samples) > keep:
             self.samples.popleft()
 
@@ -154,20 +166,24 @@ class Series:
 class _Instrument:
     """A counter or histogram per attribute set, updated in place on the event loop."""
 
-    __slots__ = ("series", "values")
+    __slots__ = ("changed", "series", "values")
 
     def __init__(self, series: Series):
         self.series = series
         self.values: dict[int, Any] = {}
+        #: Recorded since the last sample: an idle instrument adds no sample (its values are
+        #: cumulative, so nothing is lost; a read always adds the current value).
+        self.changed = False
 
     def snapshot(self) -> Any:
+        items = list(self.values.items())  # one C-level copy: safe against the loop adding slots
         if self.series.histogram:
             out: list[Any] = [None] * len(self.series.keys)
-            for at, hist in self.values.items():
+            for at, hist in items:
                 out[at] = hist.snapshot()
             return out
         out_values = array("d", [math.nan]) * len(self.series.keys)
-        for at, value in self.values.items():
+        for at, value in items:
             out_values[at] = value
         return out_values
 
@@ -347,9 +363,12 @@ APP_METRICS = _COUNTERS + _UPDOWN + _HISTOGRAMS
 
 
 class Metrics:
-    def __init__(self, interval: float = 5.0, max_points: int = MAX_POINTS, read_system: bool = True):
+    def __init__(
+        self, interval: float = 5.0, max_points: int = MAX_POINTS, read_system: bool = True, max_samples: int = MAX_SAMPLES
+    ):
         self.interval = interval
         self.max_points = max_points
+        self.max_samples = max_samples
         self.start_ns = time.time_ns()
         self.series: dict[str, Series] = {}
         self.instruments: dict[str, _Instrument] = {}
@@ -368,18 +387,26 @@ class Metrics:
         series = self.series.get(name)
         if series is None:
             series = self.series[name] = Series(
-                cumulative=cumulative, histogram=histogram, budget=self.max_points, started=self.start_ns
+                cumulative=cumulative,
+                histogram=histogram,
+                budget=self.max_points,
+                started=self.start_ns,
+                max_samples=self.max_samples,
             )
         return series
 
     # -- recording (called on the loop; must stay cheap) ---------------------------------
 
     def _add(self, name: str, at: int, amount: float = 1.0) -> None:
-        values = self.instruments[name].values
+        instrument = self.instruments[name]
+        instrument.changed = True
+        values = instrument.values
         values[at] = values.get(at, 0.0) + amount
 
     def _observe(self, name: str, at: int, value: float) -> None:
-        values = self.instruments[name].values
+        instrument = self.instruments[name]
+        instrument.changed = True
+        values = instrument.values
         hist = values.get(at)
         if hist is None:
             hist = values[at] = Histogram()
@@ -408,8 +435,9 @@ class Metrics:
         if slots is None:
             slots = self._http_slots(scope, key)
         active, duration, response_size, request_size = slots
-        inst = self.instruments["http.server.active_requests"].values
-        inst[active] = float(self.active_requests)
+        active_requests = self.instruments["http.server.active_requests"]
+        active_requests.values[active] = float(self.active_requests)
+        active_requests.changed = True
         self._observe("http.server.duration", duration, millis)
         self._observe("http.server.response.size", response_size, response_bytes)
         if request_bytes:
@@ -482,7 +510,8 @@ class Metrics:
                 values[at] = value
             series.append(now_ns, values)
         for instrument in self.instruments.values():
-            if instrument.values:
+            if instrument.changed:
+                instrument.changed = False
                 instrument.series.append(now_ns, instrument.snapshot())
 
     async def run_sampler(self) -> None:
@@ -531,7 +560,7 @@ class Metrics:
             instrument = self.instruments.get(metric)
             if instrument is not None and instrument.values:
                 samples.append((now_ns, instrument.snapshot()))  # the current value, newest
-            samples.extend(reversed(series.samples))
+            samples.extend(reversed(list(series.samples)))  # a copy: reads may run off the loop
             points: list[dict[str, Any]] = []
             for time_ns, values in samples:
                 if end_ns is not None and time_ns > end_ns:

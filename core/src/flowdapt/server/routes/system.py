@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from flowdapt import __version__
 from flowdapt.errors import ResourceNotFoundError
 from flowdapt.plugins import PluginInfo
-from flowdapt.server.http import json_response
+from flowdapt.server.http import dumps, json_response
 from flowdapt.server.routes.common import ERRORS, server_of, version_of
 from flowdapt.server.schemas import DrainState, Ping, Plugin, PluginFiles, SystemStatus
 from flowdapt.server.versioning import API_VERSION, render
@@ -98,8 +98,12 @@ async def metrics(
     max_length: int | None = Query(None, description="points per metric; negative means all"),
 ):
     version = version_of(request, "metrics")
-    data = server_of(request).metrics.query(name, start_time, end_time, max_length)
-    return json_response(data, "metrics", version)
+    metrics = server_of(request).metrics
+
+    def body() -> bytes:  # tens of thousands of points for a dashboard: built off the event loop
+        return dumps(metrics.query(name, start_time, end_time, max_length))
+
+    return json_response(await asyncio.to_thread(body), "metrics", version)
 
 
 @router.post("/drain", summary="Stop accepting runs", tags=["system"], response_model=DrainState, operation_id="drain")
