@@ -95,9 +95,17 @@ class Histogram:
 
 
 class Series:
-    """One metric: its attribute sets and the samples taken of them, newest last."""
+    """One metric: its attribute sets and the samples taken of them.
 
-    __slots__ = ("budget", "histogram", "index", "keys", "max_samples", "samples", "started")
+    Values of counters and gauges are stored in columns (sample times, where each sample's values
+    start, the values), so a sample costs 16 bytes plus 8 per value; histogram samples are tuples
+    shared while the histogram does not change. Appends run on the event loop; reads may run in a
+    thread, so both take a short lock (reads copy the columns and work on the copy)."""
+
+    __slots__ = (
+        "_data", "_first", "_lock", "_offsets", "_samples", "_times",
+        "budget", "histogram", "index", "keys", "max_samples", "started",
+    )
 
     def __init__(
         self,
@@ -115,9 +123,14 @@ class Series:
         self.histogram = histogram
         self.keys: list[Attributes] = []
         self.index: dict[tuple, int] = {}
-        self.samples: deque[tuple[int, Any]] = deque()
         self.budget = budget
         self.max_samples = max_samples
+        self._lock = threading.Lock()
+        self._samples: deque[tuple[int, Any]] = deque()  # histograms
+        self._times = array("q")
+        self._offsets = array("q")
+        self._data = array("d")
+        self._first = 0  # samples before it are dropped; the columns are compacted now and then
 
     def slot(self, attributes: Attributes) -> int:
         key = _key(attributes)
@@ -127,12 +140,45 @@ class Series:
             self.keys.append(dict(attributes))
         return at
 
+    def __len__(self) -> int:
+        return len(self._samples) if self.histogram else len(self._times) - self._first
+
+    def _keep(self) -> int:
+        return max(2, min(self.max_samples, self.budget // max(1, len(self.keys))))
+
     def append(self, now_ns: int, values: Any) -> None:
-        self.samples.append((now_ns, values))
-        width = max(1, len(self.keys))
-        keep = max(2, min(self.max_samples, self.budget // width))
-        while len(self.samples) > keep:
-            self.samples.popleft()
+        keep = self._keep()
+        with self._lock:
+            if self.histogram:
+                self._samples.append((now_ns, values))
+                while len(self._samples) > keep:
+                    self._samples.popleft()
+                return
+            self._times.append(now_ns)
+            self._offsets.append(len(self._data))
+            self._data.extend(values)
+            live = len(self._times) - self._first
+            if live > keep:
+                self._first += live - keep
+            if self._first >= max(64, keep // 4):  # drop the dead head: amortized, not per sample
+                first, cut = self._first, self._offsets[self._first]
+                self._times = self._times[first:]
+                self._offsets = array("q", (o - cut for o in self._offsets[first:]))
+                self._data = self._data[cut:]
+                self._first = 0
+
+    def newest_first(self) -> list[tuple[int, Any]]:
+        """(time, values) of every kept sample, newest first, from a copy of the columns."""
+        with self._lock:
+            if self.histogram:
+                return list(reversed(self._samples))
+            first = self._first
+            times = self._times[first:]
+            base = self._offsets[first] if len(self._offsets) > first else 0
+            offsets = self._offsets[first:]
+            data = self._data[base:]
+        ends = [*(o - base for o in offsets[1:]), len(data)]
+        return [(times[i], data[offsets[i] - base : ends[i]]) for i in range(len(times) - 1, -1, -1)]
 
     def points(self, time_ns: int, values: Any) -> Iterable[dict[str, Any]]:
         if self.histogram:
@@ -530,7 +576,7 @@ class Metrics:
         names = []
         for name, series in self.series.items():
             instrument = self.instruments.get(name)
-            if series.samples or (instrument is not None and instrument.values):
+            if len(series) or (instrument is not None and instrument.values):
                 names.append(name)
         return names
 
@@ -560,7 +606,7 @@ class Metrics:
             instrument = self.instruments.get(metric)
             if instrument is not None and instrument.values:
                 samples.append((now_ns, instrument.snapshot()))  # the current value, newest
-            samples.extend(reversed(list(series.samples)))  # a copy: reads may run off the loop
+            samples.extend(series.newest_first())  # a copy: reads may run off the loop
             points: list[dict[str, Any]] = []
             for time_ns, values in samples:
                 if end_ns is not None and time_ns > end_ns:
