@@ -258,12 +258,21 @@ def test_metrics_carry_the_original_names_and_the_attributes_its_dashboard_chart
 
 
 def test_metric_samples_stay_within_the_point_budget():
-    metrics = Metrics(max_points=100, read_system=False)
-    wide = [({"cpu": i, "state": "user"}, float(i)) for i in range(10)]
-    for _ in range(500):
-        metrics.sample({"system.cpu.utilization": wide, "system.thread_count": [({}, 3.0)]})
-    assert len(metrics.query("system.cpu.utilization")["system.cpu.utilization"]) == 100
-    assert len(metrics.query("system.thread_count")["system.thread_count"]) == 100
+    metrics = Metrics(max_points=100, read_system=False, max_samples=50)
+    for n in range(500):
+        wide = [({"cpu": i, "state": "user"}, float(n * 100 + i)) for i in range(10)]
+        metrics.sample({"system.cpu.utilization": wide, "system.thread_count": [({}, float(n))]})
+    points = metrics.query("system.cpu.utilization")["system.cpu.utilization"]
+    assert len(points) == 100  # 10 samples of 10 series: the value budget
+    # The newest samples, newest first, each value with its own attributes.
+    assert [p["value"] for p in points[:10]] == [49900 + i for i in range(10)]
+    assert [p["attributes"]["cpu"] for p in points[:10]] == list(range(10))
+    assert [p["value"] for p in points[-10:]] == [49000 + i for i in range(10)]  # the oldest kept
+    assert [p["value"] for p in metrics.query("system.thread_count")["system.thread_count"]] == list(range(499, 449, -1))
+    # A series that appears later (a new disk) joins without disturbing the others.
+    metrics.sample({"system.cpu.utilization": [({"cpu": 10, "state": "user"}, 1.0)]})
+    newest = metrics.query("system.cpu.utilization", max_length=1)["system.cpu.utilization"]
+    assert newest == [{**newest[0], "attributes": {"cpu": 10, "state": "user"}, "value": 1}]
     assert len(metrics.query("system.cpu.utilization", max_length=15)["system.cpu.utilization"]) == 15
     # A name with no points is still a key, as in the original; flowctl's short names are aliases.
     assert metrics.query("no.such.metric") == {"no.such.metric": []}
