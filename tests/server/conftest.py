@@ -130,8 +130,9 @@ def make_settings(app_dir: Path, overrides: dict[str, Any] | None = None) -> Set
     return load_settings(app_dir, overrides=base)
 
 
-def start_server(settings: Settings) -> LiveServer:
-    plugins = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
+def start_server(settings: Settings, plugins=None) -> LiveServer:
+    if plugins is None:
+        plugins = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
     server = FlowdaptServer(settings, plugins)
     app = create_app(settings, plugins, server=server)
     port = free_port()
@@ -171,6 +172,41 @@ def live(make_server) -> LiveServer:
 def http(live) -> Iterator[httpx.Client]:
     with live.client() as client:
         yield client
+
+
+# -- a plugin distribution on disk -------------------------------------------------------------
+
+PLUGIN_MODULE = '''
+"""A plugin with no hooks, shipping one workflow file."""
+'''
+
+
+def install_fake_plugin_distribution(site: Path) -> None:
+    """A plugin distribution ``flowdapt-wiretest`` (entry point ``wiretest``) as an installer leaves
+    it in ``site``: RECORD, a data file, a ``.pth`` hook and a console script outside the package.
+    Put ``site`` on ``sys.path`` before building the plugin system."""
+    package = site / "flowdapt_wiretest"
+    (package / "workflows").mkdir(parents=True)
+    (package / "__init__.py").write_text(textwrap.dedent(PLUGIN_MODULE))
+    (package / "workflows" / "example.yaml").write_text("kind: workflow\n")
+    (site / "flowdapt_wiretest.pth").write_text(str(site) + "\n")
+    (site / "bin").mkdir()
+    (site / "bin" / "wiretest").write_text("#!/bin/sh\n")
+    info = site / "flowdapt_wiretest-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flowdapt-wiretest\nVersion: 1.2.3\nSummary: wire test plugin\n")
+    (info / "entry_points.txt").write_text("[flowdapt.plugins]\nwiretest = flowdapt_wiretest\n")
+    files = [
+        "flowdapt_wiretest/__init__.py",
+        "flowdapt_wiretest/workflows/example.yaml",
+        "flowdapt_wiretest.pth",
+        "../wiretest-site/bin/wiretest",
+        "flowdapt_wiretest-1.2.3.dist-info/METADATA",
+        "flowdapt_wiretest-1.2.3.dist-info/entry_points.txt",
+        "flowdapt_wiretest-1.2.3.dist-info/RECORD",
+    ]
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
+
 
 
 # -- a real `flowdapt run` process -------------------------------------------------------------

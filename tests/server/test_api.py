@@ -185,7 +185,8 @@ def test_run_wait_true_returns_final_run_with_stage_records(http):
     assert run["state"] == "finished"
     assert run["result"] == 30
     assert run["source"] == "api"
-    assert response.headers["content-type"] == "application/vnd.flowdapt.ai.workflow_run.v1alpha1+json"
+    # No version asked: the latest run schema (v1alpha2, which knows `cancelled`).
+    assert response.headers["content-type"] == "application/vnd.flowdapt.ai.workflow_run.v1alpha2+json"
     assert run["stages"]["square"]["items_total"] == 5 and run["stages"]["square"]["items_done"] == 5
     assert all(s["state"] == "finished" for s in run["stages"].values())
     assert http.get(f"/workflows/run/{run['uid']}").json()["result"] == 30

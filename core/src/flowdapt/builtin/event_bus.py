@@ -41,7 +41,7 @@ class _MemorySubscription(Subscription):
         queue, handler = self.queue, self.handler
         while True:
             event = await queue.get()
-            await call_handler(handler, event)
+            await call_handler(handler, event, self.bus.observer)
 
     async def close(self) -> None:
         self.bus._remove(self)
@@ -58,11 +58,10 @@ class _QueueConsumer(Subscription):
         self.bus = bus
         self.task = asyncio.get_running_loop().create_task(self._consume(queue, handler), name="memory-bus-consumer")
 
-    @staticmethod
-    async def _consume(queue: asyncio.Queue[Event], handler: Handler) -> None:
+    async def _consume(self, queue: asyncio.Queue[Event], handler: Handler) -> None:
         while True:
             item = await queue.get()
-            await call_handler(handler, item)
+            await call_handler(handler, item, self.bus.observer)
 
     async def close(self) -> None:
         self.bus._consumers.discard(self)
@@ -99,6 +98,7 @@ class MemoryEventBus(EventBus):
 
     def publish_nowait(self, event: Event) -> None:
         self.published += 1
+        self.observe_published(event)
         channel = event.channel
         for sub in self._subscriptions:
             if sub.matches(channel):

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flowdapt.builtin.process_pool import ProcessPool, WorkerDied
-from flowdapt.engine.executor import Executor
+from flowdapt.engine.executor import Executor, node_record
 from flowdapt.engine.scheduler import WORKER_CRASHED
 from flowdapt.engine.worker import Failure, Task, TaskResult, run_task
 from flowdapt.hookspecs import hookimpl
@@ -183,13 +183,20 @@ class LocalExecutor(Executor):
             future.cancel()
 
     def environment_info(self) -> dict[str, Any]:
+        cpus = os.cpu_count() or 1
         return {
             "executor": self.name,
             "mode": self.mode,
             "workers": self.workers,
-            "nodes": 1,
-            "cpus": os.cpu_count(),
+            "nodes": [_this_node(cpus)],
+            "cpus": cpus,
         }
+
+
+def _this_node(cpus: int) -> dict[str, Any]:
+    import socket
+
+    return node_record(socket.gethostname(), "127.0.0.1", {"CPU": float(cpus)})
 
 
 def _crashed(task: Task, message: str, exc_type: str = WORKER_CRASHED) -> TaskResult:

@@ -94,5 +94,23 @@ class Executor(abc.ABC):
         return None
 
     def environment_info(self) -> dict[str, Any]:
-        """What ``/status`` reports about this executor and its cluster."""
+        """What ``/status`` reports about this executor and its cluster. ``nodes``, when given, is
+        a list of node records (:func:`node_record`): the original's dashboard counts it."""
         return {"executor": self.name, "workers": self.workers}
+
+
+def node_record(
+    hostname: str, address: str | None = None, resources: dict[str, float] | None = None, node_id: str | None = None
+) -> dict[str, Any]:
+    """One machine of an executor's cluster, in the shape of Ray's node records (``ray.nodes()``),
+    which is what the original reported in ``/status`` as ``environment.nodes``."""
+    address = address or hostname
+    return {
+        "NodeID": node_id or f"{hostname}@{address}",
+        "Alive": True,
+        "alive": True,
+        "NodeName": address,
+        "NodeManagerAddress": address,
+        "NodeManagerHostname": hostname,
+        "Resources": dict(resources or {}),
+    }

@@ -13,6 +13,10 @@ servers sharing one broker:
 
 Handlers are ``async def handler(event)`` (or plain functions). A handler's exception is logged and
 does not stop delivery to the others. Delivery to one subscription is in publish order.
+
+A bus reports what it does to its ``observer`` (the server's metrics, ``events_published``,
+``events_received``, ``event_callback_latency``): call :meth:`EventBus.observe_published` for each
+event published and deliver through :func:`call_handler` with the bus's observer.
 """
 
 from __future__ import annotations
@@ -21,14 +25,21 @@ import abc
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from flowdapt.events.envelope import Event
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], Awaitable[None] | None]
+
+
+class EventObserver(Protocol):
+    def event_published(self, event_type: str, channel: str, source: str) -> None: ...
+
+    def event_handled(self, event_type: str, channel: str, source: str, callback: str, seconds: float) -> None: ...
 
 
 class Subscription(abc.ABC):
@@ -46,6 +57,12 @@ class EventBus(abc.ABC):
 
     def __init__(self) -> None:
         self._background: set[asyncio.Task] = set()
+        #: Set by the server: told of every event published and every handler call.
+        self.observer: EventObserver | None = None
+
+    def observe_published(self, event: Event) -> None:
+        if self.observer is not None:
+            self.observer.event_published(event.type, event.channel, event.source)
 
     async def __aenter__(self) -> EventBus:
         await self.start()
@@ -128,8 +145,9 @@ class EventBus(abc.ABC):
             await subscription.close()
 
 
-async def call_handler(handler: Handler, event: Event) -> None:
+async def call_handler(handler: Handler, event: Event, observer: EventObserver | None = None) -> None:
     """Run one handler; its failure is logged, never raised into the bus."""
+    started = time.perf_counter()
     try:
         result = handler(event)
         if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
@@ -138,3 +156,7 @@ async def call_handler(handler: Handler, event: Event) -> None:
         raise
     except Exception:
         log.exception("event handler %r failed on %s", getattr(handler, "__qualname__", handler), event.type)
+    finally:
+        if observer is not None:
+            name = getattr(handler, "__qualname__", None) or type(handler).__name__
+            observer.event_handled(event.type, event.channel, event.source, name, time.perf_counter() - started)

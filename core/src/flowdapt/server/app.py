@@ -151,7 +151,7 @@ def create_app(
         GatewayMiddleware,
         tokens=settings.api.all_tokens(),
         max_body_bytes=settings.api.max_body_bytes,
-        on_request=server.metrics.request_done,
+        observer=server.metrics,
         public_paths=public_paths,
     )
     _install_openapi(app)

@@ -111,6 +111,7 @@ class FlowdaptServer:
         #: The trigger service, when this process runs one (set by the plugin that provides it).
         self.triggers: Any = None
         self.metrics = Metrics()
+        self.event_bus.observer = self.metrics
         self.draining = False
         self.resources = ResourceService(self)
         self.runs = RunService(self)

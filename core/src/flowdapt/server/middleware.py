@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from flowdapt.server.http import SERVER_HEADER, error_body
 
@@ -17,6 +18,14 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class RequestObserver(Protocol):
+    """What the middleware reports per request (``flowdapt.server.metrics.Metrics`` is one)."""
+
+    def request_started(self, scope: dict[str, Any]) -> None: ...
+
+    def request_done(self, scope: dict[str, Any], status: int, seconds: float, request_bytes: int, response_bytes: int) -> None: ...
+
+
 class GatewayMiddleware:
     def __init__(
         self,
@@ -24,7 +33,7 @@ class GatewayMiddleware:
         *,
         tokens: list[str],
         max_body_bytes: int,
-        on_request: Callable[[float, bool], None] | None = None,
+        observer: RequestObserver | None = None,
         public_paths: Iterable[str] = (),
     ):
         self.app = app
@@ -34,7 +43,7 @@ class GatewayMiddleware:
         self.public_exact = PUBLIC_PATHS | {p for p in public_paths if not p.endswith("*")}
         self.public_prefixes = tuple(p[:-1] for p in public_paths if p.endswith("*"))
         self.max_body_bytes = max_body_bytes
-        self.on_request = on_request
+        self.observer = observer
 
     def _public(self, path: str) -> bool:
         return path in self.public_exact or (bool(self.public_prefixes) and path.startswith(self.public_prefixes))
@@ -92,8 +101,12 @@ class GatewayMiddleware:
                     return
                 break
         received = 0
+        sent = 0
         response_started = False
         status_holder = [500]
+        observer = self.observer
+        if observer is not None:
+            observer.request_started(scope)
 
         async def limited_receive():
             nonlocal received
@@ -105,11 +118,13 @@ class GatewayMiddleware:
             return message
 
         async def send_with_server(message):
-            nonlocal response_started
+            nonlocal response_started, sent
             if message["type"] == "http.response.start":
                 response_started = True
                 status_holder[0] = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"server", SERVER_HEADER)]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
         try:
@@ -119,5 +134,5 @@ class GatewayMiddleware:
                 await self._reject(send, 413, f"request body is over the limit of {limit} bytes (api.max_body_bytes)")
             status_holder[0] = 413
         finally:
-            if self.on_request is not None:
-                self.on_request(time.perf_counter() - started, status_holder[0] >= 400)
+            if observer is not None:
+                observer.request_done(scope, status_holder[0], time.perf_counter() - started, received, sent)

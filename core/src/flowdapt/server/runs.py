@@ -307,7 +307,14 @@ class RunService:
             uid = str(run.uid)
             self.active.pop(uid, None)
             self._names.pop(run.name, None)
-            server.metrics.run_done(run.state is not RunState.finished, run.duration)
+            server.metrics.run_done(
+                run.state is not RunState.finished,
+                run.duration,
+                workflow=run.workflow,
+                executor=run.executor,
+                namespace=run.namespace,
+                source=run.source,
+            )
             server.event_bus.publish_nowait(
                 envelope.workflow_finished(run, max_result_bytes=server.settings.event_bus.max_result_bytes)
             )

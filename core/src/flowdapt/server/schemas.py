@@ -144,9 +144,10 @@ class PluginMetadata(BaseModel):
 
 
 class Plugin(BaseModel):
-    name: str
+    name: str = Field(description="v1alpha1: the distribution's name (as the original); later versions: the plugin's entry-point name")
     metadata: PluginMetadata
     module: str
+    plugin: str | None = Field(default=None, description="the entry-point name")
     distribution: str | None = None
     enabled: bool = True
     error: str | None = None

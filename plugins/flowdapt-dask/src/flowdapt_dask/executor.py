@@ -35,6 +35,7 @@ from flowdapt.engine.cluster import (
     split_items,
     worker_sys_path,
 )
+from flowdapt.engine.executor import node_record
 from flowdapt.engine.worker import Failure
 from flowdapt.errors import ConfigurationError
 
@@ -520,11 +521,10 @@ class DaskExecutor(ClusterExecutor):
         if not self.running or client is None:
             return info
         workers = self.workers_info()
-        hosts = {w.get("host") for w in workers.values()}
         services = client.scheduler_info(n_workers=0).get("services", {})
         info.update(
             address=client.scheduler.address,
-            nodes=len(hosts),
+            nodes=_host_nodes(workers),
             workers=len(workers),
             threads=sum(int(w.get("nthreads", 1)) for w in workers.values()),
             cpus=sum(int(w.get("nthreads", 1)) for w in workers.values()),
@@ -663,6 +663,20 @@ def _set_active_client(client, previous=None) -> None:
 def active_client():
     """The client of the running Dask executor in this process, if any."""
     return _active_client
+
+
+def _host_nodes(workers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One node record per machine running workers, with their threads and memory summed."""
+    by_host: dict[str, dict[str, float]] = {}
+    for w in workers.values():
+        host = str(w.get("host") or "unknown")
+        totals = by_host.setdefault(host, {"CPU": 0.0, "memory": 0.0})
+        totals["CPU"] += float(w.get("nthreads", 1))
+        totals["memory"] += float(w.get("memory_limit") or 0)
+        for name, amount in (w.get("resources") or {}).items():
+            if name not in ("CPU", "memory"):
+                totals[name] = totals.get(name, 0.0) + float(amount)
+    return [node_record(host, host, totals) for host, totals in sorted(by_host.items())]
 
 
 __all__ = ["DaskExecutor", "DaskExecutorOptions", "FlowdaptWorkerPlugin", "active_client", "plugin_code_snapshot", "zip_packages"]

@@ -512,7 +512,7 @@ class RayExecutor(ClusterExecutor):
         nodes = self.nodes()
         info.update(
             address=self._address,
-            nodes=len(nodes),
+            nodes=nodes,  # Ray's own node records, as the original reported them
             cpus=self._total("CPU"),
             gpus=self._total("GPU"),
             memory=int(self._total("memory")),

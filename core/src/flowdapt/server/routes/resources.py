@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from fastapi import APIRouter, Query, Request
 
 from flowdapt.server.http import dumps, json_response, read_body
 from flowdapt.server.routes.common import ERRORS, body_schema, server_of, version_of
 from flowdapt.server.schemas import RESOURCE_SCHEMAS
+from flowdapt.server.versioning import has_downgrade, render
 
 #: (path prefix, kind, tag)
 RESOURCE_ROUTES = (("/workflows", "workflow", "workflows"), ("/configs", "config", "configs"), ("/triggers", "trigger_rule", "triggers"))
@@ -14,9 +18,11 @@ RESOURCE_ROUTES = (("/workflows", "workflow", "workflows"), ("/configs", "config
 DRY_RUN = Query(False, description="validate only; nothing is written")
 
 
-def _create_versions(kind: str) -> tuple[str, ...] | None:
-    # The SDK's create_config may name config.v1alpha2; it is v1alpha1 plus an ignored spec.new.
-    return ("v1alpha1", "v1alpha2") if kind == "config" else None
+def _shown(kind: str, version: str, body: bytes | dict | list) -> Any:
+    """The body as ``version`` shows it; JSON bytes are parsed only when that version needs it."""
+    if not has_downgrade(kind, version):
+        return body
+    return render(kind, version, orjson.loads(body) if isinstance(body, bytes) else body)
 
 
 def resource_router(prefix: str, kind: str, tag: str) -> APIRouter:
@@ -37,8 +43,8 @@ def resource_router(prefix: str, kind: str, tag: str) -> APIRouter:
         version = version_of(request, kind)
         if kind in server_of(request).resource_extras:
             items = await server_of(request).resources.list(kind)
-            return json_response([with_extras(request, item) for item in items], kind, version)
-        return json_response(await server_of(request).resources.list_json(kind), kind, version)
+            return json_response(_shown(kind, version, [with_extras(request, item) for item in items]), kind, version)
+        return json_response(_shown(kind, version, await server_of(request).resources.list_json(kind)), kind, version)
 
     @router.post(
         "/",
@@ -48,16 +54,17 @@ def resource_router(prefix: str, kind: str, tag: str) -> APIRouter:
         operation_id=f"create_{kind}",
     )
     async def create_resource(request: Request, dry_run: bool = DRY_RUN):
-        version = version_of(request, kind, _create_versions(kind))
+        # config.v1alpha2 is also what the SDK's create_config names: v1alpha1 plus an ignored spec.new.
+        version = version_of(request, kind)
         body = await read_body(request, what=f"the {kind} body")
         created = await server_of(request).resources.create(kind, body, dry_run=dry_run)
-        return json_response(created.to_document(), kind, version)
+        return json_response(_shown(kind, version, created.to_document()), kind, version)
 
     @router.get("/{identifier}", summary=f"Get a {kind} by uid or name", responses=responses, operation_id=f"get_{kind}")
     async def get_resource(request: Request, identifier: str):
         version = version_of(request, kind)
         resource = await server_of(request).resources.get(kind, identifier)
-        return json_response(with_extras(request, resource), kind, version)
+        return json_response(_shown(kind, version, with_extras(request, resource)), kind, version)
 
     @router.put(
         "/{identifier}",
@@ -71,12 +78,12 @@ def resource_router(prefix: str, kind: str, tag: str) -> APIRouter:
         version = version_of(request, kind)
         body = await read_body(request, what=f"the {kind} body")
         updated = await server_of(request).resources.update(kind, identifier, body, dry_run=dry_run)
-        return json_response(updated.to_document(), kind, version)
+        return json_response(_shown(kind, version, updated.to_document()), kind, version)
 
     @router.delete("/{identifier}", summary=f"Delete a {kind}", responses=responses, operation_id=f"delete_{kind}")
     async def delete_resource(request: Request, identifier: str):
         version = version_of(request, kind)
         deleted = await server_of(request).resources.delete(kind, identifier)
-        return json_response(dumps(deleted.to_document()), kind, version)
+        return json_response(dumps(_shown(kind, version, deleted.to_document())), kind, version)
 
     return router

@@ -14,8 +14,11 @@ from flowdapt.server.events import RESOURCE_EVENTS, RUN_EVENTS, Subscriber
 from flowdapt.server.http import json_response, read_body
 from flowdapt.server.routes.common import ERRORS, object_body, server_of, version_of
 from flowdapt.server.schemas import RunPage, WorkflowRunRead
+from flowdapt.server.versioning import SUPPORTED_VERSIONS, render
 
 RUN = "workflow_run"
+#: Our own endpoints (/runs/...) always answer with the latest run schema.
+RUN_LATEST = SUPPORTED_VERSIONS[RUN][-1]
 router = APIRouter(tags=["runs"])
 run_responses = {200: {"model": WorkflowRunRead}, **ERRORS}
 
@@ -49,14 +52,14 @@ async def get_workflow_run(
 ):
     version = version_of(request, RUN)
     run = await server_of(request).runs.get(identifier)
-    return json_response(await _run_document(request, run, include_result), RUN, version)
+    return json_response(render(RUN, version, await _run_document(request, run, include_result)), RUN, version)
 
 
 @router.delete("/workflows/run/{identifier}", summary="Delete a finished workflow run", responses=run_responses, operation_id="delete_workflow_run")
 async def delete_workflow_run(request: Request, identifier: str):
     version = version_of(request, RUN)
     run = await server_of(request).runs.delete(identifier)
-    return json_response(await _run_document(request, run, include_result=False), RUN, version)
+    return json_response(render(RUN, version, await _run_document(request, run, include_result=False)), RUN, version)
 
 
 @router.post(
@@ -83,8 +86,8 @@ async def run_workflow(
     run = await server.runs.submit(identifier, run_input, namespace=namespace, wait=wait, source="api")
     if isinstance(run, dict):
         run.pop("owner", None)
-        return json_response(run, RUN, version)
-    return json_response(await _run_document(request, run), RUN, version)
+        return json_response(render(RUN, version, run), RUN, version)
+    return json_response(render(RUN, version, await _run_document(request, run)), RUN, version)
 
 
 @router.get(
@@ -100,7 +103,7 @@ async def list_workflow_runs(request: Request, identifier: str, limit: int = Que
     if workflow is None:
         raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
     runs = await server.store.list_runs(workflow=workflow.metadata.name, limit=limit) if server.runs.persist else []
-    return json_response([r.model_dump(mode="json", exclude={"owner"}) for r in runs], RUN, version)
+    return json_response(render(RUN, version, [r.model_dump(mode="json", exclude={"owner"}) for r in runs]), RUN, version)
 
 
 @router.get("/runs", summary="List runs across workflows", responses={200: {"model": RunPage}, **ERRORS}, operation_id="list_runs")
@@ -135,7 +138,7 @@ async def list_runs(
 @router.get("/runs/{identifier}", summary="Get a run", responses=run_responses, operation_id="get_run")
 async def get_run(request: Request, identifier: str, include_result: bool = Query(True)):
     run = await server_of(request).runs.get(identifier)
-    return json_response(await _run_document(request, run, include_result), RUN, "v1alpha1")
+    return json_response(await _run_document(request, run, include_result), RUN, RUN_LATEST)
 
 
 @router.get("/runs/{identifier}/result", summary="The full result of a run", responses=ERRORS, operation_id="get_run_result")
@@ -154,13 +157,13 @@ async def get_run_result(request: Request, identifier: str):
 )
 async def cancel_run(request: Request, identifier: str):
     run = await server_of(request).runs.cancel(identifier)
-    return json_response(await _run_document(request, run), RUN, "v1alpha1")
+    return json_response(await _run_document(request, run), RUN, RUN_LATEST)
 
 
 @router.delete("/runs/{identifier}", summary="Delete a finished run", responses=run_responses, operation_id="delete_run")
 async def delete_run(request: Request, identifier: str):
     run = await server_of(request).runs.delete(identifier)
-    return json_response(await _run_document(request, run, include_result=False), RUN, "v1alpha1")
+    return json_response(await _run_document(request, run, include_result=False), RUN, RUN_LATEST)
 
 
 @router.get(

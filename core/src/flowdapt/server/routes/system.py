@@ -17,10 +17,10 @@ from fastapi.responses import Response
 from flowdapt import __version__
 from flowdapt.errors import ResourceNotFoundError
 from flowdapt.plugins import PluginInfo
-from flowdapt.server.http import json_response
+from flowdapt.server.http import dumps, json_response
 from flowdapt.server.routes.common import ERRORS, server_of, version_of
 from flowdapt.server.schemas import DrainState, Ping, Plugin, PluginFiles, SystemStatus
-from flowdapt.server.versioning import API_VERSION
+from flowdapt.server.versioning import API_VERSION, render
 
 router = APIRouter()
 _PING = {"app": "flowdapt", "version": __version__, "api_version": API_VERSION}
@@ -74,22 +74,19 @@ async def status(request: Request):
     services = await asyncio.to_thread(server.status_services)
     uname = platform.uname()
     store = type(server.store)
-    return json_response(
-        {
-            "version": __version__,
-            "name": server.settings.name,
-            "python": platform.python_version(),
-            "hostname": socket.gethostname(),
-            "database": f"{store.__module__}.{store.__qualname__}",
-            "system": system,
-            "os": {"name": uname.system, "version": uname.version, "release": uname.release, "machine": uname.machine},
-            "services": services,
-            "draining": server.draining,
-            "services_running": list(server.services),
-        },
-        "system",
-        version,
-    )
+    document = {
+        "version": __version__,
+        "name": server.settings.name,
+        "python": platform.python_version(),
+        "hostname": socket.gethostname(),
+        "database": f"{store.__module__}.{store.__qualname__}",
+        "system": system,
+        "os": {"name": uname.system, "version": uname.version, "release": uname.release, "machine": uname.machine},
+        "services": services,
+        "draining": server.draining,
+        "services_running": list(server.services),
+    }
+    return json_response(render("system", version, document), "system", version)
 
 
 @router.get("/metrics", summary="Metrics, newest point first", tags=["system"], responses=ERRORS, operation_id="metrics")
@@ -101,8 +98,12 @@ async def metrics(
     max_length: int | None = Query(None, description="points per metric; negative means all"),
 ):
     version = version_of(request, "metrics")
-    data = server_of(request).metrics.query(name, start_time, end_time, max_length)
-    return json_response(data, "metrics", version)
+    metrics = server_of(request).metrics
+
+    def body() -> bytes:  # tens of thousands of points for a dashboard: built off the event loop
+        return dumps(metrics.query(name, start_time, end_time, max_length))
+
+    return json_response(await asyncio.to_thread(body), "metrics", version)
 
 
 @router.post("/drain", summary="Stop accepting runs", tags=["system"], response_model=DrainState, operation_id="drain")
@@ -120,12 +121,24 @@ async def undrain(request: Request):
 # -- plugins -------------------------------------------------------------------------------
 
 SKIP_WORDS = ("__pycache__", ".pyc", ".py", ".egg-info", ".dist-info", ".git", ".github", ".pytest_cache", "tests", "docs")
+#: Never data: path hooks an installer writes (editable installs, ``_virtualenv.pth``), which
+#: would also tell a caller where the project lives.
+SKIP_SUFFIXES = (".pth",)
 
 
-def _plugin_document(info: PluginInfo) -> dict:
+def _shown_name(info: PluginInfo, plugins: dict[str, PluginInfo], version: str) -> str:
+    """v1alpha1 names a plugin by its distribution, as the original did; a distribution that
+    provides several plugins (the core's built-ins) keeps their own names, which stay unique."""
+    if version != "v1alpha1" or not info.distribution:
+        return info.name
+    siblings = sum(1 for p in plugins.values() if p.distribution == info.distribution)
+    return info.distribution if siblings == 1 else info.name
+
+
+def _plugin_document(info: PluginInfo, name: str | None = None) -> dict:
     meta = info.metadata or {}
     return {
-        "name": info.name,
+        "name": name or info.name,
         "metadata": {
             "description": str(meta.get("description") or ""),
             "author": str(meta.get("author") or ""),
@@ -135,6 +148,7 @@ def _plugin_document(info: PluginInfo) -> dict:
             "requirements": [str(r) for r in meta.get("requirements") or []],
         },
         "module": info.module,
+        "plugin": info.name,
         "distribution": info.distribution,
         "enabled": info.enabled,
         "error": info.error,
@@ -165,7 +179,9 @@ def _data_files(info: PluginInfo) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for entry in dist.files or []:
         text = str(entry)
-        if any(word in text for word in SKIP_WORDS):
+        if any(word in text for word in SKIP_WORDS) or text.endswith(SKIP_SUFFIXES):
+            continue
+        if entry.parts and entry.parts[0] == "..":  # console scripts and the like, outside site-packages
             continue
         path = Path(str(dist.locate_file(entry)))
         if path.is_file():
@@ -176,14 +192,16 @@ def _data_files(info: PluginInfo) -> dict[str, Path]:
 @router.get("/plugin/", summary="List plugins", tags=["plugins"], responses={200: {"model": list[Plugin]}, **ERRORS}, operation_id="list_plugins")
 async def list_plugins(request: Request):
     version = version_of(request, "plugin")
-    infos = server_of(request).plugins.plugins.values()
-    return json_response([_plugin_document(i) for i in sorted(infos, key=lambda i: i.name)], "plugin", version)
+    plugins = server_of(request).plugins.plugins
+    documents = [_plugin_document(i, _shown_name(i, plugins, version)) for i in plugins.values()]
+    return json_response(sorted(documents, key=lambda d: d["name"]), "plugin", version)
 
 
 @router.get("/plugin/{plugin_name}", summary="Get a plugin", tags=["plugins"], responses={200: {"model": Plugin}, **ERRORS}, operation_id="get_plugin")
 async def get_plugin(request: Request, plugin_name: str):
     version = version_of(request, "plugin")
-    return json_response(_plugin_document(_find_plugin(request, plugin_name)), "plugin", version)
+    info = _find_plugin(request, plugin_name)
+    return json_response(_plugin_document(info, _shown_name(info, server_of(request).plugins.plugins, version)), "plugin", version)
 
 
 @router.get(

@@ -36,8 +36,8 @@ function memoryUsage(env, metrics) {
   if (typeof total === "number" && typeof used === "number" && total > 0) {
     return { label: "cluster memory", used, total, fraction: used / total };
   }
-  const points = metrics && metrics["system.memory.utilization"];
-  if (points && points.length) return { label: "memory (this machine)", fraction: points[0].value };
+  const latest = series(metrics, "system.memory.utilization", memoryUsed).pop();
+  if (latest) return { label: "memory (this machine)", fraction: latest[1] };
   return null;
 }
 
@@ -52,12 +52,35 @@ function gauge(label, fraction, detail) {
   );
 }
 
-function series(metrics, name) {
-  const points = (metrics && metrics[name]) || [];
-  return points
-    .filter((p) => typeof p.value === "number")
-    .map((p) => [p.time_unix_nano / 1e6, p.value])
-    .reverse();
+/** [[ms, value]] oldest first: the points of one sample (one per attribute set, e.g. per CPU
+ * and state, as the original's OpenTelemetry names them) reduced to one value by `reduce`. */
+function series(metrics, name, reduce) {
+  const byTime = new Map();
+  for (const p of (metrics && metrics[name]) || []) {
+    if (typeof p.value !== "number") continue;
+    const list = byTime.get(p.time_unix_nano);
+    if (list) list.push(p);
+    else byTime.set(p.time_unix_nano, [p]);
+  }
+  const out = [];
+  for (const [time, points] of byTime) {
+    const value = reduce(points);
+    if (typeof value === "number" && !Number.isNaN(value)) out.push([time / 1e6, value]);
+  }
+  return out.reverse(); // the server answers newest first
+}
+
+const withState = (points, state) => points.filter((p) => p.attributes && p.attributes.state === state);
+
+/** Busy share of the machine: 1 - the mean idle share over CPUs. */
+function cpuBusy(points) {
+  const idle = withState(points, "idle");
+  return idle.length ? 1 - idle.reduce((sum, p) => sum + p.value, 0) / idle.length : null;
+}
+
+function memoryUsed(points) {
+  const used = withState(points, "used");
+  return used.length ? used[0].value : null;
 }
 
 export async function overviewPage(ctx) {
@@ -66,8 +89,10 @@ export async function overviewPage(ctx) {
   replace(ctx.body, view);
 
   async function load() {
-    // Only the two series drawn (the server keeps six hours of every metric: too much to poll).
-    const metric = (name) => get("/metrics", { name, max_length: 360 }, ctx.signal).catch(() => ({}));
+    // Only the two series drawn, over the last 30 minutes (the server keeps hours: too much to
+    // poll). A sample has a point per CPU and state, and one per memory state.
+    const since = new Date(Date.now() - 30 * 60 * 1000).toISOString();
+    const metric = (name) => get("/metrics", { name, start_time: since }, ctx.signal).catch(() => ({}));
     const [status, stats, cpuPoints, memPoints] = await Promise.all([
       get("/status", null, ctx.signal),
       get("/ui/api/overview", null, ctx.signal),
@@ -114,7 +139,7 @@ export async function overviewPage(ctx) {
       keyValues([
         ["Executor", compute.executor ? shortClass(compute.executor) : "none (no compute service)"],
         env.mode ? ["Mode", env.mode] : null,
-        ["Nodes", env.nodes ?? "—"],
+        ["Nodes", Array.isArray(env.nodes) ? env.nodes.length : env.nodes ?? "—"],
         ["CPUs", env.cpus ?? "—"],
         ["Workers", env.workers ?? "—"],
         dash ? ["Cluster dashboard", dash] : null,
@@ -145,8 +170,8 @@ export async function overviewPage(ctx) {
         ? durationScatter(stats.durations, { onClick: (p) => ctx.navigate(`/runs/${p.uid}`) })
         : h("p", { class: "muted" }, "No finished runs yet.")
     );
-    const cpu = series(metrics, "system.cpu.utilization");
-    const memSeries = series(metrics, "system.memory.utilization");
+    const cpu = series(metrics, "system.cpu.utilization", cpuBusy);
+    const memSeries = series(metrics, "system.memory.utilization", memoryUsed);
     const system = card(
       "Machine utilisation (last 30 min)",
       cpu.length || memSeries.length
