@@ -41,7 +41,13 @@ from flowdapt.resources.loader import parse_resource
 from flowdapt.resources.run import RunError, StageRun, StageState
 from flowdapt.storage import DocumentStore
 
-pytest_asyncio = pytest.importorskip("pytest_asyncio", reason="the document-store suite needs pytest-asyncio")
+try:  # the cases are coroutines; without pytest-asyncio they skip (the module still imports)
+    from pytest_asyncio import fixture as async_fixture
+
+    HAVE_PYTEST_ASYNCIO = True
+except ImportError:  # pragma: no cover - pytest-asyncio is in every Flowdapt test environment
+    async_fixture = pytest.fixture
+    HAVE_PYTEST_ASYNCIO = False
 
 KIND_NAMES = ("workflow", "config", "trigger_rule")
 
@@ -161,6 +167,8 @@ class DocumentStoreConformance:
 
     @pytest.fixture
     def backend(self, flowdapt_store_backend):
+        if not HAVE_PYTEST_ASYNCIO:
+            pytest.skip("the document-store conformance suite needs pytest-asyncio")
         return flowdapt_store_backend
 
     @pytest.fixture
@@ -174,7 +182,7 @@ class DocumentStoreConformance:
         path.mkdir()
         return path
 
-    @pytest_asyncio.fixture
+    @async_fixture
     async def make_store(self, backend, app_dir):
         """Build another (unopened) handle on this test's store; each is closed at teardown."""
         made: list[DocumentStore] = []
@@ -189,7 +197,7 @@ class DocumentStoreConformance:
         for store in made:
             await store.close()
 
-    @pytest_asyncio.fixture
+    @async_fixture
     async def store(self, make_store):
         s = make_store()
         await s.open()
