@@ -77,17 +77,28 @@ def test_the_shipped_suites_run_from_the_command_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "flowdapt.testing.conformance", "-q", "-rs",
          "-p", "no:cacheprovider", "--flowdapt-store", "memory", "--flowdapt-cluster-memory", "memory",
-         "-k", "not processes"],
+         "--flowdapt-executor", "local:mode=thread,workers=2", "-k", "not processes"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert " failed" not in out and " error" not in out
-    # The executor suite has no --flowdapt-executor, so each of its cases says which option to pass.
-    assert "no executor to test: pass --flowdapt-executor" in out
-    assert "memory is not persistent" in out  # the memory store says what it cannot do
+    # What the backends say they cannot do (thread workers share the driver's memory).
+    assert "memory is not persistent" in out and "one worker process" in out
     passed = int(out.strip().splitlines()[-1].split(" passed")[0].split()[-1])
-    assert passed >= 50, out[-2000:]  # both suites ran (58 cases today)
+    assert passed >= 80, out[-2000:]  # all three suites ran (86 cases today)
+
+
+def test_a_suite_without_its_option_says_which_to_pass(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "flowdapt.testing.conformance", "-q", "-rs",
+         "-p", "no:cacheprovider", "-k", "test_map_over_previous_output or test_list_of_empty_kind"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "no executor to test: pass --flowdapt-executor" in proc.stdout
+    assert "no document store to test: pass --flowdapt-store" in proc.stdout
+    assert "2 skipped" in proc.stdout
 
 
 def test_a_bad_option_is_a_usage_error(tmp_path):
