@@ -22,9 +22,9 @@ from flowdapt.testing.conformance import Backend
 from flowdapt.testing.conformance.document_stores import (
     T0,
     DocumentStoreConformance,
-    _race_in_threads,
     make_resource,
     make_run,
+    race_in_threads,
     same,
 )
 
@@ -316,7 +316,7 @@ async def test_sqlite_concurrent_openers_migrate_once(tmp_path):
     async def noop(s, i):
         return (s.migrated_from, s.migrated_to)
 
-    results = await asyncio.to_thread(_race_in_threads, handles, noop, open_first=False)
+    results = await asyncio.to_thread(race_in_threads, handles, noop, open_first=False)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len(calls) == 1
     assert sorted(results) == [(1, 2)] + [(2, 2)] * 4

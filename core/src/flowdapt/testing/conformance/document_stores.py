@@ -51,6 +51,8 @@ except ImportError:  # pragma: no cover - pytest-asyncio is in every Flowdapt te
 
 KIND_NAMES = ("workflow", "config", "trigger_rule")
 
+__all__ = ["T0", "DocumentStoreConformance", "make_resource", "make_run", "race_in_threads", "same"]
+
 
 # -- builders ------------------------------------------------------------------------------
 
@@ -82,7 +84,7 @@ def same(a, b) -> bool:
 T0 = datetime(2024, 5, 1, 12, 0, 0)
 
 
-def _race_in_threads(stores_for_threads, action, *, open_first: bool = True):
+def race_in_threads(stores_for_threads, action, *, open_first: bool = True):
     """Run ``action(store, i)`` in one thread (and event loop) per store, released together.
 
     With ``open_first`` the stores are opened before the release, else opening is part of the race.
@@ -387,7 +389,7 @@ class DocumentStoreConformance:
     async def test_threads_sharing_one_store_one_name_exactly_one_wins(self, make_store):
         shared = make_store()
         await shared.open()
-        results = await asyncio.to_thread(_race_in_threads, [shared] * 8, _create_or_conflict)
+        results = await asyncio.to_thread(race_in_threads, [shared] * 8, _create_or_conflict)
         assert sorted(map(str, results)) == ["conflict"] * 7 + ["won"], results
         assert len(await shared.list("trigger_rule")) == 1
         await shared.close()
@@ -396,7 +398,7 @@ class DocumentStoreConformance:
     async def test_threads_with_own_store_handles_one_name_exactly_one_wins(self, require, backend, make_store):
         require("shared")
         handles = [make_store() for _ in range(6)]
-        results = await asyncio.to_thread(_race_in_threads, handles, _create_or_conflict)
+        results = await asyncio.to_thread(race_in_threads, handles, _create_or_conflict)
         assert sorted(map(str, results)) == ["conflict"] * 5 + ["won"], results
         check = make_store()
         await check.open()
@@ -477,7 +479,7 @@ class DocumentStoreConformance:
         async def cas(s, i):
             return await s.compare_and_set_annotation("trigger_rule", str(created.uid), "k", None, f"t{i}")
 
-        results = await asyncio.to_thread(_race_in_threads, handles, cas)
+        results = await asyncio.to_thread(race_in_threads, handles, cas)
         assert results.count(True) == 1, results
         assert (await setup.get("trigger_rule", "rule")).metadata.annotations["k"] == f"t{results.index(True)}"
 
