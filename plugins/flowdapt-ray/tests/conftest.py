@@ -91,8 +91,15 @@ def flowdapt_executor_backend(request):
     _disconnect_ray()
 
 
+@pytest.fixture(scope="module")
+def ray_connection_for_the_module():
+    """Leaves no Ray connection behind for the next module (which may start its own instance)."""
+    yield
+    _disconnect_ray()
+
+
 @pytest.fixture
-def flowdapt_cluster_memory_backend():
+def flowdapt_cluster_memory_backend(ray_connection_for_the_module):
     # Per test: the address of the cluster this process is connected to now (an executor test
     # may have replaced it); {unique} gives each test its own empty key prefix on it.
     return Backend("cluster_memory", "ray", {"address": ray_address(), "prefix": "{unique}"}, plugins=PLUGINS)
