@@ -1,25 +1,17 @@
-"""The executor conformance suite (tests/conformance/test_executors.py) on the Dask executor: a
-LocalCluster and, when CI exports FLOWDAPT_TEST_DASK_ADDRESS, a separately started cluster."""
+"""The shipped conformance suites (flowdapt.testing.conformance) on this plugin's backends, which
+conftest.py picks: the Dask executor on a LocalCluster and, when CI exports
+FLOWDAPT_TEST_DASK_ADDRESS, on a separately started cluster; the Dask cluster memory on a shared
+cluster with one key prefix per test."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
-CONFORMANCE = Path(__file__).resolve().parents[3] / "tests" / "conformance"
-sys.path.insert(0, str(CONFORMANCE))
-
-import test_executors as suite  # noqa: E402
-from test_executors import *  # noqa: E402,F401,F403 - collects every conformance case here
+from flowdapt.testing.conformance.cluster_memory import ClusterMemoryConformance
+from flowdapt.testing.conformance.executors import ExecutorConformance
 
 
-@pytest.fixture(scope="module", params=["dask", "dask-external"])
-def executor(request, suite_settings):
-    import asyncio
+class TestDaskExecutor(ExecutorConformance):
+    pass
 
-    ex = suite.make_executor(request.param, suite_settings)
-    asyncio.run(ex.start())
-    yield ex
-    asyncio.run(ex.stop())
+
+class TestDaskClusterMemory(ClusterMemoryConformance):
+    pass

@@ -4,24 +4,18 @@ workers, cancellation, unique keys, cluster info. One LocalCluster (2 workers) f
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "tests" / "conformance"
-sys.path.insert(0, str(CONFORMANCE))
-
-from test_executors import run, stage, suite_settings, wf  # noqa: E402,F401 - fixture reused
-
-from flowdapt.api import execute_workflow_async  # noqa: E402
-from flowdapt.errors import ConfigurationError  # noqa: E402
-from flowdapt_dask import DaskExecutor, DaskExecutorOptions  # noqa: E402
+from flowdapt.api import execute_workflow_async
+from flowdapt.errors import ConfigurationError
+from flowdapt.testing.conformance.executors import run, stage, wf
+from flowdapt_dask import DaskExecutor, DaskExecutorOptions
 
 
 @pytest.fixture(scope="module")
-def dask_executor(suite_settings):  # noqa: F811
+def dask_executor(suite_settings):
     ex = DaskExecutor(
         DaskExecutorOptions(
             workers=2,
@@ -37,7 +31,7 @@ def dask_executor(suite_settings):  # noqa: F811
     asyncio.run(ex.stop())
 
 
-def test_unreachable_scheduler_fails_within_seconds(suite_settings):  # noqa: F811
+def test_unreachable_scheduler_fails_within_seconds(suite_settings):
     ex = DaskExecutor(DaskExecutorOptions(address="tcp://127.0.0.1:1", connect_timeout=2), suite_settings)
     started = time.monotonic()
     with pytest.raises(ConfigurationError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):

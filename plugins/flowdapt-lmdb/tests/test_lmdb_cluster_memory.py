@@ -1,7 +1,7 @@
 """LMDB specifics: where the environment lives, options, a full map, TTL and LRU eviction, fork
 safety, many processes, a reader killed mid-read, and persistence across processes.
 
-The generic contract (put/get/namespaces/...) is ``tests/conformance/test_cluster_memory.py``.
+The generic contract (put/get/namespaces/...) is the shipped suite, run in ``test_conformance.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from flowdapt.settings import load_settings
 from flowdapt_lmdb import LMDBClusterMemory, LMDBOptions
 
 MiB = 1 << 20
-CONFORMANCE = Path(__file__).resolve().parents[3] / "tests" / "conformance"
 
 
 def plugin_system():
@@ -216,12 +215,10 @@ def test_forked_children_open_their_own_environment(app_dir):
 
 
 def test_many_processes_on_the_same_keys_lose_nothing(app_dir, tmp_path):
-    sys.path.insert(0, str(CONFORMANCE))
-    from _cluster_memory_worker import is_whole
-    from cluster_memory_backends import CLUSTER_MEMORY_BACKENDS
+    from flowdapt.testing.conformance import Backend
+    from flowdapt.testing.conformance.cluster_memory import is_whole, run_racers
 
-    backend = next(b for b in CLUSTER_MEMORY_BACKENDS if b.name == "lmdb")
-    from test_cluster_memory import run_racers
+    backend = Backend("cluster_memory", "lmdb", plugins=(*BUILTIN_PLUGINS, ("lmdb", "flowdapt_lmdb.plugin")))
 
     processes, rounds, shared = 8, 60, 8
     reports = run_racers(backend, app_dir, tmp_path, processes=processes, rounds=rounds, shared=shared)

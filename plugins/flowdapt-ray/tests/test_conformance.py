@@ -1,26 +1,17 @@
-"""The executor conformance suite (tests/conformance/test_executors.py) on the Ray executor: a
-local instance and, when CI exports FLOWDAPT_TEST_RAY_ADDRESS, a separately started cluster."""
+"""The shipped conformance suites (flowdapt.testing.conformance) on this plugin's backends, which
+conftest.py picks: the Ray executor on a local instance and, when CI exports
+FLOWDAPT_TEST_RAY_ADDRESS, on a separately started cluster; the Ray cluster memory on a shared
+cluster with one key prefix per test."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
-CONFORMANCE = Path(__file__).resolve().parents[3] / "tests" / "conformance"
-sys.path.insert(0, str(CONFORMANCE))
-
-import test_executors as suite  # noqa: E402
-from test_executors import *  # noqa: E402,F401,F403 - collects every conformance case here
+from flowdapt.testing.conformance.cluster_memory import ClusterMemoryConformance
+from flowdapt.testing.conformance.executors import ExecutorConformance
 
 
-@pytest.fixture(scope="module", params=["ray", "ray-external"])
-def executor(request, suite_settings):
-    import asyncio
+class TestRayExecutor(ExecutorConformance):
+    pass
 
-    ex = suite.make_executor(request.param, suite_settings)
-    asyncio.run(ex.start())
-    yield ex
-    asyncio.run(ex.stop())
-    suite._disconnect_ray()
+
+class TestRayClusterMemory(ClusterMemoryConformance):
+    pass

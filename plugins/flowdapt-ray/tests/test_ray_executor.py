@@ -4,26 +4,19 @@ cancellation, cluster info. One local Ray instance (2 CPUs) for the module."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "tests" / "conformance"
-sys.path.insert(0, str(CONFORMANCE))
-
-import test_executors as suite  # noqa: E402
-from test_executors import run, stage, suite_settings, wf  # noqa: E402,F401 - fixture reused
-
-from flowdapt.api import execute_workflow_async  # noqa: E402
-from flowdapt.errors import ConfigurationError  # noqa: E402
-from flowdapt_ray import RayExecutor, RayExecutorOptions  # noqa: E402
+from flowdapt.api import execute_workflow_async
+from flowdapt.errors import ConfigurationError
+from flowdapt.testing.conformance.executors import run, stage, wf
+from flowdapt_ray import RayExecutor, RayExecutorOptions
 
 
 @pytest.fixture(scope="module")
-def ray_executor(suite_settings):  # noqa: F811
-    suite._disconnect_ray()
+def ray_executor(suite_settings, disconnect_ray):
+    disconnect_ray()
     ex = RayExecutor(
         RayExecutorOptions(
             cpus=2,
@@ -37,10 +30,10 @@ def ray_executor(suite_settings):  # noqa: F811
     asyncio.run(ex.start())
     yield ex
     asyncio.run(ex.stop())
-    suite._disconnect_ray()
+    disconnect_ray()
 
 
-def test_unreachable_address_fails_within_seconds(suite_settings):  # noqa: F811
+def test_unreachable_address_fails_within_seconds(suite_settings):
     ex = RayExecutor(RayExecutorOptions(address="127.0.0.1:1", connect_timeout=2), suite_settings)
     started = time.monotonic()
     with pytest.raises(ConfigurationError, match="cannot reach the Ray cluster at 127.0.0.1:1"):

@@ -53,6 +53,8 @@ class _Entry:
 
 class MemoryClusterMemory(ClusterMemory):
     name = "memory"
+    #: Each process has its own dict: workers in other processes never see it.
+    shared_between_processes = False
 
     def __init__(self, options: MemoryClusterMemoryOptions | None = None):
         self.options = options or MemoryClusterMemoryOptions()

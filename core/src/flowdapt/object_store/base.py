@@ -1,7 +1,7 @@
 """The cluster-memory contract: fast, ephemeral, shared by every worker of a deployment.
 
 Backends register through ``flowdapt_register_cluster_memory`` (LMDB on one machine, Ray's object
-store, Dask). ``tests/conformance/test_cluster_memory.py`` is the contract every backend passes.
+store, Dask). ``flowdapt.testing.conformance.cluster_memory`` is the contract every backend passes.
 Stage code does not use this directly: it calls ``flowdapt.object_store.put/get``.
 """
 
@@ -57,6 +57,15 @@ class ClusterMemory(abc.ABC):
     """Synchronous key/value store with namespaces. Missing keys raise ``KeyError``."""
 
     name: str = "cluster_memory"
+
+    # What the backend can do; the conformance suite (flowdapt.testing.conformance) skips the
+    # cases a backend declares it cannot pass, and the object store may warn on a mismatch.
+    #: Other OS processes that build the backend from the same options see the same data.
+    shared_between_processes: bool = True
+    #: ``put(..., ttl=seconds)`` expires values.
+    supports_ttl: bool = True
+    #: ``stats()`` reports exact ``keys``, ``bytes`` and ``evictions``.
+    exact_stats: bool = True
 
     @abc.abstractmethod
     def put(self, key: str, value: Any, *, namespace: str = "default", ttl: float | None = None) -> None: ...

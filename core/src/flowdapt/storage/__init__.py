@@ -1,8 +1,9 @@
 """The document store contract: resources (workflow, config, trigger_rule) and workflow runs.
 
 Implementations register through ``flowdapt_register_document_stores``; the built-ins are SQLite
-(the default) and in-memory. ``tests/conformance/test_document_store.py`` is the contract every
-store passes. All methods are async; a store backed by a blocking driver runs it off the loop.
+(the default) and in-memory. ``flowdapt.testing.conformance.document_stores`` is the contract
+every store passes (``pytest --pyargs flowdapt.testing.conformance --flowdapt-store NAME``).
+All methods are async; a store backed by a blocking driver runs it off the loop.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ class DocumentStore(abc.ABC):
 
     #: Schema version this code writes; ``open`` migrates older stored data forward to it.
     schema_version: int = 1
+
+    # What the store can do; the conformance suite (flowdapt.testing.conformance) skips the
+    # cases a store declares it cannot pass.
+    #: A new store built from the same options sees what an earlier one wrote (close/reopen).
+    persistent: bool = True
+    #: Several store objects built from the same options (threads, processes) share the data.
+    shared: bool = True
 
     async def __aenter__(self) -> DocumentStore:
         await self.open()

@@ -60,6 +60,10 @@ class _Run:
 class MemoryStore(DocumentStore):
     """Resources and runs in dicts; for tests, ``flowdapt exec`` and throw-away servers."""
 
+    #: Each store object has its own dicts: nothing survives it, nothing is shared with another.
+    persistent = False
+    shared = False
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         #: kind -> uid -> document (dicts keep insertion order: creation order).

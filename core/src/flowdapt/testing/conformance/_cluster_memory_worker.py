@@ -1,8 +1,8 @@
-"""A separate OS process racing others on one cluster memory (run by test_cluster_memory.py and
-the LMDB plugin's tests; not collected).
+"""A separate OS process racing others on one cluster memory (started by the cluster-memory suite
+and the LMDB plugin's tests).
 
-``python _cluster_memory_worker.py SPEC SYNC_DIR INDEX ROUNDS SHARED``: builds the backend from
-SPEC (see ``cluster_memory_backends.ClusterMemoryBackend.spec``), touches ``ready-INDEX``, waits
+``python -m flowdapt.testing.conformance._cluster_memory_worker SPEC SYNC_DIR INDEX ROUNDS SHARED``:
+builds the backend from SPEC (``backends.Backend.spec``: name, options, plugins, through the registry), touches ``ready-INDEX``, waits
 for ``go``, then for each round: puts its own key ``w{INDEX}-{round}``, overwrites every shared key
 ``shared-{j}`` (j < SHARED) and reads them all back, checking that each value is whole (its
 checksum matches). Prints one JSON line: ``{"torn": [...], "errors": [...], "reads": n}``.
@@ -45,17 +45,9 @@ def is_whole(value) -> bool:
 
 
 def main(spec: dict, sync: Path, index: int, rounds: int, shared: int) -> dict:
-    from flowdapt.plugins import create_plugin_system
-    from flowdapt.settings import load_settings
+    from flowdapt.testing.conformance.backends import from_spec
 
-    settings = load_settings(app_dir=spec["app_dir"], config_file="-", create=False)
-    if spec["plugins"] is None:
-        plugins = create_plugin_system()
-    else:
-        plugins = create_plugin_system(
-            load_entry_points=False, plugins=[tuple(p) if isinstance(p, list) else p for p in spec["plugins"]]
-        )
-    memory = plugins.create("cluster_memory", spec["name"], spec["options"], settings)
+    memory = from_spec(spec)
     (sync / f"ready-{index}").touch()
     wait_for(sync / "go")
     torn: list[str] = []

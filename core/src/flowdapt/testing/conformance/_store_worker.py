@@ -1,7 +1,7 @@
-"""A separate OS process racing others on one store (run by test_document_store.py, not collected).
+"""A separate OS process racing others on one store (started by the document-store suite).
 
-``python _store_worker.py SPEC SYNC_DIR INDEX ACTION ARG...``: builds the store from SPEC (see
-``stores.StoreBackend.spec``), touches ``started-INDEX``, waits for ``go-open``, opens the store,
+``python -m flowdapt.testing.conformance._store_worker SPEC SYNC_DIR INDEX ACTION ARG...``: builds
+the store from SPEC (``backends.Backend.spec``: name, options, plugins, through the registry), touches ``started-INDEX``, waits for ``go-open``, opens the store,
 touches ``ready-INDEX``, waits for ``go``, does ACTION and prints one JSON line with the outcome.
 """
 
@@ -24,16 +24,10 @@ def wait_for(path: Path, timeout: float = 60.0) -> None:
 
 async def main(spec: dict, sync: Path, index: str, action: str, args: list[str]) -> dict:
     from flowdapt.errors import ConflictError
-    from flowdapt.plugins import create_plugin_system
     from flowdapt.resources.loader import parse_resource
-    from flowdapt.settings import load_settings
+    from flowdapt.testing.conformance.backends import from_spec
 
-    settings = load_settings(app_dir=spec["app_dir"], config_file="-", create=False)
-    if spec["plugins"] is None:
-        plugins = create_plugin_system()
-    else:
-        plugins = create_plugin_system(load_entry_points=False, plugins=[tuple(p) if isinstance(p, list) else p for p in spec["plugins"]])
-    store = plugins.create("document_stores", spec["name"], spec["options"], settings)
+    store = from_spec(spec)
     (sync / f"started-{index}").touch()
     wait_for(sync / "go-open")
     await store.open()

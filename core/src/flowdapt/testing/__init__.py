@@ -13,6 +13,11 @@ these fixtures without importing anything:
   or the name of a workflow a loaded plugin ships) in this process and return the
   :class:`~flowdapt.resources.WorkflowRun`. Stages run in the calling thread, so breakpoints work.
 - ``flowdapt_definitions``: the resources the loaded plugins ship (``flowdapt_resource_definitions``).
+- ``flowdapt_executor_backend``, ``flowdapt_store_backend``, ``flowdapt_cluster_memory_backend``:
+  the :class:`~flowdapt.testing.conformance.Backend` the conformance suites
+  (:mod:`flowdapt.testing.conformance`) run against, from the pytest options
+  ``--flowdapt-executor``, ``--flowdapt-store`` and ``--flowdapt-cluster-memory``
+  (``NAME[:key=value,...]``); a plugin's tests override them to pick their own backend.
 
 The helpers behind them (:func:`run_workflow_inline`, :func:`workflow_from`) work without pytest.
 """
@@ -122,6 +127,60 @@ def run_workflow_inline(
     return run
 
 
+# -- conformance backends -------------------------------------------------------------------------
+
+_BACKEND_OPTIONS = {
+    # kind: (option, dest, what it picks)
+    "executors": ("--flowdapt-executor", "flowdapt_executor", "executor"),
+    "document_stores": ("--flowdapt-store", "flowdapt_store", "document store"),
+    "cluster_memory": ("--flowdapt-cluster-memory", "flowdapt_cluster_memory", "cluster memory backend"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("flowdapt", "Flowdapt conformance suites (flowdapt.testing.conformance)")
+    for option, dest, what in _BACKEND_OPTIONS.values():
+        group.addoption(
+            option,
+            dest=dest,
+            metavar="NAME[:key=value,...]",
+            default=None,
+            help=f"the registered {what} the conformance suite runs against, with its options "
+            "(values are JSON when they parse; {app_dir} and {unique} expand per test)",
+        )
+
+
+def _backend_from_option(config: pytest.Config, kind: str) -> Any:
+    from flowdapt.testing.conformance.backends import parse_backend_spec
+
+    option, dest, what = _BACKEND_OPTIONS[kind]
+    spec = config.getoption(dest)
+    if not spec:
+        pytest.skip(f"no {what} to test: pass {option} NAME[:key=value,...] (or override this fixture)")
+    try:
+        return parse_backend_spec(kind, spec)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.fixture(scope="session")
+def flowdapt_executor_backend(pytestconfig: pytest.Config) -> Any:
+    """The executor the executor conformance suite runs against (``--flowdapt-executor``)."""
+    return _backend_from_option(pytestconfig, "executors")
+
+
+@pytest.fixture(scope="session")
+def flowdapt_store_backend(pytestconfig: pytest.Config) -> Any:
+    """The document store the store conformance suite runs against (``--flowdapt-store``)."""
+    return _backend_from_option(pytestconfig, "document_stores")
+
+
+@pytest.fixture(scope="session")
+def flowdapt_cluster_memory_backend(pytestconfig: pytest.Config) -> Any:
+    """The cluster memory the cluster-memory suite runs against (``--flowdapt-cluster-memory``)."""
+    return _backend_from_option(pytestconfig, "cluster_memory")
+
+
 # -- fixtures -------------------------------------------------------------------------------------
 
 
@@ -215,10 +274,13 @@ __all__ = [
     "execute_workflow_inline",
     "flowdapt_app_dir",
     "flowdapt_builtin_plugins",
+    "flowdapt_cluster_memory_backend",
     "flowdapt_definitions",
+    "flowdapt_executor_backend",
     "flowdapt_plugins",
     "flowdapt_settings",
     "flowdapt_settings_overrides",
+    "flowdapt_store_backend",
     "run_workflow_inline",
     "workflow_from",
 ]

@@ -1,7 +1,8 @@
-"""Stage functions of the executor conformance suite (``test_executors.py``).
+"""Stage functions of the executor conformance suite (``executors.py``) and of executor plugins'
+own tests (``stage("s", "kill_worker_once")`` names them).
 
-Importable by every worker (Local processes, Dask workers, Ray workers): the executors put the
-driver's ``sys.path`` on their workers. Stages that coordinate across processes use files.
+Part of the flowdapt distribution, so every worker that runs Flowdapt imports them (Local
+processes, Dask and Ray workers). Stages that coordinate across processes use files.
 """
 
 from __future__ import annotations
