@@ -61,18 +61,42 @@ def _register_commands() -> None:
     from flowdapt.cli import db; db.register(app)  # noqa: E702, I001
 
 
+def _command_name(args: list[str]) -> str | None:
+    """The sub-command named on the command line (the first word that is not an option)."""
+    takes_value = {"--app-dir", "-d", "--config", "-c", "--override", "-o"}
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if _command_name(args) == "exec" and "--executor" not in args and "-e" not in args:
+        # The local executor's workers fork from a fork server that needs ~0.3 s to import;
+        # start it now so that overlaps the rest of start-up (see prestart_fork_server).
+        from flowdapt.builtin.local_executor import prestart_fork_server
+
+        prestart_fork_server()
     _register_commands()
     try:
+        from flowdapt.cli.state import set_startup_plugins
         from flowdapt.plugins import create_plugin_system
 
-        # Settings are not parsed yet (the root callback does that); plugins.only/disabled from
-        # the environment still apply through FLOWDAPT__PLUGINS__*.
-        create_plugin_system(quiet=True).hook.flowdapt_cli_commands(app=app)
+        # Settings are not parsed yet (the root callback does that); commands reuse this plugin
+        # system when the settings do not filter plugins (cli.state.CliState.plugins).
+        plugins = create_plugin_system(quiet=True)
+        set_startup_plugins(plugins)
+        plugins.hook.flowdapt_cli_commands(app=app)
     except FlowdaptError as exc:
         typer.echo(f"error: {exc}", err=True)
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=args, standalone_mode=True)
     except FlowdaptError as exc:  # pragma: no cover - commands catch their own errors
         fail(str(exc))
 

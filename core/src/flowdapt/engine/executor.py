@@ -49,6 +49,9 @@ class Executor(abc.ABC):
 
     #: False for executors whose workers share the driver's memory (threads, inline).
     ships_pickles: ClassVar[bool] = True
+    #: True for executors that run stages in the calling thread (``mode: inline``): the Python API
+    #: runs them there instead of keeping them started between calls.
+    runs_in_caller: ClassVar[bool] = False
 
     def encode_context(self, ctx: RunContext) -> Any:
         return cloudpickle.dumps(ctx) if self.ships_pickles else ctx
