@@ -140,28 +140,56 @@ async def execute_workflow_async(
 def run_error(run: WorkflowRun) -> Exception:
     """The exception a failed or cancelled run stands for, to raise in the caller.
 
-    A stage error whose type is a built-in exception (``ValueError``, ``FileNotFoundError``...) is
-    raised as that type, so ``except ValueError`` around a call works as it would around the stage
-    itself; any other type is a :class:`StageError` naming it. Either way the stage's own traceback
-    (from the worker) is attached as the cause.
+    A stage error whose type is a built-in exception (``ValueError``, ``FileNotFoundError``...) or
+    one of Flowdapt's own (``ObjectNotFoundError``, a ``KeyError`` and ``FileNotFoundError``) is
+    raised as that type, so ``except FileNotFoundError`` around a call works as it would around
+    the stage itself; any other type is a :class:`StageError` naming it. Either way the stage's
+    own traceback (from the worker) is attached as the cause.
     """
-    import builtins
-
     error = run.error
     if error is None:
         return RunCancelledError(f"run {run.name} ended {run.state}")
     if run.state == "cancelled" or error.type == "RunCancelledError":
         return RunCancelledError(error.message)
     stage_error = StageError(error.stage or "?", error.type, error.message, error.traceback)
-    cls = getattr(builtins, error.type, None)
+    exc = _rebuild(error.type, error.message)
+    if exc is None:
+        return stage_error
+    exc.__cause__ = stage_error
+    return exc
+
+
+def _rebuild(type_name: str, message: str) -> Exception | None:
+    import builtins
+
+    from flowdapt.errors import FlowdaptError
+
+    cls = getattr(builtins, type_name, None)
     if isinstance(cls, type) and issubclass(cls, Exception):
         try:
-            exc = cls(error.message)
+            return cls(message)
         except Exception:  # a constructor that needs more than a message (UnicodeDecodeError)
-            return stage_error
-        exc.__cause__ = stage_error
-        return exc
-    return stage_error
+            return None
+    import flowdapt.object_store  # noqa: F401 - its ObjectNotFoundError is the one stages raise most
+
+    own = _subclasses(FlowdaptError).get(type_name)
+    if own is None:
+        return None
+    try:
+        return own(message)
+    except TypeError:  # its constructor needs more than the message
+        return None
+
+
+def _subclasses(cls: type) -> dict[str, type]:
+    found: dict[str, type] = {}
+    pending = [cls]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            if sub.__module__.startswith("flowdapt."):
+                found.setdefault(sub.__name__, sub)
+            pending.append(sub)
+    return found
 
 
 class _DefaultExecutor:

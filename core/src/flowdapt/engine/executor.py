@@ -33,6 +33,15 @@ class Executor(abc.ABC):
     async def stop(self) -> None:
         self.running = False
 
+    async def close(self) -> None:
+        """:meth:`stop`, by the original Flowdapt's name for it."""
+        await self.stop()
+
+    @property
+    def kind(self) -> str:
+        """The original Flowdapt's name for :attr:`name`."""
+        return self.name
+
     async def __aenter__(self) -> Executor:
         await self.start()
         return self
