@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flowdapt.builtin.process_pool import ProcessPool, WorkerDied, main_module_hidden
+from flowdapt.builtin.fork_server import forkserver_context
+from flowdapt.builtin.process_pool import ProcessPool, WorkerDied
 from flowdapt.engine.executor import Executor
 from flowdapt.engine.scheduler import WORKER_CRASHED
 from flowdapt.engine.worker import Failure, Task, TaskResult, run_task
@@ -46,27 +47,6 @@ class LocalExecutorOptions(BaseModel):
         if isinstance(self.cpus, int) and self.workers is None:
             self.workers = self.cpus
         return self
-
-
-#: Imported once by the fork server, so each worker forked from it starts with them.
-FORKSERVER_PRELOAD = ["flowdapt.engine.worker", "flowdapt.builtin.local_executor"]
-
-
-def prestart_fork_server() -> None:
-    """Start the fork server now, without waiting for it (a one-shot ``flowdapt exec``).
-
-    Its interpreter start and imports then overlap the caller's own start-up instead of delaying
-    the first run; a later process pool forks its workers from it. Only where forkserver is the
-    default start method; harmless if no pool is made (it exits with this process).
-    """
-    if sys.platform != "linux":
-        return
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
-    from multiprocessing import forkserver
-
-    with main_module_hidden():  # as for the pool's own start: the fork server must not import it
-        forkserver.ensure_running()
 
 
 def _init_worker(paths: list[str], settings_dump: dict[str, Any] | None) -> None:
@@ -130,9 +110,7 @@ class LocalExecutor(Executor):
         return self.mode == "inline"
 
     def _new_process_pool(self) -> ProcessPool:
-        ctx = multiprocessing.get_context(self.start_method)
-        if self.start_method == "forkserver":
-            ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
+        ctx = forkserver_context() if self.start_method == "forkserver" else multiprocessing.get_context(self.start_method)
         paths = [p for p in sys.path if p]
         dump = self.settings.model_dump(mode="json") if self.settings is not None else None
         return ProcessPool(self._workers, ctx, _init_worker, (paths, dump), _run_with_context)

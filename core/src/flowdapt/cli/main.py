@@ -61,28 +61,8 @@ def _register_commands() -> None:
     from flowdapt.cli import db; db.register(app)  # noqa: E702, I001
 
 
-def _command_name(args: list[str]) -> str | None:
-    """The sub-command named on the command line (the first word that is not an option)."""
-    takes_value = {"--app-dir", "-d", "--config", "-c", "--override", "-o"}
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in takes_value:
-            skip = True
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
-
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
-    if _command_name(args) == "exec" and "--executor" not in args and "-e" not in args:
-        # The local executor's workers fork from a fork server that needs ~0.3 s to import;
-        # start it now so that overlaps the rest of start-up (see prestart_fork_server).
-        from flowdapt.builtin.local_executor import prestart_fork_server
-
-        prestart_fork_server()
     _register_commands()
     try:
         from flowdapt.cli.state import set_startup_plugins
