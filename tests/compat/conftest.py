@@ -114,6 +114,10 @@ def read_missing(key: str = "nothing-here"):
 
 def fail(message: str = "broken on purpose"):
     raise ValueError(message)
+
+
+def lookup(key: str = "city"):
+    return {}[key]
 '''
 
 MODELS_SOURCE = '''

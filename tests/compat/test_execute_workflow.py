@@ -77,6 +77,10 @@ async def test_missing_object_raises_what_the_originals_callers_catch(flowdapt_a
     with pytest.raises(ValueError, match="broken on purpose"):
         await execute_workflow(single_stage("failing", "fail"), return_result=True)
 
+    with pytest.raises(KeyError) as key_error:
+        await execute_workflow(single_stage("lookup", "lookup"), return_result=True)
+    assert key_error.value.args == ("city",)
+
     run = await execute_workflow(single_stage("failing", "fail"))
     assert run.state == "failed"
     assert (run.error.type, run.error.message) == ("ValueError", "broken on purpose")

@@ -166,6 +166,11 @@ def _rebuild(type_name: str, message: str) -> Exception | None:
 
     cls = getattr(builtins, type_name, None)
     if isinstance(cls, type) and issubclass(cls, Exception):
+        if issubclass(cls, KeyError):  # str(KeyError(k)) is repr(k): raise it with k again
+            import ast
+
+            with contextlib.suppress(ValueError, SyntaxError):
+                return cls(ast.literal_eval(message))
         try:
             return cls(message)
         except Exception:  # a constructor that needs more than a message (UnicodeDecodeError)
