@@ -214,6 +214,7 @@ class _DefaultExecutor:
         self._key: tuple | None = None
         self._executor: Executor | None = None
         self._switch: asyncio.Lock | None = None
+        self._atexit = False
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -232,7 +233,9 @@ class _DefaultExecutor:
                 self._thread.start()
                 ready.wait()
                 self._loop = loop
-                atexit.register(self.close)
+                if not self._atexit:
+                    atexit.register(self.close)
+                    self._atexit = True
             return self._loop
 
     def run(self, coro) -> Any:
@@ -313,6 +316,7 @@ def execute_workflow(
         settings = kwargs.get("settings") or get_settings()
         plugins = kwargs.get("plugins") or get_plugin_system(settings)
         coro_args.update(settings=settings, plugins=plugins)
+        ensure_user_modules(settings)  # before the executor starts: its workers take sys.path then
         options = kwargs.get("executor_options")
         coro_args.pop("executor_options", None)
         probe = create_executor(settings, plugins, executor, options)  # not started: cheap
