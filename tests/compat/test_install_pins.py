@@ -1,7 +1,8 @@
 """Our version inside the original ecosystem's pins, and ``flowdapt plugin install`` never
 replacing the core or what another plugin needs (issue 13 item 2).
 
-Everything installs offline from a find-links folder of wheels built here. It also holds stand-ins
+The core's own dependencies come from the package index; the installs under test run offline
+from a find-links folder of wheels built here. It also holds stand-ins
 for what a package index offers: an older ``flowdapt`` (as PyPI holds the original's releases) and
 a newer release of a dependency an installed plugin pins, so a resolver that is not constrained
 would take them, as ``uv`` did before.
@@ -52,7 +53,7 @@ def env(tmp_path_factory) -> dict:
     }
     flowml_like = write_project(base / "flowml-like", "flowml-like", "0.1.1", {"flowml_like/__init__.py": ""}, None, ["flowdapt>=0.1.28,<0.2.0"])
     wheels["flowml_like"] = build_wheel(flowml_like, links)
-    bin_dir = make_venv(base / "venv", core, "--offline", "--find-links", links, wheels["uses_dep"])
+    bin_dir = make_venv(base / "venv", core, "--find-links", links, wheels["uses_dep"])
     return {"bin": bin_dir, "links": links, "wheels": wheels, "app": base / "app"}
 
 
