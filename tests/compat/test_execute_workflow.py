@@ -94,3 +94,22 @@ async def test_default_executor_is_a_thread_pool_and_params_reach_it(flowdapt_ap
         pipeline(), return_result=True, config=pipeline_config(study="procs"), use_processes=True, cpus=2
     )
     check_first_run(result)
+
+
+async def test_pipeline_on_the_originals_dask_executor(flowdapt_app_dir):
+    pytest.importorskip("flowdapt_dask")
+    from flowdapt.compute.executor.dask import DaskExecutor
+
+    # The original's arguments: a LocalCluster of 2 single-threaded workers, default memory.
+    executor = DaskExecutor(cpus=2, threads=1, memory="auto", gpus="disabled", dashboard_port=9968)
+    assert executor.kind == "dask"
+    await executor.start()
+    try:
+        info = await executor.environment_info()
+        assert info["executor"] == "dask"
+        result = await execute_workflow(
+            pipeline(), namespace="testing", return_result=True, executor=executor, config=pipeline_config(study="dask")
+        )
+    finally:
+        await executor.close()
+    check_first_run(result)
