@@ -263,6 +263,15 @@ class _DefaultExecutor:
         if loop is None:
             return
         executor, self._executor, self._key, self._switch = self._executor, None, None, None
+        if thread is threading.current_thread():  # called on the loop itself (a run listener)
+
+            async def finish() -> None:
+                if executor is not None:
+                    await executor.stop()
+                loop.stop()
+
+            loop.create_task(finish())
+            return
         if executor is not None:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(executor.stop(), loop).result(timeout=30)
