@@ -6,6 +6,7 @@ temporary directory, with the core built from this checkout.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -77,8 +78,16 @@ def freeze(bin_dir: Path) -> str:
     return check(run([uv(), "pip", "freeze", "--python", bin_dir / "python"])).stdout
 
 
-def write_project(directory: Path, name: str, version: str, files: dict[str, str], entry_point: str | None) -> Path:
-    """A minimal hatchling project ``name`` with the given package files (``pkg/mod.py`` -> text)."""
+def write_project(
+    directory: Path,
+    name: str,
+    version: str,
+    files: dict[str, str],
+    entry_point: str | None,
+    dependencies: list[str] | None = None,
+) -> Path:
+    """A minimal hatchling project ``name`` with the given package files (``pkg/mod.py`` -> text)
+    and ``dependencies`` (default: ``["flowdapt"]``)."""
     package = name.replace("-", "_")
     directory.mkdir(parents=True, exist_ok=True)
     entry = f'\n[project.entry-points."flowdapt.plugins"]\n{entry_point} = "{package}"\n' if entry_point else ""
@@ -89,7 +98,7 @@ def write_project(directory: Path, name: str, version: str, files: dict[str, str
             name = "{name}"
             version = "{version}"
             requires-python = ">=3.11"
-            dependencies = ["flowdapt"]
+            dependencies = {json.dumps(["flowdapt"] if dependencies is None else dependencies)}
 
             [build-system]
             requires = ["hatchling"]

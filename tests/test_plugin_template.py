@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from plugin_env import CORE, build_wheel, check, make_venv, render, run  # noqa: E402
+from plugin_env import CORE, build_wheel, check, make_venv, render, run, uv  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +110,46 @@ def test_shipped_definitions_are_printed(venv_bin, tmp_path):
     assert documents[2]["spec"]["stages"][1]["type"] == "parameterized"
     proc = run([venv_bin / "flowdapt", "--app-dir", tmp_path, "plugin", "definitions", "no_such_plugin"])
     assert proc.returncode == 2 and "no plugin named 'no_such_plugin'" in proc.stderr
+
+
+def test_rendered_outside_the_workspace_uv_sync_and_pytest_pass(tmp_path):
+    """As docs/plugins.md says: render anywhere, then `uv sync && uv run pytest`, with no state in
+    $HOME. flowdapt is not on the package index in this version: the template points uv at the
+    core of the checkout it was rendered from."""
+    project = render(tmp_path / "anywhere", plugin_name="Sales Forecast")
+    pyproject = (project / "pyproject.toml").read_text()
+    assert f'flowdapt = {{ path = "{CORE.as_posix()}", editable = true }}' in pyproject
+    home = tmp_path / "home"
+    home.mkdir()
+    check(run([uv(), "sync"], cwd=project, HOME=str(home)))
+    proc = check(run([uv(), "run", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, HOME=str(home)))
+    assert "9 passed" in proc.stdout, proc.stdout
+    proc = check(run([uv(), "run", "flowdapt", "--version"], cwd=project, HOME=str(home)))
+    import flowdapt
+
+    assert proc.stdout.strip() == f"flowdapt {flowdapt.__version__}"
+
+
+def test_flowdapt_source_choices(tmp_path):
+    from cookiecutter.exceptions import FailedHookException
+
+    from_index = render(tmp_path / "index", plugin_name="a", flowdapt_source="index")
+    assert "[tool.uv.sources]" not in (from_index / "pyproject.toml").read_text()
+    by_path = render(tmp_path / "path", plugin_name="b", flowdapt_source=str(CORE.parent))
+    assert f'path = "{CORE.as_posix()}"' in (by_path / "pyproject.toml").read_text()
+    by_git = render(tmp_path / "git", plugin_name="c", flowdapt_source="git+https://example.org/flowdapt.git")
+    assert 'flowdapt = { git = "https://example.org/flowdapt.git", subdirectory = "core" }' in (
+        by_git / "pyproject.toml"
+    ).read_text()
+    with pytest.raises(FailedHookException):
+        render(tmp_path / "bad", plugin_name="d", flowdapt_source=str(tmp_path / "no-such-checkout"))
+
+
+def test_built_wheel_requires_flowdapt_without_the_development_source(rendered, tmp_path):
+    import zipfile
+
+    wheel = build_wheel(rendered, tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith("METADATA"))).decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert requires == ["Requires-Dist: flowdapt>=0.1.100"]

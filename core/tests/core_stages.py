@@ -112,6 +112,10 @@ def pid_of(_x):
     return os.getpid()
 
 
+def thread_ident():
+    return threading.get_ident()
+
+
 # -- a DAG that deadlocks under level barriers -------------------------------------------------
 # `wait_for_b` (level 0) blocks until `b` (level 1, depends only on fast `a`) has run.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+__version__ = "0.1.100"
 
 if TYPE_CHECKING:  # pragma: no cover
     from flowdapt.api import execute_workflow, execute_workflow_async

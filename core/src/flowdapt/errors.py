@@ -10,10 +10,35 @@ class FlowdaptError(Exception):
     """Base class of every error Flowdapt raises on purpose."""
 
     status_code: int = 500
+    #: The message when none is given.
+    default_message: str = "Internal Server Error"
 
-    def __init__(self, message: str):
+    def __init__(
+        self,
+        message: str | int | None = None,
+        detail: str | None = None,
+        *,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        # Code written for the original raises its API errors (flowdapt.lib.errors, which are
+        # these classes) as ``Error(status_code, detail)`` or ``Error(detail=...)``.
+        if isinstance(message, int) and not isinstance(message, bool):
+            message, status_code = detail, message
+        elif message is None:
+            message = detail
+        if message is None:
+            message = self.default_message
+        if status_code is not None:
+            self.status_code = status_code
+        self.headers = headers
         super().__init__(message)
         self.message = message
+
+    @property
+    def detail(self) -> str:
+        """The message (the original's API errors call it ``detail``)."""
+        return self.message
 
     def __str__(self) -> str:
         return self.message
@@ -37,6 +62,7 @@ class ValidationError(FlowdaptError, ValueError):
 
 class ResourceNotFoundError(FlowdaptError, LookupError):
     status_code = 404
+    default_message = "Resource not found"
 
 
 class ConflictError(ValidationError):

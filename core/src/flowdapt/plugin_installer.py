@@ -261,22 +261,101 @@ def _diff(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, tupl
     }
 
 
+_REQUIREMENT_NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _requirement_name(requirement: str) -> str | None:
+    """The distribution a ``Requires-Dist`` line names; None for one that only an extra brings."""
+    spec, _, marker = requirement.partition(";")
+    if "extra" in marker:
+        return None
+    match = _REQUIREMENT_NAME_RE.match(spec)
+    return normalize_name(match.group(1)) if match else None
+
+
+def kept_distributions(changing: str | None = None) -> dict[str, tuple[str, str]]:
+    """What installing a plugin must leave as it is: the core, every other plugin distribution,
+    and everything they need (transitively), as installed now.
+
+    Returns ``name -> (installed version, why)``, where ``why`` names who needs it. ``changing`` is
+    the distribution being installed or upgraded: it and what only it needs may change. Requirement
+    markers other than extras are not evaluated: keeping an installed package that turns out not
+    to be needed only narrows the resolution.
+    """
+    importlib.invalidate_caches()
+    installed: dict[str, md.Distribution] = {}
+    for dist in md.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            installed.setdefault(normalize_name(name), dist)
+    changing = normalize_name(changing) if changing else None
+    roots = [name for name in ["flowdapt", *sorted(plugin_distributions())] if name != changing]
+    kept: dict[str, tuple[str, str]] = {}
+    pending = [(name, "the core" if name == "flowdapt" else "an installed plugin") for name in roots]
+    while pending:
+        name, why = pending.pop(0)
+        if name in kept or name not in installed:
+            continue
+        dist = installed[name]
+        kept[name] = (dist.version, why)
+        for requirement in dist.requires or []:
+            dep = _requirement_name(requirement)
+            if dep and dep != changing and dep in installed and dep not in kept:
+                pending.append((dep, f"needed by {name}"))
+    return kept
+
+
+def _conflict_message(spec: InstallSpec, kept: Mapping[str, tuple[str, str]], output: str) -> str | None:
+    """Which kept distributions the installer's resolution error names, if any."""
+    text = normalize_name(output.replace("_", "-"))
+    named = [n for n in kept if re.search(rf"(?<![a-z0-9-]){re.escape(n)}(?![a-z0-9-])", text)]
+    if not named:
+        return None
+    listed = ", ".join(f"{n} {kept[n][0]} ({kept[n][1]})" for n in named)
+    return (
+        f"installing {spec.plugin!r} would replace or remove what the core or another installed plugin "
+        f"needs: {listed}. The installer keeps those as they are and found no version of the plugin that "
+        "works with them; nothing was changed"
+    )
+
+
 async def install(spec: InstallSpec, *, python: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> EnvironmentChange:
-    """Install a plugin into ``python``'s environment (default: this interpreter's)."""
+    """Install a plugin into ``python``'s environment (default: this interpreter's).
+
+    The core, the other plugins and what they need are held at their installed versions (a
+    constraints file), so the installer either finds a resolution that leaves them alone or fails
+    before changing anything; :class:`PluginInstallError` then names the conflict.
+    """
+    import tempfile
+
     args = spec.requirement_args()
     if spec.upgrade:
         args = ["--upgrade", *args]
-    command = installer_command("install", args, python)
-    before = installed_distributions()
-    code, output = await run_installer(command, timeout)
+    target = python or sys.executable
+    same_interpreter = os.path.realpath(target) == os.path.realpath(sys.executable)
+    # What this process sees is the environment the server runs in; for another interpreter the
+    # installer is left to its own resolution (tests, tools).
+    kept = kept_distributions(spec.distribution_hint()) if same_interpreter else {}
+    with tempfile.TemporaryDirectory(prefix="flowdapt-install-") as tmp:
+        if kept:
+            constraints = Path(tmp) / "constraints.txt"
+            constraints.write_text("".join(f"{name}=={version}\n" for name, (version, _) in sorted(kept.items())))
+            args = ["--constraint", str(constraints), *args]
+        command = installer_command("install", args, python)
+        before = installed_distributions()
+        code, output = await run_installer(command, timeout)
     if code != 0:
+        conflict = _conflict_message(spec, kept, output)
+        if conflict is not None:
+            raise PluginInstallError(conflict, output, command)
         raise PluginInstallError(f"installing {spec.plugin!r} failed ({Path(command[0]).name} exited {code}); nothing was changed", output, command)
     after = installed_distributions()
     changed = _diff(before, after)
-    if normalize_name("flowdapt") in changed:
+    touched = [name for name in changed if name in kept or name in PROTECTED_DISTRIBUTIONS]
+    if touched:  # the constraints make this unreachable with uv and pip; kept as a last guard
+        listed = ", ".join(f"{n} {changed[n][0]} -> {changed[n][1]}" for n in touched)
         raise PluginInstallError(
-            f"installing {spec.plugin!r} replaced the core (flowdapt {changed['flowdapt'][0]} -> "
-            f"{changed['flowdapt'][1]}); restart the server to use it",
+            f"installing {spec.plugin!r} changed what the core or another plugin needs ({listed}); restart the server",
             output,
             command,
         )
@@ -412,6 +491,7 @@ __all__ = [
     "install",
     "installed_distributions",
     "installer_command",
+    "kept_distributions",
     "normalize_name",
     "plugins_of",
     "refresh_site_paths",

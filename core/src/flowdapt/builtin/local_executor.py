@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flowdapt.builtin.fork_server import forkserver_context
 from flowdapt.builtin.process_pool import ProcessPool, WorkerDied
 from flowdapt.engine.executor import Executor, node_record
 from flowdapt.engine.scheduler import WORKER_CRASHED
@@ -104,10 +105,12 @@ class LocalExecutor(Executor):
     def workers(self) -> int:
         return 1 if self.mode == "inline" else self._workers
 
+    @property
+    def runs_in_caller(self) -> bool:  # type: ignore[override]
+        return self.mode == "inline"
+
     def _new_process_pool(self) -> ProcessPool:
-        ctx = multiprocessing.get_context(self.start_method)
-        if self.start_method == "forkserver":
-            ctx.set_forkserver_preload(["flowdapt.engine.worker", "flowdapt.builtin.local_executor"])
+        ctx = forkserver_context() if self.start_method == "forkserver" else multiprocessing.get_context(self.start_method)
         paths = [p for p in sys.path if p]
         dump = self.settings.model_dump(mode="json") if self.settings is not None else None
         return ProcessPool(self._workers, ctx, _init_worker, (paths, dump), _run_with_context)

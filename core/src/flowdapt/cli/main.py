@@ -62,17 +62,21 @@ def _register_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
     _register_commands()
     try:
+        from flowdapt.cli.state import set_startup_plugins
         from flowdapt.plugins import create_plugin_system
 
-        # Settings are not parsed yet (the root callback does that); plugins.only/disabled from
-        # the environment still apply through FLOWDAPT__PLUGINS__*.
-        create_plugin_system(quiet=True).hook.flowdapt_cli_commands(app=app)
+        # Settings are not parsed yet (the root callback does that); commands reuse this plugin
+        # system when the settings do not filter plugins (cli.state.CliState.plugins).
+        plugins = create_plugin_system(quiet=True)
+        set_startup_plugins(plugins)
+        plugins.hook.flowdapt_cli_commands(app=app)
     except FlowdaptError as exc:
         typer.echo(f"error: {exc}", err=True)
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=args, standalone_mode=True)
     except FlowdaptError as exc:  # pragma: no cover - commands catch their own errors
         fail(str(exc))
 

@@ -44,9 +44,27 @@ class CliState:
         if self._plugins is None:
             from flowdapt.plugins import get_plugin_system, set_plugin_system
 
-            set_plugin_system(None)
-            self._plugins = get_plugin_system(self.settings)
+            settings = self.settings
+            unfiltered = settings.plugins.only is None and not settings.plugins.disabled
+            reuse = _startup_plugins if unfiltered else None
+            set_plugin_system(reuse)
+            self._plugins = get_plugin_system(settings)
+            if reuse is not None:  # it was built quietly: report broken plugins as a fresh one would
+                import logging
+
+                for name, info in reuse.plugins.items():
+                    if info.error:
+                        logging.getLogger("flowdapt.plugins").warning("plugin %s is skipped: %s", name, info.error)
         return self._plugins
+
+
+#: The plugin system ``main`` built (from every entry point) to collect CLI commands.
+_startup_plugins: Any = None
+
+
+def set_startup_plugins(plugins: Any) -> None:
+    global _startup_plugins
+    _startup_plugins = plugins
 
 
 def state(ctx: typer.Context) -> CliState:

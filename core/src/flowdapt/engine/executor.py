@@ -33,6 +33,15 @@ class Executor(abc.ABC):
     async def stop(self) -> None:
         self.running = False
 
+    async def close(self) -> None:
+        """:meth:`stop`, by the original Flowdapt's name for it."""
+        await self.stop()
+
+    @property
+    def kind(self) -> str:
+        """The original Flowdapt's name for :attr:`name`."""
+        return self.name
+
     async def __aenter__(self) -> Executor:
         await self.start()
         return self
@@ -49,6 +58,9 @@ class Executor(abc.ABC):
 
     #: False for executors whose workers share the driver's memory (threads, inline).
     ships_pickles: ClassVar[bool] = True
+    #: True for executors that run stages in the calling thread (``mode: inline``): the Python API
+    #: runs them there instead of keeping them started between calls.
+    runs_in_caller: ClassVar[bool] = False
 
     def encode_context(self, ctx: RunContext) -> Any:
         return cloudpickle.dumps(ctx) if self.ships_pickles else ctx

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from flowdapt.engine.context import current_run_context
+from flowdapt.errors import ResourceNotFoundError
 from flowdapt.object_store.base import (
     ClusterMemory,
     ClusterMemoryFullError,
@@ -49,17 +50,27 @@ class Strategy(StrEnum):
     CLUSTER_MEMORY = "cluster_memory"
 
 
-class ObjectNotFoundError(KeyError):
-    """No value under this key in this namespace (in any place the strategy looks)."""
+class ObjectNotFoundError(ResourceNotFoundError, KeyError, FileNotFoundError):
+    """No value under this key in this namespace (in any place the strategy looks).
 
-    def __init__(self, key: str, namespace: str, where: str):
+    A ``KeyError``, and also what code written for the original catches: there a missing object
+    raised ``FileNotFoundError`` (no artifact), and its plugins catch ``ResourceNotFoundError``.
+    """
+
+    def __init__(self, key: str, namespace: str | None = None, where: str | None = None):
         self.key = key
         self.namespace = namespace
-        self.message = f"no object '{key}' in namespace '{namespace}' (looked in {where})"
-        super().__init__(self.message)
+        self.where = where
+        if namespace is None:  # rebuilt from a message only (a stage's error, raised in the caller)
+            super().__init__(key)
+        else:
+            super().__init__(f"no object '{key}' in namespace '{namespace}' (looked in {where})")
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self):
+        return type(self), (self.key, self.namespace, self.where)
 
 
 # -- cluster memory backend, one per process and configuration ------------------------------------

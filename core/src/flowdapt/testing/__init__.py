@@ -211,6 +211,11 @@ def flowdapt_app_dir(
     try:
         yield app_dir
     finally:
+        # An executor execute_workflow kept for this test's settings (a process pool, a Ray or Dask
+        # cluster) must not outlive the test.
+        from flowdapt.api import close_default_executor
+
+        close_default_executor()
         set_settings(None)
         set_plugin_system(None)
 

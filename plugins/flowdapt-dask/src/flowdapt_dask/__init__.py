@@ -11,7 +11,7 @@ _EXPORTS = {
     "DaskClusterMemory": "flowdapt_dask.cluster_memory",
     "DaskClusterMemoryOptions": "flowdapt_dask.cluster_memory",
     "DaskExecutor": "flowdapt_dask.executor",
-    "DaskExecutorOptions": "flowdapt_dask.executor",
+    "DaskExecutorOptions": "flowdapt_dask.options",
 }
 
 __all__ = sorted(_EXPORTS)

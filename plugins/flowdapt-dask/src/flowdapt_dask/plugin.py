@@ -7,9 +7,11 @@ from flowdapt.hookspecs import hookimpl
 
 @hookimpl
 def flowdapt_register_executors(register):
-    from flowdapt_dask.executor import DaskExecutor, DaskExecutorOptions
+    from flowdapt_dask.options import DaskExecutorOptions
 
-    def factory(options: DaskExecutorOptions, settings=None) -> DaskExecutor:
+    def factory(options: DaskExecutorOptions, settings=None):
+        from flowdapt_dask.executor import DaskExecutor
+
         return DaskExecutor(options, settings)
 
     register("dask", factory, DaskExecutorOptions)

@@ -19,7 +19,7 @@ _EXPORTS = {
     "RayClusterMemory": "flowdapt_ray.cluster_memory",
     "RayClusterMemoryOptions": "flowdapt_ray.cluster_memory",
     "RayExecutor": "flowdapt_ray.executor",
-    "RayExecutorOptions": "flowdapt_ray.executor",
+    "RayExecutorOptions": "flowdapt_ray.options",
 }
 
 __all__ = sorted(_EXPORTS)

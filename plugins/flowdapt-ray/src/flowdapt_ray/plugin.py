@@ -7,9 +7,11 @@ from flowdapt.hookspecs import hookimpl
 
 @hookimpl
 def flowdapt_register_executors(register):
-    from flowdapt_ray.executor import RayExecutor, RayExecutorOptions
+    from flowdapt_ray.options import RayExecutorOptions
 
-    def factory(options: RayExecutorOptions, settings=None) -> RayExecutor:
+    def factory(options: RayExecutorOptions, settings=None):
+        from flowdapt_ray.executor import RayExecutor
+
         return RayExecutor(options, settings)
 
     register("ray", factory, RayExecutorOptions)

@@ -1,0 +1,1 @@
+"""The original's ``flowdapt.builtins``: pandas helpers for stage code (:mod:`.utils`)."""

@@ -1,0 +1,1 @@
+"""The original's ``flowdapt.lib.utils`` (see :mod:`.misc`)."""
