@@ -154,7 +154,7 @@ def check_targets(
             )
         if importable:
             try:
-                import_target(target)
+                import_target(target, allowed_prefixes)
             except TargetNotFoundError as exc:
                 raise ValidationError(str(exc), resource=label, field=field) from None
 
