@@ -78,6 +78,10 @@ class ApiSettings(_Section):
     tokens: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = 16 * 1024 * 1024
+    #: Values a YAML/JSON body may expand to (YAML aliases counted expanded): a bound on alias bombs.
+    max_document_nodes: int = Field(default=100_000, ge=100)
+    #: Nesting levels of mappings and lists a body may have.
+    max_document_depth: int = Field(default=64, ge=4, le=200)
     #: Seconds a stopping server (SIGTERM) waits for in-flight runs before marking them failed.
     shutdown_timeout: float = 30.0
 
