@@ -13,7 +13,13 @@ from pydantic import ValidationError as PydanticValidationError
 from flowdapt.errors import ValidationError
 from flowdapt.resources import KINDS
 from flowdapt.resources.base import Resource
-from flowdapt.resources.parsing import DEFAULT_LIMITS, DocumentSyntaxError, ParseLimits, load_json, load_yaml_all
+from flowdapt.resources.parsing import (
+    DEFAULT_LIMITS,
+    DocumentSyntaxError,
+    ParseLimits,
+    load_json,
+    load_yaml_all,
+)
 
 RESOURCE_SUFFIXES = (".yaml", ".yml", ".json")
 
