@@ -108,7 +108,7 @@ class StorageSettings(_Section):
 
 
 class ComputeSettings(_Section):
-    default_namespace: str = "default"
+    default_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]+$", max_length=253)
     run_retention_duration: int | str = -1
     max_result_bytes: int = 1024 * 1024
 

@@ -20,7 +20,7 @@ from flowdapt.engine.plan import Plan
 from flowdapt.engine.runner import execute_plan
 from flowdapt.errors import ConfigurationError, ResourceNotFoundError, ServiceDrainingError, ValidationError
 from flowdapt.events import envelope, run_listener
-from flowdapt.resources.base import utcnow
+from flowdapt.resources.base import check_namespace, utcnow
 from flowdapt.resources.run import RunError, RunState, StageState, WorkflowRun
 from flowdapt.resources.workflow import Workflow
 from flowdapt.server import results
@@ -179,6 +179,8 @@ class RunService:
                 f"the run input must be a JSON object of keyword arguments, got {type(run_input).__name__}",
                 field="body",
             )
+        if namespace:  # empty means the default, as in the original
+            check_namespace(namespace)
         workflow = await self.store.get("workflow", identifier)
         if workflow is None:
             raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flowdapt.events import RUN_QUEUE, Event, EventBus, run_request
+from flowdapt.resources.base import NAME_PATTERN
 from flowdapt.triggers.conditions import resolve_vars
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class RunWorkflowParams(BaseModel):
 
     workflow: str = Field(min_length=1, description="name or uid of the workflow to run")
     input: dict[str, Any] = Field(default_factory=dict, description="run input; {var: path} takes it from the event")
-    namespace: str | None = None
+    namespace: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=253)
 
 
 async def run_workflow(params: RunWorkflowParams, ctx: ActionContext) -> dict[str, Any]:

@@ -1,0 +1,119 @@
+"""Hole 2: a run namespace becomes a folder under the app dir, so it follows the name pattern.
+
+``POST /workflows/w/run?namespace=../../../../tmp/ESCAPED`` used to write an artifact and an
+object-store pickle outside the app dir. Namespaces are now checked where a run is asked for (API,
+CLI, Python, trigger actions) and again where every artifact path is made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import flowdapt
+from flowdapt.artifacts.interface import Artifact
+from flowdapt.cli.main import _register_commands, app
+from flowdapt.errors import ValidationError
+from tests.server.conftest import workflow_doc
+
+_register_commands()
+
+WRITER = '''
+from flowdapt.compute import object_store
+from flowdapt.compute.artifacts import new_artifact
+
+
+def write(value: str = "v", name: str = "art"):
+    object_store.put("key", value, strategy="artifact")
+    artifact = new_artifact(name)
+    artifact.new_file("f.txt", value)
+    return artifact.path
+'''
+
+BAD = ["../../../../tmp/ESCAPED", "..", ".", "a/b", "a\\\\b", "x\x00y", "", " ", "a" * 300, "ünïcode"]
+
+
+@pytest.fixture
+def server(make_server, tmp_path):
+    app_dir = tmp_path / "app"
+    (app_dir / "user_modules").mkdir(parents=True)
+    (app_dir / "user_modules" / "ns_writer.py").write_text(WRITER)
+    live = make_server(app_dir=app_dir)
+    with live.client() as http:
+        assert http.post("/workflows/", json=workflow_doc("w", [{"name": "s", "target": "user_modules.ns_writer.write"}])).status_code == 200
+    return live
+
+
+@pytest.mark.parametrize("namespace", BAD)
+def test_a_bad_namespace_is_refused_before_the_run_starts(server, tmp_path, namespace):
+    with server.client() as http:
+        before = http.get("/runs").json()
+        response = http.post("/workflows/w/run", params={"namespace": namespace, "wait": "true"}, json={})
+        if namespace == "":  # empty means "the default", as in the original
+            assert response.status_code == 200, response.text
+            return
+        assert response.status_code == 400, response.text
+        assert "namespace" in response.json()["detail"]
+        assert http.get("/runs").json() == before  # no run was recorded
+    assert not list(tmp_path.rglob("*ESCAPED*"))
+    assert not Path("/tmp/ESCAPED").exists()
+
+
+def test_a_good_namespace_writes_inside_the_artifact_root(server):
+    import uuid
+    from pathlib import Path
+
+    from flowdapt.artifacts import storage_defaults
+
+    namespace = f"team-a_{uuid.uuid4().hex[:8]}"
+    with server.client() as http:
+        response = http.post("/workflows/w/run", params={"namespace": namespace, "wait": "true"}, json={})
+        assert response.status_code == 200 and response.json()["state"] == "finished", response.text
+    path = Path(response.json()["result"])
+    root = Path(storage_defaults(namespace)[2]).resolve()
+    try:
+        assert path.resolve().is_relative_to(root)
+        assert path.parent.name == namespace and (path / "f.txt").read_text() == "v"
+    finally:
+        import shutil
+
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def test_the_cli_start_refuses_a_bad_namespace(server):
+    result = CliRunner().invoke(app, ["start", "w", "--namespace", "../../x"], env={"FLOWDAPT_SERVER": server.url})
+    assert result.exit_code == 2, result.output
+    assert "namespace" in result.output
+
+
+def test_a_trigger_action_with_a_bad_namespace_is_refused_at_apply_time(server):
+    rule = {
+        "kind": "trigger_rule",
+        "metadata": {"name": "t"},
+        "spec": {
+            "type": "schedule",
+            "rule": ["* * * * *"],
+            "action": {"target": "run_workflow", "parameters": {"workflow": "w", "namespace": "../../../tmp/ESCAPED"}},
+        },
+    }
+    with server.client() as http:
+        response = http.post("/triggers/", json=rule)
+        assert response.status_code == 400, response.text
+        assert "spec.action.parameters.namespace" in response.json()["detail"]
+
+
+def test_the_python_api_refuses_a_bad_namespace(server):
+    doc = workflow_doc("w", [{"name": "s", "target": "user_modules.ns_writer.write"}])
+    with pytest.raises(ValidationError, match="namespace"):
+        flowdapt.execute_workflow(doc, namespace="../../tmp/ESCAPED", settings=server.settings)
+
+
+@pytest.mark.parametrize("namespace", ["../x", "a/b", ".."])
+def test_artifact_paths_refuse_a_namespace_that_is_not_a_plain_name(tmp_path, namespace):
+    with pytest.raises(ValueError, match="namespace"):
+        Artifact.new_artifact("a", namespace, base_path=str(tmp_path))
+    with pytest.raises(ValueError, match="namespace"):
+        Artifact.list_artifacts(namespace, base_path=str(tmp_path))
+    assert not list(tmp_path.parent.glob("x"))
