@@ -40,6 +40,7 @@ from flowdapt.builtin.stores._common import (
     dump_resource,
     dump_run,
     load_resource,
+    load_resources,
     load_run,
     micros,
     name_conflict,
@@ -378,7 +379,7 @@ class SQLiteStore(DocumentStore):
 
     async def list(self, kind: str) -> list[Resource]:
         docs = await self._read(self._list_docs, kind)
-        return [load_resource(kind, doc) for doc in docs]
+        return load_resources(kind, docs)
 
     @staticmethod
     def _list_docs(conn: sqlite3.Connection, kind: str) -> list[str]:
