@@ -69,6 +69,21 @@ class TriggerSettings(_Section):
     #: Seconds between full reloads of the rules from the database, a safety net for changes made
     #: by servers that share the database but not the event bus. 0 turns it off.
     resync_interval: float = Field(default=60.0, ge=0)
+    #: Networks (CIDR, e.g. ``10.0.0.0/8``, ``127.0.0.1/32``) that webhook actions may reach
+    #: although they are not public. Empty: webhooks reach public addresses only.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network (CIDR): {value!r}: {exc}") from None
+        return values
 
 
 class ApiSettings(_Section):
