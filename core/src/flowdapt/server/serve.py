@@ -70,6 +70,7 @@ def serve(
     host = host or settings.api.host
     port = settings.api.port if port is None else port
     check_bind_allowed(settings, host)
+    asyncio.run(_check_store_opens(settings, plugins))
     server = FlowdaptServer(settings, plugins, services)
     app = create_app(settings, plugins, server=server)
     config = uvicorn.Config(
@@ -89,6 +90,14 @@ def serve(
         asyncio.run(_headless(server))
         return
     _GracefulUvicorn(config, server).run()
+
+
+async def _check_store_opens(settings: Settings, plugins: PluginSystem) -> None:
+    """Open (and close) the database before serving, so that an app dir it cannot use (read-only,
+    missing, a newer schema) is one clear message, not a traceback from uvicorn's lifespan."""
+    store = plugins.create("document_stores", settings.database.backend, settings.database.options, settings)
+    await store.open()
+    await store.close()
 
 
 async def _headless(server: FlowdaptServer) -> None:
