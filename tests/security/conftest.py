@@ -41,15 +41,15 @@ def start_server_with(settings, extra_plugins=()) -> LiveServer:
 
 
 @pytest.fixture
-def admin_server(tmp_path, stages_package):
+def admin_server(tmp_path, stages_package):  # noqa: F811 - the fixture imported above
     started = []
 
     def factory(overrides=None):
-        live = start_server_with(make_settings(tmp_path / f"admin{len(started)}", overrides), [PLUGIN_ADMIN])
-        started.append(live)
-        return live
+        server = start_server_with(make_settings(tmp_path / f"admin{len(started)}", overrides), [PLUGIN_ADMIN])
+        started.append(server)
+        return server
 
     yield factory
-    for live in started:
-        if live.thread.is_alive():
-            live.stop()
+    for server in started:
+        if server.thread.is_alive():
+            server.stop()

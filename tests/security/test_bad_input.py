@@ -35,7 +35,7 @@ CORPUS = [
     ("resources-memory-bad", "POST", "/workflows/", wf(stage(resources={"memory": "8 parsecs"})), None, "spec.stages[0].resources.memory"),
     ("resources-bad-name", "POST", "/workflows/", wf(stage(resources={"../x": 1})), None, "spec.stages[0].resources"),
     ("resources-not-number", "POST", "/workflows/", wf(stage(resources={"special": [1]})), None, "spec.stages[0].resources.special"),
-    ("resources-infinite", "POST", "/workflows/", '{"kind":"workflow","metadata":{"name":"bad"},"spec":{"stages":[{"name":"s","target":"%s.make","resources":{"cpus":1e999}}]}}' % STAGES, "application/json", "infinity"),
+    ("resources-infinite", "POST", "/workflows/", '{"kind":"workflow","metadata":{"name":"bad"},"spec":{"stages":[{"name":"s","target":"' + STAGES + '.make","resources":{"cpus":1e999}}]}}', "application/json", "infinity"),
     ("cycle", "POST", "/workflows/", wf(stage(name="a", depends_on=["b"]), stage(name="b", depends_on=["a"])), None, "cycle"),
     ("unknown-dependency", "POST", "/workflows/", wf(stage(depends_on=["nope"])), None, "depends_on"),
     ("unknown-target", "POST", "/workflows/", wf(stage(target=f"{STAGES}.nope")), None, "spec.stages[0].target"),

@@ -45,7 +45,7 @@ def _fuzz(live, headers: dict[str, str]) -> tuple[int, list[str]]:
             derandomize=True,  # seeded: the same cases on every run
             database=None,
         )
-        def fuzz(case):
+        def fuzz(case, operation=operation):
             nonlocal calls
             if case.path == "/drain" and case.method.upper() == "POST":
                 case.method = "DELETE"  # keep accepting runs while the rest is fuzzed

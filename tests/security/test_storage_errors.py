@@ -143,3 +143,20 @@ def test_an_app_dir_the_store_cannot_open_is_a_clear_message_not_a_traceback(tmp
     assert proc.returncode != 0
     assert "cannot open the database" in output and "writable" in output, output
     assert "Traceback" not in output, output
+
+
+def test_an_app_dir_that_cannot_be_created_is_a_clear_message(tmp_path):
+    import os
+
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flowdapt.cli.main", "run", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FLOWDAPT__APP_DIR": str(not_a_dir / "app"), "HOME": str(tmp_path)},
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output and str(not_a_dir / "app") in output, output

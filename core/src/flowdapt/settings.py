@@ -7,6 +7,7 @@ and each plugin validates its own ``options`` with a pydantic model when the bac
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -261,8 +262,13 @@ def load_settings(
     if config_file != "-":
         path = _config_path(resolved_dir, config_file)
         if not path.exists() and create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(_default_file_text())
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(_default_file_text())
+            except OSError as exc:  # a read-only app dir: run on defaults, say so once
+                logging.getLogger("flowdapt.settings").warning(
+                    "cannot write the default settings file %s (%s); using defaults", path, exc.strerror or exc
+                )
         if path.exists():
             file_data = _read_yaml(path)
     init: dict[str, Any] = {}
@@ -284,7 +290,13 @@ def load_settings(
     finally:
         _pending.file_data = None
     if create:
-        settings.app_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.app_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the app dir {settings.app_dir}: {exc.strerror or exc}; choose a writable one "
+                "with --app-dir or FLOWDAPT__APP_DIR"
+            ) from None
     return settings
 
 
