@@ -45,7 +45,7 @@ def _fuzz(live, headers: dict[str, str]) -> tuple[int, list[str]]:
             derandomize=True,  # seeded: the same cases on every run
             database=None,
         )
-        def fuzz(case, operation=operation):
+        def fuzz(case):  # called at once, within this iteration of the loop
             nonlocal calls
             if case.path == "/drain" and case.method.upper() == "POST":
                 case.method = "DELETE"  # keep accepting runs while the rest is fuzzed
@@ -54,7 +54,7 @@ def _fuzz(live, headers: dict[str, str]) -> tuple[int, list[str]]:
                 calls += 1
                 case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
             except Exception as exc:  # collect, so one run reports every operation that fails
-                problems.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:500]}")
+                problems.append(f"{case.method.upper()} {case.path}: {str(exc)[:500]}")
                 raise
 
         try:
