@@ -61,25 +61,18 @@ def test_a_bad_namespace_is_refused_before_the_run_starts(server, tmp_path, name
     assert not Path("/tmp/ESCAPED").exists()
 
 
-def test_a_good_namespace_writes_inside_the_artifact_root(server):
-    import uuid
-    from pathlib import Path
-
+def test_a_good_namespace_writes_inside_the_artifact_root(flowdapt_app_dir, server):
+    # Thread-mode stages read the process-wide settings: flowdapt_app_dir makes them a temp dir.
     from flowdapt.artifacts import storage_defaults
 
-    namespace = f"team-a_{uuid.uuid4().hex[:8]}"
     with server.client() as http:
-        response = http.post("/workflows/w/run", params={"namespace": namespace, "wait": "true"}, json={})
+        response = http.post("/workflows/w/run", params={"namespace": "team-a_1", "wait": "true"}, json={})
         assert response.status_code == 200 and response.json()["state"] == "finished", response.text
     path = Path(response.json()["result"])
-    root = Path(storage_defaults(namespace)[2]).resolve()
-    try:
-        assert path.resolve().is_relative_to(root)
-        assert path.parent.name == namespace and (path / "f.txt").read_text() == "v"
-    finally:
-        import shutil
-
-        shutil.rmtree(path.parent, ignore_errors=True)
+    root = Path(storage_defaults("team-a_1")[2]).resolve()
+    assert root.is_relative_to(flowdapt_app_dir.resolve())
+    assert path.resolve().is_relative_to(root)
+    assert path.parent.name == "team-a_1" and (path / "f.txt").read_text() == "v"
 
 
 def test_the_cli_start_refuses_a_bad_namespace(server):
