@@ -71,6 +71,11 @@ def test_a_full_database_answers_507_and_keeps_stored_state(small_db):
             assert listing.status_code == 200 and len(listing.json()) == len(names)
             assert http.get("/workflows/w").status_code == 200
             assert http.get("/configs/one-more").status_code == 404
+        # The Python client raises a named error for it.
+        from flowdapt.client import Client, InsufficientStorageError
+
+        with Client(live.url) as client, pytest.raises(InsufficientStorageError, match="database is full"):
+            client.create(config_doc("from-client"))
     finally:
         live.stop()
 
