@@ -101,7 +101,10 @@ def test_deeply_nested_json_is_a_400_and_nothing_is_stored(http, depth):
     body = json.dumps(config_doc("deep", "HOLE")).replace('"HOLE"', inner)
     response = http.post("/configs/", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
-    assert "api.max_document_depth" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert "api.max_document_depth" in detail
+    if depth < 1000:  # past orjson's own limit the parser stops before there is a path
+        assert "at spec.data.k.k" in detail, detail
     assert http.get("/configs/deep").status_code == 404
     assert http.get("/configs/").status_code == 200
 

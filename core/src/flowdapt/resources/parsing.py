@@ -101,12 +101,13 @@ def _measure(root: yaml.Node, limits: ParseLimits, what: str) -> None:
         deepest = 1 + max((depth[id(c)] for c in children), default=0)
         if total > limits.max_nodes:
             raise DocumentTooComplexError(
-                f"{what} expands to more than {limits.max_nodes} values (YAML aliases); refused "
-                "(api.max_document_nodes)"
+                f"{what} expands to more than {limits.max_nodes} values (YAML aliases, the value at "
+                f"line {node.start_mark.line + 1}); refused (api.max_document_nodes)"
             )
         if deepest > limits.max_depth + 1:
             raise DocumentTooComplexError(
-                f"{what} is nested more than {limits.max_depth} levels deep; refused (api.max_document_depth)"
+                f"{what} is nested more than {limits.max_depth} levels deep (the value at line "
+                f"{node.start_mark.line + 1}); refused (api.max_document_depth)"
             )
         size[key] = total
         depth[key] = deepest
@@ -172,9 +173,39 @@ def check_depth(data: Any, max_depth: int, what: str = "the document") -> None:
         value, level = stack.pop()
         if level > max_depth:
             raise DocumentTooComplexError(
-                f"{what} is nested more than {max_depth} levels deep; refused (api.max_document_depth)"
+                f"{what} is nested more than {max_depth} levels deep (at {_path_to_depth(data, max_depth)}); "
+                "refused (api.max_document_depth)"
             )
         children = value.values() if isinstance(value, dict) else value
         for child in children:
             if isinstance(child, dict | list):
                 stack.append((child, level + 1))
+
+
+def _path_to_depth(data: Any, max_depth: int) -> str:
+    """The dotted path of the first value nested deeper than ``max_depth`` (for the message:
+    the field to fix, e.g. ``spec.data.a.b...``). One depth-first walk, only when the check failed."""
+    path: list[str] = []
+    iterators = [_items(data)]
+    while iterators:
+        step = next(iterators[-1], None)
+        if step is None:
+            iterators.pop()
+            if path:
+                path.pop()
+            continue
+        key, child = step
+        if isinstance(child, dict | list):
+            path.append(key)
+            if len(iterators) >= max_depth:
+                break
+            iterators.append(_items(child))
+    shown = path[:6]
+    text = ".".join(shown).replace(".[", "[")
+    return text + ("..." if len(path) > len(shown) else "")
+
+
+def _items(value: Any):
+    if isinstance(value, dict):
+        return ((str(k), v) for k, v in value.items())
+    return ((f"[{i}]", v) for i, v in enumerate(value))
