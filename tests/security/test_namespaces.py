@@ -110,3 +110,23 @@ def test_artifact_paths_refuse_a_namespace_that_is_not_a_plain_name(tmp_path, na
     with pytest.raises(ValueError, match="namespace"):
         Artifact.list_artifacts(namespace, base_path=str(tmp_path))
     assert not list(tmp_path.parent.glob("x"))
+
+
+def test_flowdapt_exec_refuses_a_bad_namespace(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "ns_stage.py").write_text("def f():\n    return 1\n")
+    wf_file = tmp_path / "wf.yaml"
+    wf_file.write_text("kind: workflow\nmetadata: {name: w}\nspec:\n  stages: [{name: s, target: ns_stage.f}]\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWDAPT")}
+    env["HOME"] = str(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flowdapt.cli.main", "--app-dir", str(tmp_path / "app"), "exec", str(wf_file),
+         "--namespace", "../../../tmp/ESCAPED", "--mode", "inline"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "namespace" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.rglob("*ESCAPED*"))
