@@ -15,7 +15,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from tests.server.conftest import make_settings, squares_workflow, start_server
+from tests.security.conftest import PLUGIN_ADMIN, start_server_with
+from tests.server.conftest import make_settings, squares_workflow
+
+#: Every plugin that adds routes, so the OpenAPI fuzzed is the whole one a default install serves.
+ROUTE_PLUGINS = [PLUGIN_ADMIN, ("dashboard", "flowdapt_dashboard.plugin")]
 
 EXAMPLES_PER_OPERATION = 30
 BUDGET_SECONDS = 75
@@ -30,6 +34,7 @@ def _fuzz(live, headers: dict[str, str]) -> tuple[int, list[str]]:
     operations = [result.ok() for result in schema.get_all_operations()]
     operations = [op for op in operations if op.path not in SKIPPED_PATHS]
     assert len(operations) >= 25
+    assert any(op.path.startswith("/ui/api/") for op in operations)  # the dashboard's routes too
     calls = 0
     problems: list[str] = []
     deadline = time.monotonic() + BUDGET_SECONDS
@@ -69,7 +74,7 @@ def _fuzz(live, headers: dict[str, str]) -> tuple[int, list[str]]:
 @pytest.mark.parametrize("with_token", [False, True], ids=["no-token", "token"])
 def test_the_whole_api_gives_no_5xx_and_matches_its_schema(tmp_path, stages_package, with_token):
     overrides = {"api.token": TOKEN} if with_token else {}
-    live = start_server(make_settings(tmp_path / "fuzz_app", overrides))
+    live = start_server_with(make_settings(tmp_path / "fuzz_app", overrides), ROUTE_PLUGINS)
     try:
         headers = {"Authorization": f"Bearer {TOKEN}"} if with_token else {}
         calls, problems = _fuzz(live, headers)
