@@ -47,6 +47,10 @@ def total(xs):
 """
 
 
+#: Sequential submits timed for the latency percentiles.
+SUBMIT_SAMPLES = 300
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -253,6 +257,19 @@ def measure(server: Server, seconds: float, rss_runs: int, ours: bool) -> dict:
         )
         out["post_run_nowait_rps"] = rate
         out["post_run_failed"] = failed
+        wait_idle(server, client, timeout=600 if ours else 60)
+
+        # submit latency: one client, one request at a time (validation, plan cache, run record)
+        latencies = []
+        for i in range(SUBMIT_SAMPLES + 20):
+            started = time.perf_counter()
+            response = client.post("/workflows/noop/run", params={"wait": "false"}, json={})
+            if i >= 20:  # the first ones warm up
+                latencies.append(time.perf_counter() - started)
+            assert response.status_code in (200, 201), response.text
+        latencies.sort()
+        out["submit_p50_ms"] = latencies[len(latencies) // 2] * 1000
+        out["submit_p90_ms"] = latencies[int(len(latencies) * 0.9)] * 1000
         print(f"  {server.label}: {out}", flush=True)
         wait_idle(server, client, timeout=600 if ours else 60)
 
@@ -319,6 +336,8 @@ def main() -> None:
     rows = [
         ("GET /workflows/ req/s (10 stored)", "get_workflows_rps", True),
         ("POST run?wait=false runs/s", "post_run_nowait_rps", True),
+        ("submit latency p50, wait=false (ms)", "submit_p50_ms", False),
+        ("submit latency p90, wait=false (ms)", "submit_p90_ms", False),
         ("10,000-item map run, wait=true (s)", "map10k_seconds", False),
     ]
     print(f"{'':40s} {'ours':>12s} {'original':>12s} {'ratio':>10s}")

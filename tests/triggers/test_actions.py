@@ -41,6 +41,14 @@ class TinyHTTPServer:
 
 
 @pytest.fixture
+def flowdapt_settings_overrides():
+    """The test's HTTP server is on loopback, which webhooks reach only when allowed."""
+    from flowdapt.testing import DEFAULT_TEST_OVERRIDES
+
+    return {**DEFAULT_TEST_OVERRIDES, "triggers.resync_interval": 0, "triggers.webhook_allowed_networks": ["127.0.0.1/32"]}
+
+
+@pytest.fixture
 async def h(settings, plugins):
     async with Harness(settings, plugins) as harness:
         yield harness

@@ -20,6 +20,7 @@ from flowdapt.engine.runner import RunListener, execute_plan
 from flowdapt.engine.worker import resolve
 from flowdapt.errors import RunCancelledError, StageError
 from flowdapt.plugins import PluginSystem, get_plugin_system
+from flowdapt.resources.base import check_namespace
 from flowdapt.resources.config import Config
 from flowdapt.resources.loader import parse_resource
 from flowdapt.resources.run import WorkflowRun
@@ -116,7 +117,7 @@ async def execute_workflow_async(
     if owned:
         executor = create_executor(settings, plugins, executor, executor_options)  # type: ignore[arg-type]
     assert isinstance(executor, Executor)
-    namespace = namespace or settings.compute.default_namespace
+    namespace = check_namespace(namespace or settings.compute.default_namespace)
     if run is None:
         run = WorkflowRun(workflow=definition.metadata.name, source=source, namespace=namespace)
     ctx = RunContext(

@@ -81,6 +81,12 @@ class UnavailableError(ApiError):
     status_code = 503
 
 
+class InsufficientStorageError(ApiError):
+    """507: the server's database or disk is full; nothing was written."""
+
+    status_code = 507
+
+
 class ServerError(ApiError):
     status_code = 500
 
@@ -98,6 +104,7 @@ ERRORS: dict[int, type[ApiError]] = {
     413: PayloadTooLargeError,
     422: InvalidRequestError,
     503: UnavailableError,
+    507: InsufficientStorageError,
 }
 
 
@@ -494,4 +501,5 @@ __all__ = [
     "ServerError",
     "UnauthorizedError",
     "UnavailableError",
+    "InsufficientStorageError",
 ]

@@ -60,6 +60,18 @@ class ValidationError(FlowdaptError, ValueError):
         super().__init__(prefix + message)
 
 
+class StorageFullError(FlowdaptError):
+    """The database or the disk under it is full: nothing was written. Free space and retry."""
+
+    status_code = 507
+
+
+class StorageUnavailableError(FlowdaptError):
+    """The database cannot be written just now (read-only, locked for too long, unreachable)."""
+
+    status_code = 503
+
+
 class ResourceNotFoundError(FlowdaptError, LookupError):
     status_code = 404
     default_message = "Resource not found"

@@ -44,6 +44,15 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _EXTRA_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _SPEC_OPS = ("==", ">=", "<=", "~=", "!=", ">", "<", "===")
 _ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz")
+#: URLs a plugin may be installed from: a scheme the installer knows, then no whitespace.
+_URL_RE = re.compile(r"^(?:git\+)?(?:https?|file|ssh|git)://[^\s]+$")
+
+
+def _check_no_option(value: str, field: str) -> None:
+    """A value that starts with ``-`` would reach the installer as an option
+    (``--requirements=file:///etc/...``, ``--editable=...``, ``--index-url=...``)."""
+    if value.startswith("-"):
+        raise ValidationError(f"{value!r} starts with '-': options cannot be passed through {field}", field=field)
 
 
 class PluginInstallError(FlowdaptError):
@@ -96,10 +105,17 @@ class InstallSpec:
         return raw.resolve()
 
     def requirement_args(self) -> list[str]:
-        """The installer arguments for this plugin. Raises ValidationError on bad combinations."""
+        """The installer arguments for this plugin. Raises ValidationError on bad combinations.
+
+        An editable install is one ``--editable=<target>`` option; anything else is one
+        requirement argument, which :func:`installer_command` puts after ``--`` so that it can
+        never be read as an option of the installer."""
         text = self.plugin.strip()
         if not text:
             raise ValidationError("name the plugin to install: a package name, a local path or a URL", field="plugin")
+        _check_no_option(text, "plugin")
+        if self.version is not None:
+            _check_no_option(self.version.strip(), "version")
         for extra in self.extras:
             if not _EXTRA_RE.match(extra):
                 raise ValidationError(f"invalid extra {extra!r}", field="extras")
@@ -140,8 +156,15 @@ class InstallSpec:
             if self.editable and not path.is_dir():
                 raise ValidationError("--editable needs a project directory, not an archive", field="editable")
             target = str(path) + (f"[{','.join(self.extras)}]" if self.extras and path.is_dir() else "")
-            return ["-e", target] if self.editable else [target]
-        return ["-e", text] if self.editable else [text]
+            return [f"--editable={target}"] if self.editable else [target]
+        if not _URL_RE.match(text):
+            raise ValidationError(
+                f"{text!r} is not a URL the installer accepts (http(s)://, file://, git+https://, git+ssh://...)",
+                field="plugin",
+            )
+        if self.extras:
+            raise ValidationError("extras apply to package names and local projects, not to URLs", field="extras")
+        return [f"--editable={text}"] if self.editable else [text]
 
     def distribution_hint(self) -> str | None:
         """The distribution this spec names, when that can be told without installing it."""
@@ -164,6 +187,11 @@ class InstallSpec:
 # -- running the installer ----------------------------------------------------------------------
 
 
+#: The only options the installer is ever given, besides --python.
+_OUR_FLAGS = frozenset({"--upgrade"})
+_OUR_VALUED_OPTIONS = ("--editable=",)
+
+
 def _find_uv(python: str) -> str | None:
     candidates = [os.environ.get("FLOWDAPT_UV"), str(Path(python).parent / "uv"), shutil.which("uv")]
     for candidate in candidates:
@@ -181,14 +209,20 @@ def _has_pip(python: str) -> bool:
 
 
 def installer_command(action: str, args: list[str], python: str | None = None) -> list[str]:
-    """``uv pip <action> --python <python> ...`` or ``<python> -m pip <action> ...``."""
+    """``uv pip <action> --python <python> [options] -- <arguments>`` or the same with
+    ``<python> -m pip``. ``args`` that start with ``--`` and contain ``=`` are our own options
+    (``--upgrade``, ``--editable=<target>``); every other one goes after ``--``, where the
+    installer reads it as a requirement whatever it looks like."""
     python = python or sys.executable
+    options = [a for a in args if a in _OUR_FLAGS or a.startswith(_OUR_VALUED_OPTIONS)]
+    arguments = [a for a in args if a not in options]
+    tail = [*options, "--", *arguments] if arguments else options
     uv = _find_uv(python)
     if uv is not None:
-        return [uv, "pip", action, "--python", python, *args]
+        return [uv, "pip", action, "--python", python, *tail]
     if _has_pip(python):
         extra = ["-y"] if action == "uninstall" else ["--disable-pip-version-check"]
-        return [python, "-m", "pip", action, *extra, *args]
+        return [python, "-m", "pip", action, *extra, *tail]
     raise ConfigurationError(
         f"cannot {action} plugins: neither uv nor pip is available to {python} "
         "(install uv, or pip into that environment)"

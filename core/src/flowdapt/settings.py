@@ -7,6 +7,7 @@ and each plugin validates its own ``options`` with a pydantic model when the bac
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -69,6 +70,21 @@ class TriggerSettings(_Section):
     #: Seconds between full reloads of the rules from the database, a safety net for changes made
     #: by servers that share the database but not the event bus. 0 turns it off.
     resync_interval: float = Field(default=60.0, ge=0)
+    #: Networks (CIDR, e.g. ``10.0.0.0/8``, ``127.0.0.1/32``) that webhook actions may reach
+    #: although they are not public. Empty: webhooks reach public addresses only.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network (CIDR): {value!r}: {exc}") from None
+        return values
 
 
 class ApiSettings(_Section):
@@ -78,6 +94,10 @@ class ApiSettings(_Section):
     tokens: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = 16 * 1024 * 1024
+    #: Values a YAML/JSON body may expand to (YAML aliases counted expanded): a bound on alias bombs.
+    max_document_nodes: int = Field(default=100_000, ge=100)
+    #: Nesting levels of mappings and lists a body may have.
+    max_document_depth: int = Field(default=64, ge=4, le=200)
     #: Seconds a stopping server (SIGTERM) waits for in-flight runs before marking them failed.
     shutdown_timeout: float = 30.0
 
@@ -104,7 +124,7 @@ class StorageSettings(_Section):
 
 
 class ComputeSettings(_Section):
-    default_namespace: str = "default"
+    default_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]+$", max_length=253)
     run_retention_duration: int | str = -1
     max_result_bytes: int = 1024 * 1024
 
@@ -242,8 +262,13 @@ def load_settings(
     if config_file != "-":
         path = _config_path(resolved_dir, config_file)
         if not path.exists() and create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(_default_file_text())
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(_default_file_text())
+            except OSError as exc:  # a read-only app dir: run on defaults, say so once
+                logging.getLogger("flowdapt.settings").warning(
+                    "cannot write the default settings file %s (%s); using defaults", path, exc.strerror or exc
+                )
         if path.exists():
             file_data = _read_yaml(path)
     init: dict[str, Any] = {}
@@ -265,7 +290,13 @@ def load_settings(
     finally:
         _pending.file_data = None
     if create:
-        settings.app_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.app_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the app dir {settings.app_dir}: {exc.strerror or exc}; choose a writable one "
+                "with --app-dir or FLOWDAPT__APP_DIR"
+            ) from None
     return settings
 
 

@@ -184,6 +184,18 @@ class Artifact:
 
     @staticmethod
     def _get_full_path(base_path: str, namespace: str, name: str = "") -> str:
+        # Both parts become path segments under the base path: one that is not a plain name
+        # (``..``, ``a/b``, empty) could leave it, so it is refused here, where every path is made.
+        if not isinstance(namespace, str) or not NAME_PATTERN.match(namespace):
+            raise ValueError(
+                "Artifact `namespace` can only contain alphanumeric characters,"
+                f" underscores, and hyphens. Got: `{namespace}`"
+            )
+        if name and not NAME_PATTERN.match(name):
+            raise ValueError(
+                "Artifact `name` can only contain alphanumeric characters,"
+                f" underscores, and hyphens. Got: `{name}`"
+            )
         return f"{base_path.rstrip('/')}/artifacts/{namespace}/{name}"
 
     @classmethod

@@ -148,12 +148,12 @@ def _run_rows(runs: list[dict]) -> None:
 
 def _load_files(paths: list[Path]) -> list[dict[str, Any]]:
     """Every resource document in the files/folders, validated locally before anything is sent."""
-    from flowdapt.resources.loader import iter_resource_files, load_documents, parse_resource
+    from flowdapt.resources.loader import iter_resource_files, load_documents, parse_resource, read_text
 
     documents: list[dict[str, Any]] = []
     try:
         for path in iter_resource_files(paths):
-            for doc in load_documents(path.read_text(), source=str(path)):
+            for doc in load_documents(read_text(path), source=str(path)):
                 resource = parse_resource(doc, source=str(path))  # names the file, kind and field
                 documents.append(resource.to_document() | {"kind": resource.kind})
     except ValidationError as exc:

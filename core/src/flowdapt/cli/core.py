@@ -107,7 +107,7 @@ def parse_inputs(pairs: list[str] | None, input_file: Path | None) -> dict[str, 
     if input_file is not None:
         try:
             loaded = json.loads(input_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON
             fail(f"--input-file {input_file}: {exc}")
         if not isinstance(loaded, dict):
             fail(f"--input-file {input_file}: the input must be a JSON object")
@@ -149,7 +149,7 @@ def exec_command(
 
     from flowdapt.api import allowed_target_prefixes, ensure_user_modules, execute_workflow_async
     from flowdapt.resources import Config, Workflow
-    from flowdapt.resources.loader import load_documents, parse_resource
+    from flowdapt.resources.loader import load_documents, parse_resource, read_text
     from flowdapt.resources.validation import check_targets
 
     st = state(ctx)
@@ -158,13 +158,13 @@ def exec_command(
     if not file.exists():
         fail(f"{file}: no such file")
     try:
-        docs = load_documents(file.read_text(), source=str(file))
+        docs = load_documents(read_text(file), source=str(file))
         resources = [parse_resource(doc, source=str(file)) for doc in docs]
         workflows = [r for r in resources if isinstance(r, Workflow)]
         configs = [r for r in resources if isinstance(r, Config)]
         for path in config_files or []:
             configs += [
-                r for r in (parse_resource(d, source=str(path)) for d in load_documents(path.read_text(), source=str(path)))
+                r for r in (parse_resource(d, source=str(path)) for d in load_documents(read_text(path), source=str(path)))
                 if isinstance(r, Config)
             ]
         if len(workflows) != 1:

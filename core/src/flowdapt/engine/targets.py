@@ -18,6 +18,10 @@ class TargetNotFoundError(ValidationError, ImportError):
     """A target that cannot be imported (module or attribute missing)."""
 
 
+class TargetNotAllowedError(TargetNotFoundError):
+    """A target outside the allowed modules, or one reached through another module object."""
+
+
 def split_target(target: str) -> tuple[str, str]:
     """``(module, attribute path)``; ``a.b.c`` splits at the last dot, ``a.b:c.d`` at the colon."""
     if ":" in target:
@@ -31,34 +35,92 @@ def is_valid_target(target: str) -> bool:
     return bool(TARGET_RE.match(target)) and ("." in target or ":" in target)
 
 
-def import_target(target: str) -> Callable[..., Any]:
-    """Import the target and return the callable. Raises TargetNotFoundError with the reason."""
-    if not is_valid_target(target):
-        raise TargetNotFoundError(f"target {target!r} is not an import path like 'package.module.function'")
-    module_name, attr_path = split_target(target)
+def _import_module(target: str, module_name: str) -> Any:
     try:
-        obj: Any = importlib.import_module(module_name)
-    except ModuleNotFoundError:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and not module_name.startswith(exc.name) and not exc.name.startswith(module_name):
+            # The module exists but itself imports something missing: say so, not "no module".
+            raise TargetNotFoundError(f"target {target!r} could not be imported: {exc}") from None
         # A long-lived worker may hold stale directory listings from before a plugin was
         # installed; look again once before giving up.
         importlib.invalidate_caches()
         try:
-            obj = importlib.import_module(module_name)
+            return importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             raise TargetNotFoundError(f"target {target!r} not found: no module named {exc.name!r}") from None
+        except Exception as exc:  # noqa: BLE001 - reported to the user, with the reason
+            raise TargetNotFoundError(_import_failure(target, exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a module with a SyntaxError or one that raises on import
+        raise TargetNotFoundError(_import_failure(target, exc)) from None
+
+
+def _import_failure(target: str, exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        where = f" ({exc.filename}, line {exc.lineno})" if exc.filename else ""
+        return f"target {target!r} could not be imported: {type(exc).__name__}: {exc.msg}{where}"
+    return f"target {target!r} could not be imported: {type(exc).__name__}: {exc}"
+
+
+def import_target(target: str, allowed_prefixes: list[str] | None = None) -> Callable[..., Any]:
+    """Import the target and return the callable. Raises TargetNotFoundError with the reason.
+
+    With ``allowed_prefixes`` the target must also be *defined* inside one of them: the object
+    found must be a function or class whose own ``__module__`` lies inside a prefix, reached
+    without passing through another module object (``plugin:os.system`` and
+    ``plugin.module:np.load`` are refused, whatever the plugin imported).
+    """
+    if not is_valid_target(target):
+        raise TargetNotFoundError(f"target {target!r} is not an import path like 'package.module.function'")
+    module_name, attr_path = split_target(target)
+    if allowed_prefixes is not None and not in_prefixes(module_name, allowed_prefixes):
+        raise TargetNotAllowedError(_outside_message(target, module_name, allowed_prefixes))
+    obj: Any = _import_module(target, module_name)
     for attr in attr_path.split("."):
         try:
             obj = getattr(obj, attr)
         except AttributeError:
             raise TargetNotFoundError(f"target {target!r} not found: {module_name!r} has no attribute {attr!r}") from None
+        except Exception as exc:  # noqa: BLE001 - a property or __getattr__ that raises
+            raise TargetNotFoundError(f"target {target!r}: reading {attr!r} raised {type(exc).__name__}: {exc}") from None
+        if allowed_prefixes is not None and inspect.ismodule(obj):
+            raise TargetNotAllowedError(
+                f"target {target!r} reaches {attr!r}, which is a module ({obj.__name__}): a target must name a "
+                "function or class defined in the module before the colon or last dot, not one reached through "
+                "another module"
+            )
     if not callable(obj):
         raise TargetNotFoundError(f"target {target!r} is not callable")
+    if allowed_prefixes is not None:
+        if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
+            raise TargetNotAllowedError(
+                f"target {target!r} is a {type(obj).__name__}, not a function or class defined in an allowed module"
+            )
+        owner = getattr(obj, "__module__", None)
+        if not isinstance(owner, str) or not in_prefixes(owner, allowed_prefixes):
+            raise TargetNotAllowedError(
+                f"target {target!r} is defined in {owner!r}, outside the allowed modules "
+                f"({', '.join(allowed_prefixes) or 'none'}); only functions and classes defined in plugins, "
+                "user_modules/ or settings.allowed_targets may be targets"
+            )
     return obj
 
 
-def target_allowed(target: str, prefixes: list[str]) -> bool:
-    module = split_target(target)[0]
+def in_prefixes(module: str, prefixes: list[str]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _outside_message(target: str, module: str, prefixes: list[str]) -> str:
+    return (
+        f"{target!r} is outside the allowed modules ({', '.join(prefixes) or 'none'}); "
+        "put stage code in a plugin or in user_modules/, or add its package to settings.allowed_targets"
+    )
+
+
+def target_allowed(target: str, prefixes: list[str]) -> bool:
+    """The module part lies inside a prefix (a first, import-free check; :func:`import_target`
+    with ``allowed_prefixes`` also checks where the object itself is defined)."""
+    return in_prefixes(split_target(target)[0], prefixes)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,21 @@ NAME_PATTERN = r"^[A-Za-z0-9_\-]+$"
 NAME_RE = re.compile(NAME_PATTERN)
 #: Annotations under this prefix belong to Flowdapt and survive updates (e.g. ``flowdapt.ai/last_run``).
 SYSTEM_ANNOTATION_PREFIX = "flowdapt.ai/"
+#: Names that become path segments (namespaces) are bounded like resource names.
+MAX_NAME_LENGTH = 253
+
+
+def check_namespace(namespace: Any, *, field: str = "namespace") -> str:
+    """A run namespace follows the resource name pattern: it becomes a folder of artifacts and a
+    key prefix of cluster memory, so ``../x`` or ``a/b`` must never reach storage."""
+    from flowdapt.errors import ValidationError
+
+    if not isinstance(namespace, str) or not NAME_RE.match(namespace) or len(namespace) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            f"invalid namespace {namespace!r}: use letters, digits, '-' and '_' only (at most {MAX_NAME_LENGTH})",
+            field=field,
+        )
+    return namespace
 
 
 def utcnow() -> datetime:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import os
 import string
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError as PydanticValidationError
 
 from flowdapt.errors import ValidationError
 from flowdapt.resources import KINDS
 from flowdapt.resources.base import Resource
+from flowdapt.resources.parsing import (
+    DEFAULT_LIMITS,
+    DocumentSyntaxError,
+    ParseLimits,
+    load_json,
+    load_yaml_all,
+)
 
 RESOURCE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -105,17 +110,19 @@ def substitute_env(text: str, env: Mapping[str, str] | None = None) -> str:
     return string.Template(text).safe_substitute(env if env is not None else os.environ)
 
 
-def load_documents(text: str, *, source: str = "<text>", env: bool = True) -> list[dict[str, Any]]:
-    """Every document of a YAML (or JSON) text, skipping empty ones."""
+def load_documents(
+    text: str, *, source: str = "<text>", env: bool = True, limits: ParseLimits = DEFAULT_LIMITS
+) -> list[dict[str, Any]]:
+    """Every document of a YAML (or JSON) text, skipping empty ones. Bounded like API bodies."""
     if env:
         text = substitute_env(text)
     try:
         if source.endswith(".json"):
-            docs = [json.loads(text)]
+            docs = [load_json(text, limits=limits, what=source)]
         else:
-            docs = list(yaml.safe_load_all(text))
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"not valid YAML/JSON: {exc}", resource=source) from None
+            docs = load_yaml_all(text, limits=limits, what=source)
+    except DocumentSyntaxError as exc:
+        raise ValidationError(f"not valid YAML/JSON: {exc.reason}", resource=source) from None
     out = []
     for doc in docs:
         if doc is None:
@@ -125,6 +132,18 @@ def load_documents(text: str, *, source: str = "<text>", env: bool = True) -> li
         else:
             out.append(doc)
     return out
+
+
+def read_text(path: Path) -> str:
+    """A resource file's text; a file that is not UTF-8 is a ValidationError naming it."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"not a UTF-8 text file (byte {exc.start}: {exc.reason}); save it as UTF-8", resource=str(path)
+        ) from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read: {exc.strerror or exc}", resource=str(path)) from None
 
 
 def iter_resource_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -142,6 +161,6 @@ def load_resources(paths: Iterable[str | Path]) -> list[Resource]:
     """Parse every resource in the given files/folders. All are validated before any is returned."""
     resources: list[Resource] = []
     for path in iter_resource_files(paths):
-        for doc in load_documents(path.read_text(), source=str(path)):
+        for doc in load_documents(read_text(path), source=str(path)):
             resources.append(parse_resource(doc, source=str(path)))
     return resources

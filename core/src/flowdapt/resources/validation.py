@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -154,9 +156,39 @@ def check_targets(
             )
         if importable:
             try:
-                import_target(target)
+                import_target(target, allowed_prefixes)
             except TargetNotFoundError as exc:
                 raise ValidationError(str(exc), resource=label, field=field) from None
+
+
+_RESOURCE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]*$")
+
+
+def check_stage_resources(workflow: Workflow) -> None:
+    """Stage ``resources`` are non-negative finite amounts (sizes for memory) under names a
+    cluster can declare; a bad one is refused at apply time, not when a cluster first sees it."""
+    from flowdapt.engine.cluster import parse_stage_resources
+    from flowdapt.errors import StageError
+
+    label = f"workflow/{workflow.metadata.name}"
+    for i, stage in enumerate(workflow.spec.stages):
+        for name, value in (stage.resources or {}).items():
+            field = f"spec.stages[{i}].resources.{name}"
+            if not isinstance(name, str) or not _RESOURCE_NAME_RE.match(name) or len(name) > 100:
+                raise ValidationError(
+                    f"invalid resource name {name!r} (cpus, gpus, memory, or a custom label like 'special')",
+                    resource=label,
+                    field=field,
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValidationError(f"{value!r} is not a finite amount", resource=label, field=field)
+            try:
+                parsed = parse_stage_resources(stage.name, {name: value})
+            except StageError as exc:
+                reason = exc.exc_message.split(": ", 1)[-1]
+                raise ValidationError(reason, resource=label, field=field) from None
+            if any(not math.isfinite(v) for v in parsed.values()):
+                raise ValidationError(f"{value!r} is not a finite amount", resource=label, field=field)
 
 
 def check_signatures(

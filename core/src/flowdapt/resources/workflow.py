@@ -9,12 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from flowdapt.resources.base import Resource
 
+STAGE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+
 
 class Stage(BaseModel):
     # Unknown stage keys are ignored, as in the original (its tests pass `required_resources`).
     model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
 
-    name: str = Field(min_length=1)
+    #: Like a resource name, dots allowed: stage names become keys on clusters and in events.
+    name: str = Field(min_length=1, max_length=253, pattern=STAGE_NAME_PATTERN)
     #: Import path ``package.module.function`` (or ``package.module:function``); the Python API
     #: also accepts a callable, which is never stored.
     target: str | Callable[..., Any]

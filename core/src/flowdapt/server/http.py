@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 from collections.abc import Mapping
@@ -9,13 +10,13 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-import yaml
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from flowdapt import __version__
-from flowdapt.errors import FlowdaptError, ValidationError
+from flowdapt.errors import FlowdaptError
+from flowdapt.resources.parsing import DEFAULT_LIMITS, ParseLimits, load_json, load_yaml
 from flowdapt.server.versioning import content_type
 
 SERVER_HEADER = f"flowdapt-{__version__}-uvicorn".encode()
@@ -79,19 +80,34 @@ def error_response(status: int, detail: Any, headers: Mapping[str, str] | None =
     return Response(error_body(status, detail), status, dict(headers or {}), media_type="application/json")
 
 
+#: Bodies up to this size are parsed on the event loop (microseconds); larger ones in a thread,
+#: so that a big document never stalls the other requests.
+INLINE_PARSE_BYTES = 64 * 1024
+
+
+def _limits_of(request: Request) -> ParseLimits:
+    server = getattr(request.app.state, "server", None)
+    api = getattr(getattr(server, "settings", None), "api", None)
+    if api is None:
+        return DEFAULT_LIMITS
+    return ParseLimits(max_nodes=api.max_document_nodes, max_depth=api.max_document_depth)
+
+
+def parse_body(raw: bytes, ctype: str, limits: ParseLimits, what: str) -> Any:
+    if "yaml" in ctype:
+        return load_yaml(raw, limits=limits, what=what)
+    return load_json(raw, limits=limits, what=what)
+
+
 async def read_body(request: Request, *, default: Any = None, what: str = "request body") -> Any:
     """Parse a JSON (or YAML, by content type) body whatever the declared content type, like the
-    original server; an empty body gives ``default``."""
+    original server; an empty body gives ``default``. Bounded: alias expansion, nesting depth and
+    duplicate keys are checked before anything is built (see flowdapt.resources.parsing)."""
     raw = await request.body()
     if not raw.strip():
         return default
     ctype = request.headers.get("content-type", "")
-    if "yaml" in ctype:
-        try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ValidationError(f"{what} is not valid YAML: {exc}") from None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError(f"{what} is not valid JSON: {exc}") from None
+    limits = _limits_of(request)
+    if len(raw) <= INLINE_PARSE_BYTES:
+        return parse_body(raw, ctype, limits, what)
+    return await asyncio.to_thread(parse_body, raw, ctype, limits, what)

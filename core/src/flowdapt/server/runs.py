@@ -18,9 +18,16 @@ from flowdapt.engine.configs import merge_config_data, select_configs
 from flowdapt.engine.context import RunContext
 from flowdapt.engine.plan import Plan
 from flowdapt.engine.runner import execute_plan
-from flowdapt.errors import ConfigurationError, ResourceNotFoundError, ServiceDrainingError, ValidationError
+from flowdapt.errors import (
+    ConfigurationError,
+    ResourceNotFoundError,
+    ServiceDrainingError,
+    StorageFullError,
+    StorageUnavailableError,
+    ValidationError,
+)
 from flowdapt.events import envelope, run_listener
-from flowdapt.resources.base import utcnow
+from flowdapt.resources.base import check_namespace, utcnow
 from flowdapt.resources.run import RunError, RunState, StageState, WorkflowRun
 from flowdapt.resources.workflow import Workflow
 from flowdapt.server import results
@@ -34,6 +41,18 @@ log = logging.getLogger("flowdapt.server.runs")
 
 PROGRESS_FLUSH_SECONDS = 0.5
 PLAN_CACHE_SIZE = 256
+#: Seconds between retries of a run's final write while storage is full (doubling up to the max).
+FINAL_WRITE_FIRST_DELAY = 0.25
+FINAL_WRITE_MAX_DELAY = 5.0
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Storage errors that go away by themselves (space freed, lock released, database back)."""
+    import errno
+
+    if isinstance(exc, StorageFullError | StorageUnavailableError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 FINAL_STATES = ("finished", "failed", "cancelled")
 ACTIVE_STATES = ["pending", "running"]
 
@@ -79,6 +98,8 @@ class ActiveRun:
     done: bool = False
     stop_reason: str | None = None
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The background retry of the final write, while storage is full or unavailable.
+    saving: asyncio.Task | None = None
 
 
 def run_event_data(run: WorkflowRun, stage: str | None = None) -> dict[str, Any]:
@@ -179,6 +200,8 @@ class RunService:
                 f"the run input must be a JSON object of keyword arguments, got {type(run_input).__name__}",
                 field="body",
             )
+        if namespace:  # empty means the default, as in the original
+            check_namespace(namespace)
         workflow = await self.store.get("workflow", identifier)
         if workflow is None:
             raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
@@ -284,29 +307,29 @@ class RunService:
                 snapshot = active.run.model_copy(update={"result": None}, deep=True)
                 try:
                     await self.store.update_run(snapshot)
-                except Exception:
-                    log.exception("could not store progress of run %s", active.run.name)
+                except Exception as exc:
+                    if _retryable(exc):  # the final write retries; progress can wait
+                        log.warning("could not store progress of run %s: %s", active.run.name, exc)
+                    else:
+                        log.exception("could not store progress of run %s", active.run.name)
 
     async def _finish(self, active: ActiveRun) -> None:
         server = self.server
         run = active.run
+        saved = True
         try:
-            try:
-                record = await self._record(run)
-            except Exception as exc:  # the result cannot be stored: keep the run, say why
-                log.exception("could not store the result of run %s", run.name)
-                run.result = None
-                run.error = RunError(type=type(exc).__name__, message=f"the result could not be stored: {exc}")
-                record = run
             if self.persist:
-                async with active.write_lock:
-                    await self.store.update_run(record)
+                saved = await self._save_final(active)
+            else:
+                await self._record_or_explain(run)
         except Exception:
             log.exception("could not store the final state of run %s", run.name)
         finally:
             uid = str(run.uid)
-            self.active.pop(uid, None)
-            self._names.pop(run.name, None)
+            if saved:
+                self.active.pop(uid, None)
+                self._names.pop(run.name, None)
+            # else: it stays in self.active (GET /runs/{id} answers from memory) until saved.
             server.metrics.run_done(
                 run.state is not RunState.finished,
                 run.duration,
@@ -320,6 +343,63 @@ class RunService:
             )
             if server.events.listening:
                 server.events.publish("run_finished", run_event_data(run))
+
+    async def _record_or_explain(self, run: WorkflowRun) -> WorkflowRun:
+        """The run ready to store; a result that cannot be stored (for a reason retrying will not
+        fix) is dropped with the reason in ``error``, and the run keeps its state."""
+        try:
+            return await self._record(run)
+        except Exception as exc:
+            if _retryable(exc):
+                raise
+            log.exception("could not store the result of run %s", run.name)
+            run.result = None
+            run.error = RunError(type=type(exc).__name__, message=f"the result could not be stored: {exc}")
+            return run
+
+    async def _save_final(self, active: ActiveRun) -> bool:
+        """Store the final state once; when storage is full or unavailable, keep retrying in the
+        background (so a finished run is recorded as finished once space is back) and say False."""
+        try:
+            record = await self._record_or_explain(active.run)
+            async with active.write_lock:
+                await self.store.update_run(record)
+            return True
+        except Exception as exc:
+            if not _retryable(exc):
+                raise
+            log.warning(
+                "run %s ended (%s) but its final state cannot be stored yet: %s; retrying until it can",
+                active.run.name,
+                active.run.state.value,
+                exc,
+            )
+            active.saving = asyncio.create_task(self._retry_save(active), name=f"flowdapt-save-{active.run.name}")
+            return False
+
+    async def _retry_save(self, active: ActiveRun) -> None:
+        run = active.run
+        delay = FINAL_WRITE_FIRST_DELAY
+        attempts = 1
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                attempts += 1
+                try:
+                    record = await self._record_or_explain(run)
+                    async with active.write_lock:
+                        await self.store.update_run(record)
+                except Exception as exc:
+                    if not _retryable(exc):
+                        log.exception("giving up storing the final state of run %s", run.name)
+                        return
+                    delay = min(delay * 2, FINAL_WRITE_MAX_DELAY)
+                    continue
+                log.info("stored the final state of run %s after %d attempts", run.name, attempts)
+                return
+        finally:
+            self.active.pop(str(run.uid), None)
+            self._names.pop(run.name, None)
 
     async def _record(self, run: WorkflowRun) -> WorkflowRun:
         """Normalize the result to JSON data; offload it when it is too large for the database."""
@@ -412,16 +492,30 @@ class RunService:
         return removed
 
     async def shutdown(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
         pending = [a.task for a in self.active.values() if a.task is not None and not a.task.done()]
-        if not pending:
+        if pending:
+            log.info("waiting up to %.0fs for %d run(s) to finish", timeout, len(pending))
+            _, still = await asyncio.wait(pending, timeout=max(0.0, timeout))
+            if still:
+                reason = f"the server stopped (shutdown timeout {timeout:g}s) before the run finished; start the workflow again"
+                for active in list(self.active.values()):
+                    if active.task in still:
+                        active.stop_reason = reason
+                        active.task.cancel()
+                await asyncio.wait(still, timeout=10)
+        saving = [a.saving for a in self.active.values() if a.saving is not None and not a.saving.done()]
+        await self._stop_saving(saving, deadline - loop.time())
+
+    async def _stop_saving(self, saving: list[asyncio.Task], timeout: float) -> None:
+        """Final writes still retrying get until the shutdown timeout; then the run is left for
+        recover() at the next start (which marks it failed with the reason)."""
+        if not saving:
             return
-        log.info("waiting up to %.0fs for %d run(s) to finish", timeout, len(pending))
-        _, still = await asyncio.wait(pending, timeout=max(0.0, timeout))
-        if not still:
-            return
-        reason = f"the server stopped (shutdown timeout {timeout:g}s) before the run finished; start the workflow again"
-        for active in list(self.active.values()):
-            if active.task in still:
-                active.stop_reason = reason
-                active.task.cancel()
-        await asyncio.wait(still, timeout=10)
+        _, still = await asyncio.wait(saving, timeout=timeout) if timeout > 0 else (set(), set(saving))
+        for task in still:
+            task.cancel()
+        if still:
+            log.error("%d finished run(s) could not be stored before the server stopped (storage full?)", len(still))
+            await asyncio.wait(still, timeout=5)

@@ -26,28 +26,57 @@ log = logging.getLogger("flowdapt.server")
 
 
 class _GracefulUvicorn(uvicorn.Server):
+    """uvicorn with Flowdapt's two-step stop: the first SIGTERM/SIGINT drains, the second stops
+    at once (in-flight runs are cancelled and recorded failed, open requests are not waited for)."""
+
     def __init__(self, config: uvicorn.Config, server: FlowdaptServer):
         super().__init__(config)
         self.flowdapt = server
         self._draining_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._signals = 0
+        self._stopping_now = False
 
     async def serve(self, sockets=None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+        if self._stopping_now:
+            # uvicorn skips the lifespan shutdown on a forced exit: stop the services here,
+            # without the grace period (runs still in flight are cancelled and marked failed).
+            await self.flowdapt.stop(timeout=0)
 
     def handle_exit(self, sig: int, frame) -> None:  # called in the signal handler
-        if self._draining_task is not None or self._loop is None or not self.flowdapt.started:
+        self._signals += 1  # counted here, so two signals in quick succession are never one
+        if self._loop is None or not self.flowdapt.started:
             if self.should_exit:
                 self.force_exit = True
             self.should_exit = True
             return
-        self._loop.call_soon_threadsafe(self._start_drain, sig)
+        if self._signals == 1:
+            self._loop.call_soon_threadsafe(self._start_drain, sig)
+        else:
+            self._loop.call_soon_threadsafe(self._stop_now, sig)
 
     def _start_drain(self, sig: int) -> None:
-        if self._draining_task is None:
-            log.warning("received %s: draining (no new runs), then stopping", signal.Signals(sig).name)
+        if self._draining_task is None and not self._stopping_now:
+            log.warning(
+                "received %s: draining (no new runs, up to %gs for runs in flight), then stopping; "
+                "send it again to stop now",
+                signal.Signals(sig).name,
+                self.flowdapt.settings.api.shutdown_timeout,
+            )
             self._draining_task = asyncio.ensure_future(self._drain())
+
+    def _stop_now(self, sig: int) -> None:
+        if self._stopping_now:
+            return
+        self._stopping_now = True
+        log.warning("received %s again: stopping now; runs in flight are marked failed", signal.Signals(sig).name)
+        self.flowdapt.draining = True
+        if self._draining_task is not None:
+            self._draining_task.cancel()
+        self.force_exit = True
+        self.should_exit = True
 
     async def _drain(self) -> None:
         server = self.flowdapt
@@ -72,6 +101,7 @@ def serve(
     host = host or settings.api.host
     port = settings.api.port if port is None else port
     check_bind_allowed(settings, host)
+    asyncio.run(_check_store_opens(settings, plugins))
     server = FlowdaptServer(settings, plugins, services)
     app = create_app(settings, plugins, server=server)
     config = uvicorn.Config(
@@ -116,6 +146,14 @@ def bind_listener(host: str, port: int) -> socket.socket:
         raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
     sock.set_inheritable(True)
     return sock
+
+
+async def _check_store_opens(settings: Settings, plugins: PluginSystem) -> None:
+    """Open (and close) the database before serving, so that an app dir it cannot use (read-only,
+    missing, a newer schema) is one clear message, not a traceback from uvicorn's lifespan."""
+    store = plugins.create("document_stores", settings.database.backend, settings.database.options, settings)
+    await store.open()
+    await store.close()
 
 
 async def _headless(server: FlowdaptServer) -> None:

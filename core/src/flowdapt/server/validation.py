@@ -12,7 +12,7 @@ from flowdapt.errors import ValidationError
 from flowdapt.plugins import PluginSystem
 from flowdapt.resources.base import Resource
 from flowdapt.resources.trigger import TriggerRule
-from flowdapt.resources.validation import check_targets
+from flowdapt.resources.validation import check_stage_resources, check_targets
 from flowdapt.resources.workflow import Workflow
 from flowdapt.settings import Settings
 
@@ -21,6 +21,7 @@ def compile_checked(workflow: Workflow, settings: Settings, plugins: PluginSyste
     """DAG, stage types and options, targets inside the allowed modules, importable, callable
     with what the engine passes them."""
     check_targets(workflow, allowed_prefixes=allowed_target_prefixes(settings, plugins), importable=True)
+    check_stage_resources(workflow)
     return compile_workflow(workflow, stage_types(plugins), check_callables=True, resolve=lambda t: resolve(t)[0])
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flowdapt.events import RUN_QUEUE, Event, EventBus, run_request
+from flowdapt.resources.base import NAME_PATTERN
 from flowdapt.triggers.conditions import resolve_vars
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class RunWorkflowParams(BaseModel):
 
     workflow: str = Field(min_length=1, description="name or uid of the workflow to run")
     input: dict[str, Any] = Field(default_factory=dict, description="run input; {var: path} takes it from the event")
-    namespace: str | None = None
+    namespace: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=253)
 
 
 async def run_workflow(params: RunWorkflowParams, ctx: ActionContext) -> dict[str, Any]:
@@ -111,8 +112,12 @@ class WebhookParams(BaseModel):
 
 
 async def webhook(params: WebhookParams, ctx: ActionContext) -> dict[str, Any]:
-    """Send an HTTP request; a status of 400 or more is an error."""
+    """Send an HTTP request; a status of 400 or more is an error. Only public addresses are
+    reached (after DNS resolution, on every redirect) unless ``triggers.webhook_allowed_networks``
+    lists the network; the target's response body is never reflected in results or errors."""
     import httpx
+
+    from flowdapt.triggers.webhooks import WebhookRefusedError, parse_networks, send
 
     if params.body is not None:
         body = ctx.resolve(params.body)
@@ -120,25 +125,31 @@ async def webhook(params: WebhookParams, ctx: ActionContext) -> dict[str, Any]:
         body = ctx.event_data
     else:
         body = {"rule": ctx.rule.metadata.name, "due": ctx.origin["due"]}
+    triggers = getattr(ctx.settings, "triggers", None)
+    networks = parse_networks(getattr(triggers, "webhook_allowed_networks", None) or [])
     client = ctx.http
     owned = client is None
     if owned:
         client = httpx.AsyncClient()
     try:
-        response = await client.request(
+        response = await send(
+            client,
             params.method,
             params.url,
             headers={"content-type": "application/json", **params.headers},
             json=None if params.method in ("GET", "DELETE") else body,
             timeout=params.timeout,
+            networks=networks,
         )
+    except WebhookRefusedError as exc:
+        raise ActionError(str(exc)) from None
     except httpx.HTTPError as exc:
         raise ActionError(f"webhook {params.method} {params.url} failed: {type(exc).__name__}: {exc}") from None
     finally:
         if owned:
             await client.aclose()
     if response.status_code >= 400:
-        raise ActionError(f"webhook {params.method} {params.url} answered {response.status_code}: {response.text[:200]}")
+        raise ActionError(f"webhook {params.method} {params.url} answered {response.status_code} {response.reason_phrase}")
     return {"status_code": response.status_code}
 
 

@@ -16,8 +16,8 @@ literal. This is the original Flowdapt's language (reference section 5.2), with 
 
 from __future__ import annotations
 
+import functools
 import operator
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -91,9 +91,35 @@ def _arity_text(op: str) -> str:
     return f"{low} or {high} {_plural(high)}"
 
 
+#: Bounds on an expression, checked before it is compiled (a rule is evaluated on every event).
+MAX_CONDITION_DEPTH = 32
+MAX_CONDITION_NODES = 2000
+
+
+def _check_size(rule: Any, field: str) -> None:
+    stack: list[tuple[Any, int]] = [(rule, 1)]
+    nodes = 0
+    while stack:
+        value, level = stack.pop()
+        nodes += 1
+        if level > MAX_CONDITION_DEPTH:
+            raise RuleError(field, f"the expression is nested more than {MAX_CONDITION_DEPTH} levels deep")
+        if nodes > MAX_CONDITION_NODES:
+            raise RuleError(field, f"the expression has more than {MAX_CONDITION_NODES} parts")
+        if isinstance(value, Mapping):
+            stack.extend((v, level + 1) for v in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((v, level + 1) for v in value)
+
+
 def compile_condition(rule: Any, field: str = "spec.rule") -> Predicate:
     """Compile an expression into ``predicate(event_dict) -> value``. Raises :class:`RuleError`
-    naming the field of the first problem."""
+    naming the field of the first problem, also when the expression is over the size bounds."""
+    _check_size(rule, field)
+    return _compile(rule, field)
+
+
+def _compile(rule: Any, field: str) -> Predicate:
     if not isinstance(rule, Mapping):
         # A literal: the original returned it as-is.
         return lambda data, value=rule: value
@@ -109,7 +135,7 @@ def compile_condition(rule: Any, field: str = "spec.rule") -> Predicate:
     if len(args_in) < low or (high is not None and len(args_in) > high):
         raise RuleError(where, f"{op} takes {_arity_text(op)}, got {len(args_in)}")
     args = [
-        compile_condition(arg, f"{where}[{i}]" if isinstance(raw_args, list | tuple) else where)
+        _compile(arg, f"{where}[{i}]" if isinstance(raw_args, list | tuple) else where)
         for i, arg in enumerate(args_in)
     ]
     constant = [not isinstance(a, Mapping) for a in args_in]
@@ -233,6 +259,47 @@ def _membership(needle_fn: Predicate, haystack_fn: Predicate) -> Predicate:
     return member
 
 
+#: Longest pattern a ``regex`` condition may use.
+MAX_REGEX_LENGTH = 1000
+
+
+def _re2_options():
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = 8 << 20  # bounds the automaton RE2 builds for one pattern
+    return options
+
+
+_RE2_OPTIONS = None
+
+
+def compile_regex(pattern: str):
+    """A linear-time (RE2) pattern: matching cost grows with the text, never exponentially, so a
+    pattern like ``^(a+)+$`` cannot stall the server. Raises ValueError for syntax RE2 lacks
+    (backreferences, lookaround) and for patterns over :data:`MAX_REGEX_LENGTH`."""
+    global _RE2_OPTIONS
+    import re2
+
+    if len(pattern) > MAX_REGEX_LENGTH:
+        raise ValueError(f"the pattern is longer than {MAX_REGEX_LENGTH} characters")
+    if _RE2_OPTIONS is None:
+        _RE2_OPTIONS = _re2_options()
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise ValueError(
+            f"{reason} (patterns use RE2 syntax: no backreferences or lookaround)"
+        ) from None
+
+
+_compile_regex_cached = functools.lru_cache(maxsize=256)(compile_regex)
+
+
 def _compile_regex(args, args_in, constant, where) -> Predicate:
     value_fn = args[0]
     if constant[1]:
@@ -240,8 +307,8 @@ def _compile_regex(args, args_in, constant, where) -> Predicate:
         if not isinstance(pattern, str):
             raise RuleError(f"{where}[1]", f"regex takes a pattern string, got {pattern!r}")
         try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
+            compiled = compile_regex(pattern)
+        except ValueError as exc:
             raise RuleError(f"{where}[1]", f"invalid regular expression {pattern!r}: {exc}") from None
 
         def match_static(data):
@@ -256,9 +323,10 @@ def _compile_regex(args, args_in, constant, where) -> Predicate:
         if value is None or not isinstance(pattern, str):
             return False
         try:
-            return re.search(pattern, value if isinstance(value, str) else str(value)) is not None
-        except re.error:
+            compiled = _compile_regex_cached(pattern)
+        except ValueError:
             return False
+        return compiled.search(value if isinstance(value, str) else str(value)) is not None
 
     return match_dynamic
 

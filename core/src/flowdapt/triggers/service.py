@@ -247,6 +247,9 @@ class TriggerService:
         except ValidationError as exc:
             compiled, error = None, str(exc)
             log.warning("trigger rule %s is not active: %s", rule.metadata.name, exc)
+        except Exception as exc:  # noqa: BLE001 - one unreadable rule never stops the others
+            compiled, error = None, f"cannot be compiled: {type(exc).__name__}: {exc}"[:500]
+            log.error("trigger rule %s is not active: %s", rule.metadata.name, error)
         new = RuleState(rule=rule, compiled=compiled, error=error)
         if state is not None:
             # Keep what this server knows: a PUT must not make a fired due time fire again.

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import orjson
+from pydantic import ValidationError as PydanticValidationError
 
 from flowdapt.errors import ConflictError, ResourceNotFoundError
 from flowdapt.resources import KINDS
 from flowdapt.resources.base import Resource, to_naive_utc
 from flowdapt.resources.run import RunState, WorkflowRun
+
+log = logging.getLogger("flowdapt.storage")
 
 #: Run states ``delete_runs_before`` may remove: a run still pending or running is never deleted.
 FINAL_STATES: tuple[str, ...] = tuple(s.value for s in RunState if s.is_final)
@@ -54,7 +59,31 @@ def dump_resource(resource: Resource) -> str:
 
 def load_resource(kind: str, doc: str | bytes) -> Resource:
     model = KINDS.get(kind, Resource)
-    return model.model_validate_json(doc)
+    try:
+        return model.model_validate_json(doc)
+    except PydanticValidationError as exc:
+        # pydantic's own JSON parser stops at a fixed nesting depth that orjson (which wrote
+        # the document) does not have: parse with orjson and validate the Python value instead.
+        if not any(err.get("type") == "json_invalid" for err in exc.errors()):
+            raise
+        return model.model_validate(orjson.loads(doc))
+
+
+def load_resources(kind: str, docs: Iterable[str | bytes]) -> list[Resource]:
+    """Every readable document; one this version cannot read is logged and left out, so a single
+    bad stored resource never breaks a listing (nor the services that load all of a kind)."""
+    out = []
+    for doc in docs:
+        try:
+            out.append(load_resource(kind, doc))
+        except Exception as exc:  # noqa: BLE001 - isolated and reported, never fatal
+            log.error("a stored %s cannot be read and is skipped: %s", kind, _short(exc))
+    return out
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def dump_run(run: WorkflowRun) -> str:

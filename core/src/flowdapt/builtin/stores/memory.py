@@ -22,6 +22,7 @@ from flowdapt.builtin.stores._common import (
     dump_resource,
     dump_run,
     load_resource,
+    load_resources,
     load_run,
     micros,
     name_conflict,
@@ -124,7 +125,7 @@ class MemoryStore(DocumentStore):
     async def list(self, kind: str) -> list[Resource]:
         with self._lock:
             docs = [d.doc for d in self._resources.get(kind, {}).values()]
-        return [load_resource(kind, doc) for doc in docs]
+        return load_resources(kind, docs)
 
     async def update(self, resource: Resource) -> Resource:
         kind = check_kind(resource)

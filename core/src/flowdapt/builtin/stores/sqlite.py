@@ -40,6 +40,7 @@ from flowdapt.builtin.stores._common import (
     dump_resource,
     dump_run,
     load_resource,
+    load_resources,
     load_run,
     micros,
     name_conflict,
@@ -48,7 +49,7 @@ from flowdapt.builtin.stores._common import (
     state_values,
     uid_conflict,
 )
-from flowdapt.errors import ConfigurationError, FlowdaptError
+from flowdapt.errors import ConfigurationError, FlowdaptError, StorageFullError, StorageUnavailableError
 from flowdapt.resources.base import Resource
 from flowdapt.resources.run import WorkflowRun
 from flowdapt.storage import DocumentStore
@@ -83,6 +84,11 @@ class SQLiteStoreOptions(BaseModel):
     backup_before_migrate: bool = Field(
         default=True, description="copy the file to <path>.v<old>-<timestamp>.bak before migrating it"
     )
+    max_size_mb: float | None = Field(
+        default=None,
+        gt=0,
+        description="cap on the database file's size; writes past it are refused with 507 like a full disk",
+    )
 
 
 class StoreClosedError(FlowdaptError):
@@ -104,7 +110,9 @@ class SQLiteStore(DocumentStore):
         auto_migrate: bool = True,
         backup_before_migrate: bool = True,
         migrations: Sequence[_migrations.Migration] | None = None,
+        max_size_mb: float | None = None,
     ):
+        self.max_size_mb = max_size_mb
         self.path = Path(path).expanduser()
         self.busy_timeout = float(busy_timeout)
         self.readers = int(readers)
@@ -139,6 +147,7 @@ class SQLiteStore(DocumentStore):
             synchronous=options.synchronous,
             auto_migrate=options.auto_migrate,
             backup_before_migrate=options.backup_before_migrate,
+            max_size_mb=options.max_size_mb,
         )
 
     def __repr__(self) -> str:
@@ -158,6 +167,9 @@ class SQLiteStore(DocumentStore):
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         if readonly:
             conn.execute("PRAGMA query_only = 1")
+        elif self.max_size_mb is not None:
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {max(1, int(self.max_size_mb * 2**20 // page_size))}")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -188,7 +200,28 @@ class SQLiteStore(DocumentStore):
         conn = self._wconn
         if conn is None:
             raise StoreClosedError(f"{self!r} is closed")
-        return fn(conn, *args)
+        try:
+            return fn(conn, *args)
+        except sqlite3.OperationalError as exc:
+            raise self._storage_error(exc) from exc
+
+    def _storage_error(self, exc: sqlite3.Error) -> Exception:
+        """A full disk (or database.options.max_size_mb), a read-only file: errors a client can
+        act on, instead of a 500 that says "database or disk is full"."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        message = str(exc)
+        if code == sqlite3.SQLITE_FULL or "database or disk is full" in message:
+            return StorageFullError(
+                f"the database is full ({self.path}: {message}); nothing was written. Free disk space "
+                "(or raise database.options.max_size_mb) and retry"
+            )
+        if code == sqlite3.SQLITE_READONLY or "readonly database" in message:
+            return StorageUnavailableError(
+                f"the database {self.path} is read-only ({message}); nothing was written"
+            )
+        if _is_busy(exc):
+            return StorageUnavailableError(f"the database {self.path} is busy ({message}); retry")
+        return exc
 
     @staticmethod
     def _transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
@@ -198,7 +231,8 @@ class SQLiteStore(DocumentStore):
         try:
             result = fn(conn, *args)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite ends it by itself on some errors (a full disk)
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return result
@@ -236,8 +270,16 @@ class SQLiteStore(DocumentStore):
             raise
 
     def _open_sync(self, migrate: bool) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._connect()
+            conn.execute("PRAGMA schema_version").fetchone()  # opens the file now, not on first use
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigurationError(
+                f"cannot open the database {self.path}: {reason}. Check that the app dir "
+                f"({self.path.parent}) exists and is writable by this user, or set database.options.path"
+            ) from None
         try:
             mode = self._set_wal(conn)
             if str(mode).lower() != "wal":
@@ -378,7 +420,7 @@ class SQLiteStore(DocumentStore):
 
     async def list(self, kind: str) -> list[Resource]:
         docs = await self._read(self._list_docs, kind)
-        return [load_resource(kind, doc) for doc in docs]
+        return load_resources(kind, docs)
 
     @staticmethod
     def _list_docs(conn: sqlite3.Connection, kind: str) -> list[str]:

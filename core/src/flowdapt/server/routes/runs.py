@@ -113,7 +113,7 @@ async def list_runs(
     state: list[str] | None = Query(None, description="run state(s); repeat or comma-separate"),
     since: datetime | None = Query(None, description="runs started at or after (ISO; naive means UTC)"),
     limit: int = Query(50, ge=0, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**63 - 1, description="runs to skip (at most 2**63-1, SQLite's integer range)"),
     include_result: bool = Query(True, description="false leaves each run's result out (lists that show no results)"),
 ):
     version_of(request, "run_list")
