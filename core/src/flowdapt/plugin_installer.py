@@ -189,7 +189,7 @@ class InstallSpec:
 
 #: The only options the installer is ever given, besides --python.
 _OUR_FLAGS = frozenset({"--upgrade"})
-_OUR_VALUED_OPTIONS = ("--editable=",)
+_OUR_VALUED_OPTIONS = ("--editable=", "--constraint=")
 
 
 def _find_uv(python: str) -> str | None:
@@ -211,7 +211,7 @@ def _has_pip(python: str) -> bool:
 def installer_command(action: str, args: list[str], python: str | None = None) -> list[str]:
     """``uv pip <action> --python <python> [options] -- <arguments>`` or the same with
     ``<python> -m pip``. ``args`` that start with ``--`` and contain ``=`` are our own options
-    (``--upgrade``, ``--editable=<target>``); every other one goes after ``--``, where the
+    (``--upgrade``, ``--editable=<target>``, ``--constraint=<file>``); every other one goes after ``--``, where the
     installer reads it as a requirement whatever it looks like."""
     python = python or sys.executable
     options = [a for a in args if a in _OUR_FLAGS or a.startswith(_OUR_VALUED_OPTIONS)]
@@ -374,7 +374,7 @@ async def install(spec: InstallSpec, *, python: str | None = None, timeout: floa
         if kept:
             constraints = Path(tmp) / "constraints.txt"
             constraints.write_text("".join(f"{name}=={version}\n" for name, (version, _) in sorted(kept.items())))
-            args = ["--constraint", str(constraints), *args]
+            args = [f"--constraint={constraints}", *args]
         command = installer_command("install", args, python)
         before = installed_distributions()
         code, output = await run_installer(command, timeout)
