@@ -1,1 +1,1 @@
-"""Flowdapt example plugin."""
+"""Flowdapt example plugin: a news scraper into a vector database."""
