@@ -156,7 +156,7 @@ def generate_corpus(pages: int = 2000, threads: int = 400, seed: int = 11) -> Co
 
 
 def thread_text(page: Page) -> str:
-    return page.title + ". " + " ".join(page.paragraphs)
+    return f"{page.topic}. {page.title}. " + " ".join(page.paragraphs)
 
 
 class CorpusServer:
