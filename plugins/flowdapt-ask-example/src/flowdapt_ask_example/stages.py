@@ -50,16 +50,24 @@ def find_threads(query: str = "") -> list[dict]:
     if not query.strip():
         raise ValueError("give a query: POST /workflows/ask/run {\"query\": \"...\"}")
     cfg = settings()
-    base = cfg["site_url"].rstrip("/")
-    _, body, _ = http_get(f"{base}/search?q={quote_plus(query)}&limit={int(cfg['limit'])}", float(cfg["timeout"]))
-    return [{"url": base + path} for path in json.loads(body)["threads"]]
+    return [{"url": url} for url in find_thread_urls(cfg["site_url"], query, int(cfg["limit"]), float(cfg["timeout"]))]
+
+
+def find_thread_urls(site_url: str, query: str, limit: int, timeout: float = 10.0) -> list[str]:
+    base = site_url.rstrip("/")
+    _, body, _ = http_get(f"{base}/search?q={quote_plus(query)}&limit={limit}", timeout)
+    return [base + path for path in json.loads(body)["threads"]]
 
 
 def summarize_thread(item: dict) -> dict:
     """One thread: fetch, extract, summarize, enrich, embed."""
     cfg = settings()
-    _, body, etag = http_get(item["url"], float(cfg["timeout"]))
-    doc = analyze(item["url"], body, etag, int(cfg["summary_sentences"]))
+    return summarize_thread_url(item["url"], float(cfg["timeout"]), int(cfg["summary_sentences"]))
+
+
+def summarize_thread_url(url: str, timeout: float = 10.0, summary_sentences: int = 2) -> dict:
+    _, body, etag = http_get(url, timeout)
+    doc = analyze(url, body, etag, summary_sentences)
     doc["embedding"] = embed(f"{doc['title']}. {doc['summary']}")[0]
     return doc
 
@@ -69,13 +77,14 @@ def store_and_answer(summaries: list[dict]) -> dict:
     cfg = settings()
     query = (get_run_context().input or {}).get("query", "")
     with VectorStore(db_path(cfg), cfg["collection"]) as store:
-        written = store.upsert(summaries)
-    if summaries:
-        relevance = np.stack([s["embedding"] for s in summaries]) @ embed(query)[0]
-    else:
-        relevance = np.zeros(0)
+        return answer(query, summaries, store)
+
+
+def answer(query: str, summaries: list[dict], store: VectorStore) -> dict:
+    written = store.upsert(summaries)
+    relevance = np.stack([s["embedding"] for s in summaries]) @ embed(query)[0] if summaries else np.zeros(0)
     results = []
     for score, doc in sorted(zip(relevance.tolist(), summaries, strict=True), key=lambda p: -p[0]):
         results.append({k: v for k, v in doc.items() if k not in ("embedding", "etag")} | {"relevance": round(score, 4)})
-    return {"query": query, "count": len(results), "stored": written, "collection": cfg["collection"],
+    return {"query": query, "count": len(results), "stored": written, "collection": store.collection,
             "results": results}

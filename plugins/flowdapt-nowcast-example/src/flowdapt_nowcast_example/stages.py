@@ -128,15 +128,9 @@ def train_city(city: dict) -> dict:
     cfg = settings()
     horizon = int(cfg["horizon"])
     data = object_store.get(features_key(city["city"]))
-    features, series = data["features"], data["series"]
-    train_end = series.shape[0] - int(cfg["test_hours"])
-    rows = np.arange(wx.MAX_LAG, train_end - horizon)
-    models, rmse = {}, {}
-    for j, target in enumerate(wx.TARGETS):
-        y = series[rows + horizon, j]
-        model = wx.fit_ridge(features[rows], y, float(cfg["ridge_alpha"]))
-        models[target] = model
-        rmse[target] = float(np.sqrt(np.mean((wx.predict_ridge(model, features[rows]) - y) ** 2)))
+    models, rmse = wx.train_city_models(
+        data["features"], data["series"], horizon, int(cfg["test_hours"]), float(cfg["ridge_alpha"])
+    )
     # Write-through: predict reads it from cluster memory, and it survives a restart in artifacts.
     object_store.put(
         model_key(city["city"]),
@@ -176,27 +170,15 @@ def predict_city(city: dict) -> dict:
             f"{cfg['horizon']}: run nowcast-train (the condition rule runs predict after it)"
         )
     data = object_store.get(features_key(city["city"]))
-    features, series = data["features"], data["series"]
-    hours = series.shape[0]
-    issued = np.arange(hours - int(cfg["test_hours"]) - horizon, hours - horizon)
+    series = data["series"]
+    issued, forecasts, rmse, persistence = wx.forecast_city(
+        stored["models"], data["features"], series, horizon, int(cfg["test_hours"])
+    )
     result: dict[str, Any] = {"city": city["city"], "lat": city["lat"], "lon": city["lon"], "horizon": horizon,
-                              "rmse": {}, "persistence_rmse": {}}
-    forecasts = {}
-    for j, target in enumerate(wx.TARGETS):
-        truth = series[issued + horizon, j]
-        forecast = wx.predict_ridge(stored["models"][target], features[issued])
-        forecasts[target] = forecast
-        result["rmse"][target] = float(np.sqrt(np.mean((forecast - truth) ** 2)))
-        result["persistence_rmse"][target] = float(np.sqrt(np.mean((series[issued, j] - truth) ** 2)))
+                              "rmse": rmse, "persistence_rmse": persistence}
     # The series for the forecast plot, only for the first few cities (keeps the result small).
     if int(city["city"].rsplit("-", 1)[-1]) < int(cfg["plot_cities"]):
-        result["series"] = {
-            "hour": (issued + horizon).tolist(),
-            "truth": series[issued + horizon, 0].tolist(),
-            "forecast": forecasts["temperature"].tolist(),
-            "history_hour": list(range(issued[0] - 72, issued[0] + horizon)),
-            "history": series[issued[0] - 72 : issued[0] + horizon, 0].tolist(),
-        }
+        result["series"] = wx.plot_series(issued, forecasts, series, horizon)
     return result
 
 
@@ -209,19 +191,26 @@ def report(predictions: list[dict]) -> dict:
     artifact = get_artifact(REPORT_ARTIFACT, create=True)
     forecast_png = artifact.new_file("forecast.png", plots.forecast_plot(predictions, horizon))
     error_png = artifact.new_file("error_map.png", plots.error_map(predictions, horizon))
+    return {
+        **summarize_predictions(predictions),
+        "plots": {"forecast": forecast_png.path, "error_map": error_png.path},
+        "artifact": {"name": artifact.name, "namespace": artifact.namespace, "uri": artifact.uri},
+    }
+
+
+def summarize_predictions(predictions: list[dict]) -> dict:
+    """Mean error by target, skill over persistence, the worst cities and the error per city."""
     rmse = _mean_by_target([p["rmse"] for p in predictions])
     persistence = _mean_by_target([p["persistence_rmse"] for p in predictions])
     worst = sorted(predictions, key=lambda p: -p["rmse"]["temperature"])[:5]
     return {
         "cities": len(predictions),
-        "horizon": horizon,
+        "horizon": predictions[0]["horizon"] if predictions else None,
         "rmse": rmse,
         "persistence_rmse": persistence,
         "skill": {t: round(1 - rmse[t] / persistence[t], 4) if persistence[t] else None for t in rmse},
         "worst_cities": [{"city": p["city"], "temperature_rmse": round(p["rmse"]["temperature"], 3)} for p in worst],
         "error_per_city": {p["city"]: {t: round(v, 4) for t, v in p["rmse"].items()} for p in predictions},
-        "plots": {"forecast": forecast_png.path, "error_map": error_png.path},
-        "artifact": {"name": artifact.name, "namespace": artifact.namespace, "uri": artifact.uri},
     }
 
 

@@ -172,3 +172,52 @@ def fit_ridge(features: np.ndarray, target: np.ndarray, alpha: float) -> dict:
 def predict_ridge(model: dict, features: np.ndarray) -> np.ndarray:
     z = (features.astype(np.float64) - model["mean"]) / model["std"]
     return z @ model["coef"] + model["intercept"]
+
+
+# -- one city's models and forecasts: shared by the stages and the benchmark's baselines ----------
+
+
+def train_city_models(features: np.ndarray, series: np.ndarray, horizon: int, test_hours: int,
+                      alpha: float) -> tuple[dict, dict]:
+    """One ridge model per target predicting ``horizon`` hours ahead, fitted on the hours before
+    the held-out last ``test_hours``; returns (models, training RMSE) by target."""
+    train_end = series.shape[0] - test_hours
+    rows = np.arange(MAX_LAG, train_end - horizon)
+    models, rmse = {}, {}
+    for j, target in enumerate(TARGETS):
+        y = series[rows + horizon, j]
+        model = fit_ridge(features[rows], y, alpha)
+        models[target] = model
+        rmse[target] = float(np.sqrt(np.mean((predict_ridge(model, features[rows]) - y) ** 2)))
+    return models, rmse
+
+
+def forecast_city(models: dict, features: np.ndarray, series: np.ndarray, horizon: int,
+                  test_hours: int) -> tuple[np.ndarray, dict, dict, dict]:
+    """Forecast every held-out hour from what was known ``horizon`` hours before it.
+
+    Returns (issue hours, forecasts by target, RMSE by target, persistence RMSE by target), where
+    persistence is ``value(t + horizon) = value(t)``.
+    """
+    hours = series.shape[0]
+    issued = np.arange(hours - test_hours - horizon, hours - horizon)
+    forecasts, rmse, persistence = {}, {}, {}
+    for j, target in enumerate(TARGETS):
+        truth = series[issued + horizon, j]
+        forecasts[target] = predict_ridge(models[target], features[issued])
+        rmse[target] = float(np.sqrt(np.mean((forecasts[target] - truth) ** 2)))
+        persistence[target] = float(np.sqrt(np.mean((series[issued, j] - truth) ** 2)))
+    return issued, forecasts, rmse, persistence
+
+
+def plot_series(issued: np.ndarray, forecasts: dict, series: np.ndarray, horizon: int) -> dict:
+    """What the forecast plot draws for one city: temperature truth and forecast over the held-out
+    hours, and the 72 observed hours before them."""
+    start = int(issued[0])
+    return {
+        "hour": (issued + horizon).tolist(),
+        "truth": series[issued + horizon, 0].tolist(),
+        "forecast": forecasts["temperature"].tolist(),
+        "history_hour": list(range(start - 72, start + horizon)),
+        "history": series[start - 72 : start + horizon, 0].tolist(),
+    }

@@ -77,15 +77,19 @@ def http_get(url: str, timeout: float, etag: str | None = None) -> tuple[int, st
 def crawl() -> list[dict]:
     """Breadth-first over the front page and section listings: the article URLs, each with its known ETag."""
     cfg = settings()
-    root = cfg["site_url"].rstrip("/") + "/"
-    host = urlparse(root).netloc
     with VectorStore(db_path(cfg), cfg["collection"]) as store:
         known = store.etags()
+    return crawl_site(cfg["site_url"], int(cfg["max_pages"]), known, float(cfg["timeout"]))
+
+
+def crawl_site(site_url: str, max_pages: int, known: dict[str, str], timeout: float = 10.0) -> list[dict]:
+    root = site_url.rstrip("/") + "/"
+    host = urlparse(root).netloc
     seen, articles = {root}, []
     queue = deque([root])
-    while queue and len(articles) < int(cfg["max_pages"]):
+    while queue and len(articles) < max_pages:
         url = queue.popleft()
-        _, body, _ = http_get(url, float(cfg["timeout"]))
+        _, body, _ = http_get(url, timeout)
         for link in textproc.extract(body, url)["links"]:
             link = urljoin(url, link)
             parsed = urlparse(link)
@@ -93,7 +97,7 @@ def crawl() -> list[dict]:
                 continue
             seen.add(link)
             if parsed.path.startswith("/article/"):
-                if len(articles) < int(cfg["max_pages"]):
+                if len(articles) < max_pages:
                     articles.append({"url": link, "etag": known.get(link)})
             elif parsed.path == "/" or parsed.path.startswith("/section/"):
                 queue.append(link)  # listings: walk them, do not store them
@@ -117,11 +121,15 @@ def analyze(url: str, body: str, etag: str | None, summary_sentences: int) -> di
 def fetch_page(item: dict) -> dict:
     """One article: 304 means unchanged (nothing else to do); else extract, summarize, enrich."""
     cfg = settings()
-    status, body, etag = http_get(item["url"], float(cfg["timeout"]), item.get("etag"))
+    return fetch_and_analyze(item["url"], item.get("etag"), float(cfg["timeout"]), int(cfg["summary_sentences"]))
+
+
+def fetch_and_analyze(url: str, known_etag: str | None, timeout: float = 10.0, summary_sentences: int = 2) -> dict:
+    status, body, etag = http_get(url, timeout, known_etag)
     if status == 304:
-        return {"url": item["url"], "status": "unchanged"}
-    doc = analyze(item["url"], body, etag, int(cfg["summary_sentences"]))
-    doc["status"] = "changed" if item.get("etag") else "new"
+        return {"url": url, "status": "unchanged"}
+    doc = analyze(url, body, etag, summary_sentences)
+    doc["status"] = "changed" if known_etag else "new"
     return doc
 
 
