@@ -50,7 +50,7 @@ def error_map(predictions: list[dict], horizon: int | None) -> bytes:
     persistence = np.array([p["persistence_rmse"]["temperature"] for p in predictions])
     skill = 1 - rmse / np.where(persistence > 0, persistence, np.nan)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    size = max(6, 4000 / max(1, len(predictions)))
+    size = min(60.0, max(10.0, 12000 / max(1, len(predictions))))
     for ax, values, title, cmap in (
         (axes[0], rmse, "temperature RMSE (°C)", "viridis"),
         (axes[1], skill, "skill over persistence (1 - RMSE / RMSE persistence)", "RdYlGn"),
