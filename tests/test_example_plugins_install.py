@@ -20,7 +20,7 @@ from plugin_env import CORE, ROOT, Server, build_wheel, check, freeze, make_venv
 
 from flowdapt_scraper_example.corpus import CorpusServer  # noqa: E402
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]  # builds wheels and a venv: about a minute
 
 TOKEN = "examples-install-token"
 PLUGINS = {

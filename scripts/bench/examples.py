@@ -14,12 +14,13 @@ In one run, on one machine:
   returns the structured summaries: the latency of one call.
 
 Flowdapt runs them through ``execute_workflow_async`` on a started executor: Local (process pool,
-``--cpus`` workers, LMDB cluster memory) and Ray (a local instance with ``--cpus`` CPUs, Ray cluster
-memory). The baselines share the plugins' per-item functions (scripts/bench/examples_bench_stages.py):
-a plain loop in one process, and plain Ray (``ray.get`` of one task per chunk of items, ``--cpus`` x 4
+``--cpus`` workers) and Ray (a local instance with ``--cpus`` CPUs), both with LMDB cluster memory
+(the default on one machine; ``--cluster-memory native`` gives Ray its own object store). The
+baselines share the plugins' per-item functions (scripts/bench/examples_bench_stages.py): a plain
+loop in one process, and plain Ray (``ray.get`` of one task per chunk of items, ``--cpus`` x 4
 chunks, data passed as task arguments). Ratios: Flowdapt / loop, and Flowdapt on Ray / plain Ray.
 Each figure is one run after a small warm-up run (worker imports, model load): these workloads take
-tens of seconds, so run-to-run noise on a shared machine is a few percent.
+seconds to minutes, so on a shared machine the noise is whatever the other load does; rerun to compare.
 """
 
 from __future__ import annotations
@@ -165,7 +166,8 @@ async def flowdapt_figures(backend: str, args, site, plugins) -> tuple[dict, dic
     from flowdapt.settings import load_settings, set_settings
 
     app_dir = Path(tempfile.mkdtemp(prefix=f"flowdapt-bench-examples-{backend}-"))
-    overrides = {"cluster_memory.backend": "ray"} if backend == "ray" else {}
+    # LMDB (the default on one machine) unless --cluster-memory native: the cluster's own store.
+    overrides = {"cluster_memory.backend": backend} if backend == "ray" and args.cluster_memory == "native" else {}
     settings = load_settings(app_dir=app_dir, overrides=overrides)
     set_settings(settings)
     if backend == "ray":
@@ -235,6 +237,8 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--fanout", type=int, default=200)
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--cluster-memory", choices=["lmdb", "native"], default="lmdb",
+                        help="cluster memory on Ray: LMDB (the default on one machine) or Ray's object store")
     args = parser.parse_args()
 
     from flowdapt.plugins import create_plugin_system, set_plugin_system
@@ -278,7 +282,7 @@ def main() -> None:
             else:
                 row += ["-", "-"]
             rows.append(row)
-    print(f"\n{args.cpus} CPUs; one run each after a small warm-up")
+    print(f"\n{args.cpus} CPUs; one run each after a small warm-up; cluster memory on Ray: {args.cluster_memory}")
     print_table(["workload", "executor", "flowdapt", "plain loop", "flowdapt / loop", "plain ray", "flowdapt / ray"],
                 rows)
     details = []
