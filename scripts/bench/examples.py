@@ -200,7 +200,8 @@ async def flowdapt_figures(backend: str, args, site, plugins) -> tuple[dict, dic
                 raw["nowcast"], _ = await loop.run_in_executor(None, timed, lambda: nowcast_ray(args.cities, args.cpus))
         if "scraper" in args.only:
             cfg = {"site_url": site.url, "db_path": str(app_dir / "warm.db")}
-            await run_shipped("scraper-crawl", executor, settings, plugins, {**cfg, "max_pages": 8})
+            # Enough pages that every worker gets some (and loads the model) before the measured run.
+            await run_shipped("scraper-crawl", executor, settings, plugins, {**cfg, "max_pages": 16 * args.cpus})
             cfg["db_path"] = str(app_dir / "news.db")
             on_site = len(site.corpus.articles)  # the loop and an earlier backend revised it
             seconds, first = await timed_async(run_shipped("scraper-crawl", executor, settings, plugins, cfg))
@@ -216,7 +217,7 @@ async def flowdapt_figures(backend: str, args, site, plugins) -> tuple[dict, dic
                     None, timed, lambda: scraper_crawl_plain(site.url, db, on_site, args.cpus))
         if "ask" in args.only:
             cfg = {"site_url": site.url, "db_path": str(app_dir / "ask.db"), "limit": args.fanout}
-            await run_shipped("ask", executor, settings, plugins, {**cfg, "limit": 4}, {"query": "news"})
+            await run_shipped("ask", executor, settings, plugins, {**cfg, "limit": 16 * args.cpus}, {"query": "news"})
             ours["ask"], run = await timed_async(run_shipped("ask", executor, settings, plugins, cfg,
                                                              {"query": "news"}))
             assert run.result["count"] == args.fanout, run.result["count"]
