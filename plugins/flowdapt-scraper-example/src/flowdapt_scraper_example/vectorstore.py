@@ -1,10 +1,11 @@
 """The embedded vector database: sqlite-vec (``vec0`` virtual tables) in one SQLite file.
 
-Why sqlite-vec: it is a ~1 MB loadable SQLite extension with no dependencies, the database is one
-file beside the server's other state, and documents, their metadata and their vectors live in the
-same transaction (an upsert never leaves a vector without its row). LanceDB would bring pyarrow
-and a ~40 MB native library; Chroma a server-shaped dependency tree (onnxruntime, grpc, ...). For a
-few million vectors brute-force KNN in ``vec0`` is fast enough; beyond that, swap the class.
+Why sqlite-vec: it is a 160 KB loadable SQLite extension with no dependencies (apsw, which loads
+it, is 9 MB), the database is one file beside the server's other state, and documents, their
+metadata and their vectors live in the same transaction (an upsert never leaves a vector without
+its row). LanceDB would bring pyarrow and its own large native library; Chroma a server-shaped
+dependency tree (onnxruntime, grpc, ...). ``vec0`` answers KNN exactly by scanning the collection:
+right for an example and for modest collections; beyond that, swap this class.
 
 The interpreter's own ``sqlite3`` is often built without extension loading (this project's is), so
 the connection is made with ``apsw``, which bundles a current SQLite that can load extensions.
