@@ -1,0 +1,1 @@
+"""Flowdapt example plugin: one REST call fans out to hundreds of parallel jobs."""

@@ -1,0 +1,1 @@
+"""Flowdapt example plugin."""

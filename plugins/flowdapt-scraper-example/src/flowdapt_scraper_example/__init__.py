@@ -1,0 +1,1 @@
+"""Flowdapt example plugin: a news scraper into a vector database."""
