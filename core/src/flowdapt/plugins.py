@@ -104,6 +104,18 @@ class PluginInfo:
     def loaded(self) -> bool:
         return self.enabled and self.error is None
 
+    def summary(self) -> dict[str, Any]:
+        """What ``flowdapt plugin install`` reports about the plugin (JSON-ready)."""
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "module": self.module,
+            "enabled": self.enabled,
+            "hooks": list(self.hooks),
+            "error": self.error,
+        }
+
 
 class PluginSystem:
     """A pluggy manager plus the registries its registration hooks fill, built once and cached."""
@@ -192,6 +204,10 @@ class PluginSystem:
         registration = self.get(kind, name)
         parsed = registration.parse_options(options)
         return registration.factory(parsed, *args)
+
+    def summaries(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        """:meth:`PluginInfo.summary` of each named plugin, in order."""
+        return [self.plugins[name].summary() for name in names]
 
     # -- contribution helpers -------------------------------------------------------------
 
