@@ -99,10 +99,13 @@ def register_value_handler(
 def _plugin_registry() -> dict[str, Any]:
     """The ``artifact_handlers`` registry of the process's plugin system (built once per system:
     installing a plugin builds a new one, so its handlers are seen at once)."""
-    try:
-        from flowdapt.plugins import get_plugin_system
+    from flowdapt.errors import ConfigurationError
+    from flowdapt.plugins import get_plugin_system
 
+    try:
         return get_plugin_system().registries["artifact_handlers"]
+    except ConfigurationError:
+        raise  # two plugins claim one value type, or one registered nonsense: say so, never guess
     except Exception as exc:  # noqa: BLE001 - artifacts still work with handlers registered in code
         log.debug("artifact handlers from plugins not loaded: %s", exc)
         return {}
