@@ -33,6 +33,8 @@ from typing import Any
 import orjson
 
 from flowdapt.artifacts.interface import Artifact
+from flowdapt.errors import ConfigurationError
+from flowdapt.plugins import get_plugin_system
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ def register_handler(executor: str, data_type: str, operation: str, handler: Cal
     if operation not in ("to_artifact", "from_artifact"):
         raise ValueError(f"operation must be 'to_artifact' or 'from_artifact', got {operation!r}")
     _HANDLER_MAP[(executor or "*", data_type, operation)] = handler
+    _resolved.clear()
 
 
 def register_value_handler(
@@ -99,9 +102,6 @@ def register_value_handler(
 def _plugin_registry() -> dict[str, Any]:
     """The ``artifact_handlers`` registry of the process's plugin system (built once per system:
     installing a plugin builds a new one, so its handlers are seen at once)."""
-    from flowdapt.errors import ConfigurationError
-    from flowdapt.plugins import get_plugin_system
-
     try:
         return get_plugin_system().registries["artifact_handlers"]
     except ConfigurationError:
@@ -116,31 +116,41 @@ def reload_plugin_handlers() -> None:
     registry, which a reload (``set_plugin_system``, ``flowdapt plugin install``) replaces."""
 
 
-def _lookup(executor: str, data_type: str, operation: str) -> tuple[Callable[..., Any], Any] | None:
+# (executor, value_type, operation) -> (the registry it was resolved against, handler or None).
+# A new plugin system brings a new registry object, and register_handler clears it.
+_resolved: dict[tuple[str, str, str], tuple[Any, Callable[..., Any] | None]] = {}
+
+
+def _resolve(executor: str, data_type: str, operation: str) -> Callable[..., Any] | None:
     registry = _plugin_registry()
-    for scope in ((executor, "*") if executor not in ("", "*") else ("*",)):
+    key = (executor, data_type, operation)
+    hit = _resolved.get(key)
+    if hit is not None and hit[0] is registry:
+        return hit[1]
+    handler: Callable[..., Any] | None = None
+    for scope in (executor, "*") if executor not in ("", "*") else ("*",):
         direct = _HANDLER_MAP.get((scope, data_type, operation))
         if direct is not None:
-            return direct, None
+            handler = direct
+            break
         registration = registry.get(registry_name(data_type, scope))
         if registration is not None:
-            return getattr(registration.factory, operation), registration
-    return None
+            handler = _checked(getattr(registration.factory, operation), registration)
+            break
+    _resolved[key] = (registry, handler)
+    return handler
 
 
 def get_handler_func(executor: str, data_type: str, operation: str) -> Callable[..., Any]:
     """The handler for an executor (falling back to ``*``), value type and operation."""
-    found = _lookup(executor, data_type, operation)
-    if found is None:
+    handler = _resolve(executor, data_type, operation)
+    if handler is None:
         raise ValueError(
             f"No handler found for executor '{executor}', data type '{data_type}', and operation '{operation}'. "
             "Install the plugin that handles this type, or register one with the "
             "flowdapt_register_artifact_handlers hook (docs/hooks.md)"
         )
-    handler, registration = found
-    if registration is None:
-        return handler
-    return _checked(handler, registration)
+    return handler
 
 
 def _checked(handler: Callable[..., Any], registration: Any) -> Callable[..., Any]:
@@ -158,7 +168,7 @@ def find_value_type(value: Any, executor: str = "*") -> str | None:
     """The registered value type for ``value``: its own type or the nearest base class."""
     for kind in type(value).__mro__:
         name = type_path(kind)
-        if _lookup(executor, name, "to_artifact") is not None:
+        if _resolve(executor, name, "to_artifact") is not None:
             return name
     return None
 
