@@ -172,8 +172,10 @@ def flowdapt_api_routers() -> list[APIRouter]:
 
     Called once while the server application is built, before it starts serving. Each plugin
     returns a list (possibly empty); the routers are included at the root path, so a plugin
-    should give its routers a prefix of its own. When the server has API tokens, every path needs
-    one, except those a router lists in an attribute ``flowdapt_public_paths`` (exact paths, or
+    should give its routers a prefix of its own. Routes reach the server's store, settings and
+    plugins through the dependencies of :mod:`flowdapt.server.api` (``StoreDep``...). When the
+    server has API tokens, every path needs one, except those a router marks public with
+    ``flowdapt.server.api.mark_public`` (attribute ``flowdapt_public_paths``: exact paths, or
     prefixes ending in ``*``): meant for pages and static files that hold no data.
     """
 
@@ -184,7 +186,9 @@ def flowdapt_cli_commands(app: Typer) -> None:
 
     Called once when the CLI starts, with the root ``typer.Typer`` application; a plugin adds
     commands or sub-applications to it (``app.command()(fn)`` or ``app.add_typer(sub, name=...)``).
-    Returns nothing.
+    :mod:`flowdapt.cli.api` gives them the built-in commands' ``--server``/``--token``/``--output``
+    options, a configured client, the API error handling and exit codes, and table/json/yaml
+    printing. Returns nothing.
     """
 
 
