@@ -266,6 +266,91 @@ def test_plugins_register_handlers_through_the_hook(settings):
         handlers_module.reload_plugin_handlers()
 
 
+class Pressure:
+    def __init__(self, hpa: float):
+        self.hpa = hpa
+
+
+def test_handlers_register_like_every_backend_with_a_name_handler_and_options_model(settings):
+    """``register(value_type, ValueHandler(...), options_model)``: the same registry, name checks,
+    duplicate detection and option errors that name the plugin as executors and stores."""
+    from pydantic import BaseModel, Field
+
+    from flowdapt.artifacts import ValueHandler
+    from flowdapt.errors import ConfigurationError
+
+    class PressureOptions(BaseModel):
+        model_config = {"extra": "forbid"}
+        digits: int = Field(default=1, ge=0)
+
+    def save(artifact, value, digits: int = 1):
+        artifact.new_file("hpa.txt", f"{value.hpa:.{digits}f}")
+
+    def load(artifact, **_):
+        return Pressure(float(artifact.get_file("hpa.txt").read()))
+
+    def on_dask(artifact, value, **_):
+        artifact.new_file("hpa.txt", "-1")
+
+    plugin = types.ModuleType("pressure_plugin")
+
+    @hookimpl
+    def flowdapt_register_artifact_handlers(register):
+        register(Pressure, ValueHandler(save, load), PressureOptions)
+        register(Pressure, ValueHandler(on_dask, load, executor="dask"))
+
+    plugin.flowdapt_register_artifact_handlers = flowdapt_register_artifact_handlers
+    system = create_plugin_system(load_entry_points=False, plugins=[*BUILTIN_PLUGINS, plugin])
+    set_plugin_system(system)
+    try:
+        names = system.names("artifact_handlers")
+        assert f"{__name__}.Pressure" in names and f"{__name__}.Pressure@dask" in names
+        assert {"json", "pickle", "numpy.ndarray", "pandas.DataFrame"} <= set(names)
+        assert system.get("artifact_handlers", "numpy.ndarray").plugin == "artifact_handlers"
+        assert system.get("artifact_handlers", f"{__name__}.Pressure").plugin == "pressure_plugin"
+
+        artifact = new_artifact("pressure")
+        save_value(artifact, Pressure(1013.25), digits=2)
+        assert artifact.get_file("hpa.txt").read() == b"1013.25"
+        assert load_value(get_artifact("pressure")).hpa == 1013.25
+        with pytest.raises(ConfigurationError, match=r"artifact value handler '.*Pressure' \(plugin 'pressure_plugin'\): digits"):
+            save_value(artifact, Pressure(1.0), digits=-1)
+        save_value(new_artifact("on-dask"), Pressure(5.0), executor="dask")  # the executor's own handler wins
+        assert get_artifact("on-dask").get_file("hpa.txt").read() == b"-1"
+    finally:
+        set_plugin_system(None)
+
+
+def test_a_second_plugin_registering_the_same_value_type_is_an_error_naming_both(settings):
+    from flowdapt.artifacts import ValueHandler
+    from flowdapt.errors import ConfigurationError
+
+    plugin = types.ModuleType("frames_again")
+
+    @hookimpl
+    def flowdapt_register_artifact_handlers(register):
+        register("numpy.ndarray", ValueHandler(lambda a, v: None, lambda a: None))
+
+    plugin.flowdapt_register_artifact_handlers = flowdapt_register_artifact_handlers
+    system = create_plugin_system(load_entry_points=False, plugins=[*BUILTIN_PLUGINS, plugin])
+    with pytest.raises(ConfigurationError, match="'numpy.ndarray' is registered by both plugin 'artifact_handlers' and plugin 'frames_again'"):
+        system.names("artifact_handlers")
+
+
+def test_without_the_builtin_handlers_plugin_values_fall_back_to_the_object_file(settings):
+    """The built-in numpy/pandas/json handlers come from the ``artifact_handlers`` plugin like any
+    other: disabled, a value is pickled whole (value_type ``object``) and still reads back."""
+    system = create_plugin_system(load_entry_points=False, plugins=[p for p in BUILTIN_PLUGINS if p[0] != "artifact_handlers"])
+    set_plugin_system(system)
+    try:
+        assert system.names("artifact_handlers") == []
+        assert save_value(new_artifact("plain"), np.arange(4)) == "object"
+        assert load_value(get_artifact("plain")).tolist() == [0, 1, 2, 3]
+    finally:
+        set_plugin_system(None)
+    assert save_value(new_artifact("typed"), np.arange(4)) == "numpy.ndarray"
+
+
 def test_namespace_from_the_run_context_and_explicit(settings):
     from flowdapt.engine.context import RunContext, reset_run_context, set_run_context
     from flowdapt.resources.run import WorkflowRun

@@ -249,6 +249,44 @@ def test_stats_report_the_cluster_memory(settings):
     assert stats["cluster_memory"]["keys"] == 1 and stats["cluster_memory"]["bytes"] >= 1000
 
 
+# -- the default cluster memory: auto ------------------------------------------------------------------
+
+
+def test_the_default_cluster_memory_is_lmdb_when_its_plugin_is_installed(settings):
+    assert settings.cluster_memory.backend == "auto"
+    object_store.put("k", 1)
+    assert object_store.stats()["cluster_memory"]["backend"] == "lmdb"
+    assert (settings.app_dir / "cluster_memory.lmdb" / "data.mdb").exists()
+    # naming it explicitly is the same backend, not a second LMDB environment on the same files
+    assert object_store.cluster_memory(backend="lmdb") is object_store.cluster_memory()
+
+
+def test_with_the_core_alone_the_default_falls_back_to_memory_and_says_so(configure, caplog):
+    set_plugin_system(create_plugin_system(load_entry_points=False, plugins=BUILTIN_PLUGINS))
+    settings = configure()
+    with caplog.at_level("WARNING", logger="flowdapt.plugins"):
+        object_store.put("k", {"a": 1})
+        assert object_store.get("k") == {"a": 1}
+        object_store.put("k2", 2)
+    assert object_store.stats()["cluster_memory"]["backend"] == "memory"
+    warnings = [r.getMessage() for r in caplog.records if "cluster_memory.backend" in r.getMessage()]
+    assert len(warnings) == 1, "warned once, not on every call"
+    assert "no plugin registers 'lmdb' (pip install flowdapt-lmdb)" in warnings[0]
+    assert "worker processes do not share" in warnings[0]
+    assert not (settings.app_dir / "cluster_memory.lmdb").exists()
+    with pytest.raises(ObjectNotFoundError, match=r"looked in cluster memory \(memory\) and artifacts"):
+        object_store.get("nope")
+
+
+def test_naming_lmdb_without_its_plugin_fails_with_what_to_install(configure):
+    from flowdapt.errors import PluginNotFoundError
+
+    set_plugin_system(create_plugin_system(load_entry_points=False, plugins=BUILTIN_PLUGINS))
+    configure(cluster_memory__backend="lmdb")
+    with pytest.raises(PluginNotFoundError, match="pip install flowdapt-lmdb"):
+        object_store.put("k", 1)
+
+
 # -- the original's import path -------------------------------------------------------------------------
 
 

@@ -136,6 +136,9 @@ def test_config_show_reflects_env_and_overrides(app_dir):
     data = json.loads(r.stdout)
     assert data["api"]["port"] == 9123
     assert data["executor"]["options"]["mode"] == "process" and data["executor"]["plugin"] == "local_executor"
+    # cluster memory defaults to auto: LMDB, which the workspace installs, with its options filled in
+    assert data["cluster_memory"]["backend"] == "auto" and data["cluster_memory"]["resolved"] == "lmdb"
+    assert data["cluster_memory"]["plugin"] == "lmdb" and "max_size" in data["cluster_memory"]["options"]
     r = flowdapt("-o", "executor.options.workers=3", "config", "show", app_dir=app_dir)
     assert "workers: 3" in r.stdout
     r = flowdapt("-o", "executor.options.workers=0", "config", "show", app_dir=app_dir)

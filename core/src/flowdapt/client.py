@@ -191,6 +191,19 @@ class _Calls:
     def _do(self, call: _Call) -> Any:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
 
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Call any endpoint (a plugin's own routes, say) and return its decoded JSON.
+
+        ``json`` is sent as the body when given; ``params`` go in the query string (``None``
+        values dropped, booleans as ``true``/``false``). Errors raise the same :class:`ApiError`
+        subclasses as every other method.
+        """
+        return self._do(
+            _Call(method.upper(), path, params=_clean(params or {}) or None, body=json, has_body=json is not None)
+        )
+
     # system
     def ping(self) -> dict[str, Any]:
         return self._do(_Call("GET", "/"))

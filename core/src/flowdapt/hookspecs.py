@@ -6,20 +6,69 @@ callbacks handed to registration hooks: ``register(name, factory, options_model=
 ``options_model`` is a pydantic model of the options a user may set for that backend under
 ``<section>.options`` in the settings, so a configuration error names the plugin and the field.
 
+Every spec is annotated; the types it names are imported under ``TYPE_CHECKING`` only, so
+importing this module (every plugin does) loads neither the server nor the CLI. A plugin may
+annotate its implementations the same way: ``def flowdapt_register_executors(register: Register)``.
+Routers and CLI commands reach the server and the CLI through :mod:`flowdapt.server.api` and
+:mod:`flowdapt.cli.api`.
+
 Hooks are grouped: registration, contribution, lifecycle. ``docs/hooks.md`` documents each one;
 ``tests/test_hooks_documented.py`` fails when a hook is missing there.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - the hooks name these types; importing them here would load the server
+    from fastapi import APIRouter
+    from pydantic import BaseModel
+    from typer import Typer
+
+    from flowdapt.artifacts.handlers import ValueHandler
+    from flowdapt.resources.run import WorkflowRun
+    from flowdapt.resources.workflow import Workflow
+    from flowdapt.server.core import FlowdaptServer
+    from flowdapt.settings import Settings
 
 PROJECT_NAME = "flowdapt"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class Register(Protocol):
+    """The callback a registration hook gets: ``register(name, factory, options_model=None)``.
+
+    ``name`` is what settings and resources pick the implementation by (letters, digits, ``_``
+    and ``-``); ``factory`` builds it (what it receives is said by each hook); ``options_model``
+    is a pydantic model of its options (``None``: it takes none). The core checks all three and
+    raises :class:`flowdapt.errors.ConfigurationError` naming the plugin when one is wrong or
+    when another plugin registered the same name.
+    """
+
+    def __call__(
+        self, name: str, factory: Callable[..., Any], options_model: type[BaseModel] | None = None
+    ) -> None: ...
+
+
+class RegisterArtifactHandler(Protocol):
+    """The ``register`` of :func:`flowdapt_register_artifact_handlers`: the same callback, whose
+    name is a value type (a type, or its dotted path) and whose factory is the handler itself.
+    ``register(value_type, to_artifact, from_artifact, executor="*")`` (the earlier form) is
+    accepted too."""
+
+    def __call__(
+        self, name: str | type, factory: ValueHandler, options_model: type[BaseModel] | None = None
+    ) -> None: ...
+
+
+#: A resource a plugin ships (:func:`flowdapt_resource_definitions`): a mapping, YAML text or a file.
+ResourceDefinition = dict[str, Any] | str | Path
 
 
 # --------------------------------------------------------------------------------------------
@@ -28,7 +77,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def flowdapt_register_executors(register) -> None:
+def flowdapt_register_executors(register: Register) -> None:
     """Register executor backends, selected by ``executor.backend`` in the settings.
 
     Called once when the plugin system builds its registries (first use of an executor).
@@ -39,7 +88,7 @@ def flowdapt_register_executors(register) -> None:
 
 
 @hookspec
-def flowdapt_register_stage_types(register) -> None:
+def flowdapt_register_stage_types(register: Register) -> None:
     """Register stage types, referenced by a stage's ``type`` field in a workflow.
 
     Called when the registries are built. ``factory()`` returns a
@@ -49,7 +98,7 @@ def flowdapt_register_stage_types(register) -> None:
 
 
 @hookspec
-def flowdapt_register_document_stores(register) -> None:
+def flowdapt_register_document_stores(register: Register) -> None:
     """Register document stores for resources and runs, selected by ``database.backend``.
 
     Called when the registries are built. ``factory(options, settings)`` returns a
@@ -58,7 +107,7 @@ def flowdapt_register_document_stores(register) -> None:
 
 
 @hookspec
-def flowdapt_register_cluster_memory(register) -> None:
+def flowdapt_register_cluster_memory(register: Register) -> None:
     """Register cluster-memory backends, selected by ``cluster_memory.backend``.
 
     Called when the registries are built. ``factory(options, settings)`` returns an object
@@ -68,23 +117,24 @@ def flowdapt_register_cluster_memory(register) -> None:
 
 
 @hookspec
-def flowdapt_register_artifact_handlers(register) -> None:
+def flowdapt_register_artifact_handlers(register: RegisterArtifactHandler) -> None:
     """Register artifact value handlers: how values of a type are written to an artifact and read back.
 
-    Called once per process, the first time an artifact value hook looks for a handler
-    (``flowdapt.artifacts.save_value``/``load_value``, the object store's artifact side, or the
-    original's ``array_to_artifact``/``dataframe_to_artifact``). Call
-    ``register(value_type, to_artifact, from_artifact, executor="*")``: ``value_type`` is a type or
-    its full path (``"polars.dataframe.frame.DataFrame"``), recorded as ``value_type`` in the
-    artifact metadata so a later read picks the same handler; ``to_artifact(artifact, value,
-    **options)`` writes the files, ``from_artifact(artifact, **options)`` returns the value;
-    ``executor`` limits the handler to one executor (``"dask"``). Import heavy libraries inside the
-    handlers, not at module level. Returns nothing.
+    Called when the registries are built (the first time an artifact value hook looks for a
+    handler: ``flowdapt.artifacts.save_value``/``load_value``, the object store's artifact side,
+    or the original's ``array_to_artifact``/``dataframe_to_artifact``). Call
+    ``register(value_type, ValueHandler(to_artifact, from_artifact, executor="*"), options_model)``:
+    ``value_type`` is a type or its full path (``"polars.dataframe.frame.DataFrame"``), recorded as
+    ``value_type`` in the artifact metadata so a later read picks the same handler;
+    ``to_artifact(artifact, value, **options)`` writes the files, ``from_artifact(artifact,
+    **options)`` returns the value; ``executor`` limits the handler to one executor (``"dask"``);
+    ``options_model`` validates the options a caller passes (``None``: passed unchecked). Import
+    heavy libraries inside the handlers, not at module level. Returns nothing.
     """
 
 
 @hookspec
-def flowdapt_register_event_buses(register) -> None:
+def flowdapt_register_event_buses(register: Register) -> None:
     """Register event buses, selected by the scheme of ``event_bus.url`` (``memory``, ``amqp``...).
 
     Called when the registries are built. ``factory(options, settings)`` returns an event bus that
@@ -93,7 +143,7 @@ def flowdapt_register_event_buses(register) -> None:
 
 
 @hookspec
-def flowdapt_register_trigger_types(register) -> None:
+def flowdapt_register_trigger_types(register: Register) -> None:
     """Register trigger rule types (``schedule``, ``condition`` and any a plugin adds).
 
     Called when the registries are built. ``factory()`` returns the trigger type object that
@@ -102,7 +152,7 @@ def flowdapt_register_trigger_types(register) -> None:
 
 
 @hookspec
-def flowdapt_register_actions(register) -> None:
+def flowdapt_register_actions(register: Register) -> None:
     """Register trigger actions, referenced by ``spec.action.target`` of a trigger rule.
 
     Called when the registries are built. ``factory`` is the action callable itself; its
@@ -117,29 +167,33 @@ def flowdapt_register_actions(register) -> None:
 
 
 @hookspec
-def flowdapt_api_routers() -> list[Any]:
+def flowdapt_api_routers() -> list[APIRouter]:
     """Return FastAPI ``APIRouter`` objects to mount on the API server.
 
     Called once while the server application is built, before it starts serving. Each plugin
     returns a list (possibly empty); the routers are included at the root path, so a plugin
-    should give its routers a prefix of its own. When the server has API tokens, every path needs
-    one, except those a router lists in an attribute ``flowdapt_public_paths`` (exact paths, or
+    should give its routers a prefix of its own. Routes reach the server's store, settings and
+    plugins through the dependencies of :mod:`flowdapt.server.api` (``StoreDep``...). When the
+    server has API tokens, every path needs one, except those a router marks public with
+    ``flowdapt.server.api.mark_public`` (attribute ``flowdapt_public_paths``: exact paths, or
     prefixes ending in ``*``): meant for pages and static files that hold no data.
     """
 
 
 @hookspec
-def flowdapt_cli_commands(app) -> None:
+def flowdapt_cli_commands(app: Typer) -> None:
     """Add commands to the ``flowdapt`` CLI.
 
     Called once when the CLI starts, with the root ``typer.Typer`` application; a plugin adds
     commands or sub-applications to it (``app.command()(fn)`` or ``app.add_typer(sub, name=...)``).
-    Returns nothing.
+    :mod:`flowdapt.cli.api` gives them the built-in commands' ``--server``/``--token``/``--output``
+    options, a configured client, the API error handling and exit codes, and table/json/yaml
+    printing. Returns nothing.
     """
 
 
 @hookspec
-def flowdapt_resource_definitions() -> list[Any]:
+def flowdapt_resource_definitions() -> list[ResourceDefinition]:
     """Return the resources a plugin ships: workflows, configs and trigger rules.
 
     Called when a user asks for them (``flowdapt plugin install --include-definitions`` or
@@ -154,7 +208,7 @@ def flowdapt_resource_definitions() -> list[Any]:
 
 
 @hookspec
-def flowdapt_server_startup(server) -> None:
+def flowdapt_server_startup(server: FlowdaptServer) -> None:
     """The server has opened its database and started its executor, and is about to serve.
 
     ``server`` is the running server object (settings, store, executor, plugin system). Called
@@ -163,14 +217,14 @@ def flowdapt_server_startup(server) -> None:
 
 
 @hookspec
-def flowdapt_server_shutdown(server) -> None:
+def flowdapt_server_shutdown(server: FlowdaptServer) -> None:
     """The server is stopping: in-flight runs have finished or been marked, the executor is about
     to stop and the database to close. Called once per server process. Returns nothing.
     """
 
 
 @hookspec
-def flowdapt_worker_setup(executor: str, settings) -> None:
+def flowdapt_worker_setup(executor: str, settings: Settings) -> None:
     """A worker process (Local pool process, Dask worker, Ray worker) starts serving tasks.
 
     Called once per worker process, before it runs its first stage, with the executor name
@@ -180,14 +234,14 @@ def flowdapt_worker_setup(executor: str, settings) -> None:
 
 
 @hookspec
-def flowdapt_run_started(run, workflow) -> None:
+def flowdapt_run_started(run: WorkflowRun, workflow: Workflow) -> None:
     """A workflow run moved to ``running``. ``run`` is the :class:`WorkflowRun` record and
     ``workflow`` the :class:`Workflow` being run. Called in the driver process. Returns nothing.
     """
 
 
 @hookspec
-def flowdapt_run_finished(run, workflow) -> None:
+def flowdapt_run_finished(run: WorkflowRun, workflow: Workflow) -> None:
     """A workflow run ended (``finished``, ``failed`` or ``cancelled``). ``run`` carries the
     result or error. Called in the driver process, after the record is final. Returns nothing.
     """

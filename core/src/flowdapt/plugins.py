@@ -37,6 +37,7 @@ REGISTRY_HOOKS: dict[str, str] = {
     "event_buses": "flowdapt_register_event_buses",
     "trigger_types": "flowdapt_register_trigger_types",
     "actions": "flowdapt_register_actions",
+    "artifact_handlers": "flowdapt_register_artifact_handlers",
 }
 
 #: Where a backend that is not installed usually comes from, for start-up error messages.
@@ -50,6 +51,22 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("document_stores", "postgresql"): "flowdapt-postgres",
 }
 
+#: ``backend: auto`` picks the first of these that a loaded plugin registers. The last one of each
+#: list ships with the core, so the defaults work with the core alone; a pick other than the first
+#: is logged with what it costs and what to install (docs/configuration.md, "Defaults").
+AUTO_BACKENDS: dict[str, tuple[str, ...]] = {
+    "cluster_memory": ("lmdb", "memory"),
+}
+AUTO = "auto"
+
+_AUTO_FALLBACK_NOTES: dict[tuple[str, str], str] = {
+    ("cluster_memory", "memory"): (
+        "the in-process 'memory' backend is used, which worker processes do not share: a value one "
+        "stage puts is not seen by a stage in another worker process (use the Local executor's "
+        "thread mode, strategy='artifact', or install the LMDB backend)"
+    ),
+}
+
 _SINGULAR = {
     "executors": "executor",
     "stage_types": "stage type",
@@ -58,7 +75,11 @@ _SINGULAR = {
     "event_buses": "event bus",
     "trigger_types": "trigger type",
     "actions": "action",
+    "artifact_handlers": "artifact value handler",
 }
+
+
+_SETTING_OF = {"cluster_memory": "cluster_memory.backend"}
 
 
 class NoOptions(BaseModel):
@@ -104,6 +125,18 @@ class PluginInfo:
     def loaded(self) -> bool:
         return self.enabled and self.error is None
 
+    def summary(self) -> dict[str, Any]:
+        """What ``flowdapt plugin install`` reports about the plugin (JSON-ready)."""
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "module": self.module,
+            "enabled": self.enabled,
+            "hooks": list(self.hooks),
+            "error": self.error,
+        }
+
 
 class PluginSystem:
     """A pluggy manager plus the registries its registration hooks fill, built once and cached."""
@@ -113,6 +146,7 @@ class PluginSystem:
         self.plugins = plugins
         self._registries: dict[str, dict[str, Registration]] | None = None
         self._lock = threading.Lock()
+        self._auto_warned: set[tuple[str, str]] = set()
 
     @property
     def hook(self):
@@ -136,13 +170,22 @@ class PluginSystem:
                 plugin_name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
 
                 def register(
-                    name: str,
-                    factory: Callable[..., Any],
-                    options_model: type[BaseModel] | None = None,
-                    *,
+                    name: Any,
+                    factory: Any,
+                    options_model: Any = None,
+                    *args: Any,
                     _kind: str = kind,
                     _plugin: str = plugin_name,
+                    **extra: Any,
                 ) -> None:
+                    adapter = REGISTRATION_ADAPTERS.get(_kind)
+                    if adapter is not None:
+                        name, factory, options_model = adapter(name, factory, options_model, *args, **extra)
+                    elif args or extra:
+                        raise ConfigurationError(
+                            f"plugin '{_plugin}' called register for {_SINGULAR[_kind]} {name!r} with extra "
+                            "arguments; it takes (name, factory, options_model=None)"
+                        )
                     _check_registration(_kind, name, factory, options_model, _plugin)
                     existing = registries[_kind].get(name)
                     if existing is not None and existing.plugin != _plugin:
@@ -168,7 +211,32 @@ class PluginSystem:
     def names(self, kind: str) -> list[str]:
         return sorted(self.registries[kind])
 
+    def resolve(self, kind: str, name: str) -> str:
+        """The backend name a setting means: ``auto`` becomes the first registered name of
+        :data:`AUTO_BACKENDS` for the kind; any other name is returned as is."""
+        if name != AUTO or kind not in AUTO_BACKENDS:
+            return name
+        preferred = AUTO_BACKENDS[kind]
+        registry = self.registries[kind]
+        for candidate in preferred:
+            if candidate in registry:
+                if candidate != preferred[0] and (kind, candidate) not in self._auto_warned:
+                    self._auto_warned.add((kind, candidate))
+                    provider = KNOWN_PROVIDERS.get((kind, preferred[0]))
+                    note = _AUTO_FALLBACK_NOTES.get((kind, candidate), f"'{candidate}' is used")
+                    log.warning(
+                        "%s is '%s' and no plugin registers '%s'%s: %s",
+                        _SETTING_OF.get(kind, kind),
+                        AUTO,
+                        preferred[0],
+                        f" (pip install {provider})" if provider else "",
+                        note,
+                    )
+                return candidate
+        return preferred[0]  # none registered: get() explains which plugin to install
+
     def get(self, kind: str, name: str) -> Registration:
+        name = self.resolve(kind, name)
         registry = self.registries[kind]
         try:
             return registry[name]
@@ -193,6 +261,10 @@ class PluginSystem:
         parsed = registration.parse_options(options)
         return registration.factory(parsed, *args)
 
+    def summaries(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        """:meth:`PluginInfo.summary` of each named plugin, in order."""
+        return [self.plugins[name].summary() for name in names]
+
     # -- contribution helpers -------------------------------------------------------------
 
     def module_prefixes(self) -> list[str]:
@@ -204,10 +276,49 @@ class PluginSystem:
         return sorted(prefixes)
 
 
+def _adapt_artifact_handler(name: Any, factory: Any, options_model: Any = None, *args: Any, **extra: Any):
+    """``register(value_type, ValueHandler(...), options_model=None)``, or the earlier form
+    ``register(value_type, to_artifact, from_artifact, executor="*")``; a type names itself by its path."""
+    from flowdapt.artifacts.handlers import ValueHandler, registry_name, type_path
+
+    value_type = name if isinstance(name, str) else type_path(name)
+    if not isinstance(factory, ValueHandler):
+        if not callable(options_model) or isinstance(options_model, type):
+            raise ConfigurationError(
+                f"an artifact value handler for {value_type!r} must be registered as "
+                "register(value_type, ValueHandler(to_artifact, from_artifact), options_model=None)"
+            )
+        executor = extra.pop("executor", args[0] if args else "*")
+        factory, options_model = ValueHandler(factory, options_model, executor=executor), None
+        args = ()
+    if args or extra:
+        raise ConfigurationError(f"unexpected arguments registering the artifact value handler {value_type!r}")
+    return registry_name(value_type, factory.executor), factory, options_model or AnyOptions
+
+
+class AnyOptions(BaseModel):
+    """Options model of an artifact value handler that gave none: every option goes to it unchecked."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+#: Kinds whose ``register`` takes more than ``(name, factory, options_model)``: normalized here.
+REGISTRATION_ADAPTERS: dict[str, Callable[..., tuple[str, Any, Any]]] = {
+    "artifact_handlers": _adapt_artifact_handler,
+}
+
+
+def _valid_name(kind: str, name: Any) -> bool:
+    if not isinstance(name, str) or not name:
+        return False
+    allowed = "_-.@" if kind == "artifact_handlers" else "_-"  # value types are dotted type paths
+    return all(c.isalnum() or c in allowed for c in name)
+
+
 def _check_registration(kind, name, factory, options_model, plugin) -> None:
-    if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
+    if not _valid_name(kind, name):
         raise ConfigurationError(f"plugin '{plugin}' registered a {_SINGULAR[kind]} with invalid name {name!r}")
-    if not callable(factory):
+    if kind != "artifact_handlers" and not callable(factory):
         raise ConfigurationError(f"plugin '{plugin}' registered {_SINGULAR[kind]} '{name}' with a non-callable factory")
     if options_model is not None and not (isinstance(options_model, type) and issubclass(options_model, BaseModel)):
         raise ConfigurationError(
@@ -333,6 +444,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("cluster_memory", "flowdapt.builtin.cluster_memory"),
     ("event_bus", "flowdapt.builtin.event_bus"),
     ("triggers", "flowdapt.builtin.triggers"),
+    ("artifact_handlers", "flowdapt.builtin.artifact_handlers"),
 )
 
 _default: PluginSystem | None = None

@@ -48,7 +48,9 @@ class DatabaseSettings(BackendSettings):
 
 
 class ClusterMemorySettings(BackendSettings):
-    backend: str = "lmdb"
+    #: ``auto``: LMDB (flowdapt-lmdb) when installed, else the core's in-process ``memory`` with a
+    #: warning (see ``flowdapt.plugins.AUTO_BACKENDS`` and docs/configuration.md).
+    backend: str = "auto"
 
 
 class EventBusSettings(_Section):
@@ -221,7 +223,7 @@ def _default_file_text() -> str:
             {
                 "executor": {"backend": "local", "options": {}},
                 "database": {"backend": "sqlite", "options": {}},
-                "cluster_memory": {"backend": "lmdb", "options": {}},
+                "cluster_memory": {"backend": "auto", "options": {}},
                 "event_bus": {"url": "memory://"},
                 "api": {"host": "127.0.0.1", "port": 8080},
                 "object_store": {"default_strategy": "fallback"},

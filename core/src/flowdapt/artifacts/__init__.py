@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowdapt.artifacts.handlers import (
+    ValueHandler,
     array_from_artifact,
     array_to_artifact,
     dataframe_from_artifact,
@@ -123,6 +124,7 @@ __all__ = [
     "pickle_to_artifact",
     "register_handler",
     "register_value_handler",
+    "ValueHandler",
     "save_object",
     "save_value",
     "storage_defaults",

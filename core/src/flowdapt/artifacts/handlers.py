@@ -14,8 +14,10 @@ value_type                     files                                needs
 ``pandas.DataFrame``           ``partition-{i}.parquet`` (or csv)  pandas (+ pyarrow for parquet)
 ============================== ==================================== ===========================
 
-Plugins add handlers through the ``flowdapt_register_artifact_handlers(register)`` hook; code
-can call :func:`register_value_handler` directly. numpy, pandas and pyarrow are imported only
+The built-in handlers are registered by the built-in plugin ``artifact_handlers``
+(:mod:`flowdapt.builtin.artifact_handlers`) through the ``flowdapt_register_artifact_handlers``
+hook, the same ``register`` path as executors and stores; other plugins add theirs the same way.
+Code may still call the original's :func:`register_handler` (or :func:`register_value_handler`). numpy, pandas and pyarrow are imported only
 when a value of theirs is handled: the core does not depend on them.
 """
 
@@ -24,13 +26,15 @@ from __future__ import annotations
 import io
 import logging
 import pickle
-import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from flowdapt.artifacts.interface import Artifact
+from flowdapt.errors import ConfigurationError
+from flowdapt.plugins import get_plugin_system
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +46,31 @@ ToArtifact = Callable[..., None]  # (artifact, value, **options)
 FromArtifact = Callable[..., Any]  # (artifact, **options)
 
 
-# (executor or "*", value_type, "to_artifact"|"from_artifact") -> fn: the original's registry shape.
+@dataclass(frozen=True)
+class ValueHandler:
+    """How values of one type are written to an artifact and read back: what a plugin registers
+    with ``register(value_type, ValueHandler(to_artifact, from_artifact), options_model)`` in
+    ``flowdapt_register_artifact_handlers``. ``executor`` limits it to one executor (``"dask"``)."""
+
+    to_artifact: ToArtifact
+    from_artifact: FromArtifact
+    executor: str = "*"
+
+    def __post_init__(self) -> None:
+        if not callable(self.to_artifact) or not callable(self.from_artifact):
+            raise ValueError("a ValueHandler needs two callables: to_artifact and from_artifact")
+
+
+def registry_name(value_type: str, executor: str = "*") -> str:
+    """The name a handler has in the ``artifact_handlers`` registry: the value type, with
+    ``@executor`` for a handler limited to one executor."""
+    return value_type if executor in ("", "*") else f"{value_type}@{executor}"
+
+
+# Handlers registered by code calling the original's functions (``register_handler``), not by a
+# plugin: (executor or "*", value_type, "to_artifact"|"from_artifact") -> fn. They win over a
+# plugin's handler for the same type, as the last registration did in the original.
 _HANDLER_MAP: dict[tuple[str, str, str], Callable[..., Any]] = {}
-_plugins_loaded = False
-_plugins_lock = threading.Lock()
 
 
 def type_path(value_or_type: Any) -> str:
@@ -56,16 +81,17 @@ def type_path(value_or_type: Any) -> str:
 
 def register_handler(executor: str, data_type: str, operation: str, handler: Callable[..., Any]) -> None:
     """The original's registration call: one operation (``to_artifact`` or ``from_artifact``) for
-    one executor name (``*`` for any)."""
+    one executor name (``*`` for any). Plugins use the ``flowdapt_register_artifact_handlers`` hook."""
     if operation not in ("to_artifact", "from_artifact"):
         raise ValueError(f"operation must be 'to_artifact' or 'from_artifact', got {operation!r}")
     _HANDLER_MAP[(executor or "*", data_type, operation)] = handler
+    _resolved.clear()
 
 
 def register_value_handler(
     value_type: str | type, to_artifact: ToArtifact, from_artifact: FromArtifact, *, executor: str = "*"
 ) -> None:
-    """Register both directions for a value type (a type or its full path)."""
+    """Register both directions for a value type (a type or its full path), from code."""
     name = value_type if isinstance(value_type, str) else type_path(value_type)
     if not name or not callable(to_artifact) or not callable(from_artifact):
         raise ValueError("register_value_handler needs a value type and two callables")
@@ -73,60 +99,76 @@ def register_value_handler(
     register_handler(executor, name, "from_artifact", from_artifact)
 
 
-def _load_plugin_handlers() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    with _plugins_lock:
-        if _plugins_loaded:
-            return
-        _plugins_loaded = True
-        try:
-            from flowdapt.plugins import get_plugin_system
-
-            system = get_plugin_system()
-        except Exception as exc:  # noqa: BLE001 - artifacts still work with the built-in handlers
-            log.debug("artifact handlers from plugins not loaded: %s", exc)
-            return
-        hook = getattr(system.hook, "flowdapt_register_artifact_handlers", None)
-        if hook is None:
-            return
-        for impl in hook.get_hookimpls():
-            plugin = system.manager.get_name(impl.plugin) or repr(impl.plugin)
-            try:
-                impl.function(register=register_value_handler)
-            except Exception as exc:  # noqa: BLE001 - one broken plugin must not hide the others
-                log.error("plugin %s failed in flowdapt_register_artifact_handlers: %s", plugin, exc)
+def _plugin_registry() -> dict[str, Any]:
+    """The ``artifact_handlers`` registry of the process's plugin system (built once per system:
+    installing a plugin builds a new one, so its handlers are seen at once)."""
+    try:
+        return get_plugin_system().registries["artifact_handlers"]
+    except ConfigurationError:
+        raise  # two plugins claim one value type, or one registered nonsense: say so, never guess
+    except Exception as exc:  # noqa: BLE001 - artifacts still work with handlers registered in code
+        log.debug("artifact handlers from plugins not loaded: %s", exc)
+        return {}
 
 
 def reload_plugin_handlers() -> None:
-    """Ask plugins for their handlers again (after installing one, or in tests)."""
-    global _plugins_loaded
-    _plugins_loaded = False
-    _load_plugin_handlers()
+    """Kept for callers of earlier versions: plugin handlers are read from the plugin system's
+    registry, which a reload (``set_plugin_system``, ``flowdapt plugin install``) replaces."""
+
+
+# (executor, value_type, operation) -> (the registry it was resolved against, handler or None).
+# A new plugin system brings a new registry object, and register_handler clears it.
+_resolved: dict[tuple[str, str, str], tuple[Any, Callable[..., Any] | None]] = {}
+
+
+def _resolve(executor: str, data_type: str, operation: str) -> Callable[..., Any] | None:
+    registry = _plugin_registry()
+    key = (executor, data_type, operation)
+    hit = _resolved.get(key)
+    if hit is not None and hit[0] is registry:
+        return hit[1]
+    handler: Callable[..., Any] | None = None
+    for scope in (executor, "*") if executor not in ("", "*") else ("*",):
+        direct = _HANDLER_MAP.get((scope, data_type, operation))
+        if direct is not None:
+            handler = direct
+            break
+        registration = registry.get(registry_name(data_type, scope))
+        if registration is not None:
+            handler = _checked(getattr(registration.factory, operation), registration)
+            break
+    _resolved[key] = (registry, handler)
+    return handler
 
 
 def get_handler_func(executor: str, data_type: str, operation: str) -> Callable[..., Any]:
     """The handler for an executor (falling back to ``*``), value type and operation."""
-    _load_plugin_handlers()
-    handler = _HANDLER_MAP.get((executor, data_type, operation)) or _HANDLER_MAP.get(
-        ("*", data_type, operation)
-    )
+    handler = _resolve(executor, data_type, operation)
     if handler is None:
         raise ValueError(
             f"No handler found for executor '{executor}', data type '{data_type}', and operation '{operation}'. "
-            "Install the plugin that handles this type, or register one with "
-            "flowdapt.artifacts.register_value_handler"
+            "Install the plugin that handles this type, or register one with the "
+            "flowdapt_register_artifact_handlers hook (docs/hooks.md)"
         )
     return handler
 
 
+def _checked(handler: Callable[..., Any], registration: Any) -> Callable[..., Any]:
+    """The handler, with its options validated by the plugin's options model first."""
+
+    def call(*args: Any, **options: Any) -> Any:
+        if options:
+            registration.parse_options(options)  # an error names the plugin and the option
+        return handler(*args, **options)
+
+    return call
+
+
 def find_value_type(value: Any, executor: str = "*") -> str | None:
     """The registered value type for ``value``: its own type or the nearest base class."""
-    _load_plugin_handlers()
     for kind in type(value).__mro__:
         name = type_path(kind)
-        if (executor, name, "to_artifact") in _HANDLER_MAP or ("*", name, "to_artifact") in _HANDLER_MAP:
+        if _resolve(executor, name, "to_artifact") is not None:
             return name
     return None
 
@@ -372,21 +414,13 @@ def pandas_dataframe_from_artifact(artifact: Artifact, format: str = "parquet") 
     return frames[0] if len(frames) == 1 else pandas.concat(frames)
 
 
-def _by_name(factory: Callable[[str], Callable[..., Any]]) -> Callable[..., Any]:
+def by_file_name(factory: Callable[[str], Callable[..., Any]]) -> Callable[..., Any]:
+    """A value handler from a hook factory taking a file name (``json_to_artifact``): the file
+    is the ``name`` option, else the one recorded when the value was written, else ``file``."""
+
     def call(artifact: Artifact, *args: Any, name: str = "", **_: Any) -> Any:
         if not name:
             name = "file" if args else artifact.get_meta(VALUE_FILE, "file")
         return factory(name)(artifact, *args)
 
     return call
-
-
-register_value_handler("json", _by_name(json_to_artifact), _by_name(json_from_artifact))
-register_value_handler("pickle", _by_name(pickle_to_artifact), _by_name(pickle_from_artifact))
-register_value_handler("numpy.ndarray", numpy_array_to_artifact, numpy_array_from_artifact)
-# pandas >= 3 reports its classes as ``pandas.DataFrame``; older versions (and the original
-# Flowdapt's metadata) as ``pandas.core.frame.DataFrame``. Either name reads back.
-register_value_handler(
-    "pandas.core.frame.DataFrame", pandas_dataframe_to_artifact, pandas_dataframe_from_artifact
-)
-register_value_handler("pandas.DataFrame", pandas_dataframe_to_artifact, pandas_dataframe_from_artifact)

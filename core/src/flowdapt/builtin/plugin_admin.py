@@ -60,24 +60,6 @@ def _lock_for(server: FlowdaptServer) -> asyncio.Lock:
     return lock
 
 
-def _plugin_summary(system: PluginSystem, names: list[str]) -> list[dict[str, Any]]:
-    out = []
-    for name in names:
-        info = system.plugins[name]
-        out.append(
-            {
-                "name": info.name,
-                "distribution": info.distribution,
-                "version": info.version,
-                "module": info.module,
-                "enabled": info.enabled,
-                "hooks": list(info.hooks),
-                "error": info.error,
-            }
-        )
-    return out
-
-
 async def _swap_plugins(server: FlowdaptServer, changed: set[str]) -> PluginSystem:
     from flowdapt.plugin_installer import reload_plugins
 
@@ -153,7 +135,7 @@ async def install_on_server(server: FlowdaptServer, body: PluginInstallBody) -> 
         _call_for(system, "flowdapt_server_startup", [n for n in names if system.plugins[n].loaded], server=server)
         result: dict[str, Any] = {
             **change.as_dict(),
-            "plugins": _plugin_summary(system, names),
+            "plugins": system.summaries(names),
             "definitions": [],
         }
         if not names:

@@ -11,14 +11,15 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-import yaml
 
-from flowdapt.cli.state import EXIT_BAD_INPUT, EXIT_FAILED, fail
+from flowdapt.cli import api as cli
+from flowdapt.cli.api import OutputOption, ServerOption, TokenOption, call, dump, exit_for, print_table
+from flowdapt.cli.state import EXIT_FAILED, fail
 from flowdapt.errors import ValidationError
 
-Server = Annotated[str | None, typer.Option("--server", "-s", envvar="FLOWDAPT_SERVER", help="server URL (default http://127.0.0.1:8080)")]
-Token = Annotated[str | None, typer.Option("--token", envvar="FLOWDAPT_TOKEN", help="API token")]
-Output = Annotated[str, typer.Option("--output", "-o", help="table, json or yaml")]
+Server = ServerOption
+Token = TokenOption
+Output = OutputOption
 
 RESOURCE_KINDS = {
     "workflow": "workflow",
@@ -34,31 +35,6 @@ RESOURCE_KINDS = {
 OTHER_KINDS = {"run": "run", "runs": "run", "workflow_run": "run", "workflow_runs": "run", "plugin": "plugin", "plugins": "plugin"}
 
 
-def _client(server: str | None, token: str | None):
-    from flowdapt.client import Client
-
-    return Client(server, token=token)
-
-
-def _api_call(fn, *args, **kwargs):
-    """Call the client; turn its errors into an exit with the server's message."""
-    from flowdapt.client import ApiError
-
-    try:
-        return fn(*args, **kwargs)
-    except ApiError as exc:
-        _exit_for(exc)
-
-
-def _exit_for(exc) -> None:
-    from flowdapt.client import ConnectionFailedError
-
-    if isinstance(exc, ConnectionFailedError):
-        fail(str(exc.detail), EXIT_FAILED)
-    bad_input = 400 <= exc.status_code < 500 and exc.status_code != 404
-    fail(f"{exc.status_code}: {exc.detail}", EXIT_BAD_INPUT if bad_input else EXIT_FAILED)
-
-
 def _kind(kind: str) -> str:
     key = kind.lower()
     if key in RESOURCE_KINDS:
@@ -66,15 +42,6 @@ def _kind(kind: str) -> str:
     if key in OTHER_KINDS:
         return OTHER_KINDS[key]
     fail(f"unknown kind {kind!r}; use workflows, configs, triggers, runs or plugins")
-
-
-def _dump(value: Any, output: str) -> None:
-    if output == "json":
-        typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
-    elif output == "yaml":
-        typer.echo(yaml.safe_dump(value, sort_keys=False).rstrip())
-    else:
-        fail(f"unknown output format {output!r}; use table, json or yaml")
 
 
 def _age(iso: str | None) -> str:
@@ -94,18 +61,6 @@ def _duration(run: dict) -> str:
     return f"{seconds:.2f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
 
 
-def _table(columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*[str(c) for c in row])
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
-
-
 _STATE_COLORS = {"finished": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "pending": "white"}
 
 
@@ -116,13 +71,13 @@ def _state(state: str) -> str:
 def _resource_rows(kind: str, items: list[dict]) -> None:
     if kind == "workflow":
         rows = [[i["metadata"]["name"], len(i["spec"]["stages"]), _age(i["metadata"]["created_at"]), i["metadata"]["uid"]] for i in items]
-        _table(["NAME", "STAGES", "AGE", "UID"], rows)
+        print_table(["NAME", "STAGES", "AGE", "UID"], rows)
     elif kind == "config":
         rows = []
         for i in items:
             sel = i["spec"].get("selector") or {}
             rows.append([i["metadata"]["name"], sel.get("type", "-"), sel.get("value", "-"), _age(i["metadata"]["created_at"]), i["metadata"]["uid"]])
-        _table(["NAME", "SELECTOR", "VALUE", "AGE", "UID"], rows)
+        print_table(["NAME", "SELECTOR", "VALUE", "AGE", "UID"], rows)
     else:
         rows = []
         for i in items:
@@ -133,11 +88,11 @@ def _resource_rows(kind: str, items: list[dict]) -> None:
                 status.get("last_fire") or i["metadata"].get("annotations", {}).get("flowdapt.ai/last_run") or "-",
                 _age(i["metadata"]["created_at"]), i["metadata"]["uid"],
             ])
-        _table(["NAME", "TYPE", "ACTION", "NEXT FIRE", "LAST FIRE", "AGE", "UID"], rows)
+        print_table(["NAME", "TYPE", "ACTION", "NEXT FIRE", "LAST FIRE", "AGE", "UID"], rows)
 
 
 def _run_rows(runs: list[dict]) -> None:
-    _table(
+    print_table(
         ["NAME", "WORKFLOW", "STATE", "STARTED", "DURATION", "SOURCE"],
         [[r["name"], r["workflow"], _state(r["state"]), _age(r["started_at"]), _duration(r), r.get("source") or "-"] for r in runs],
     )
@@ -173,7 +128,7 @@ def _exists(client, kind: str, name: str) -> bool:
     except NotFoundError:
         return False
     except ApiError as exc:
-        _exit_for(exc)
+        exit_for(exc)
     return True
 
 
@@ -185,24 +140,24 @@ def apply_command(
 ) -> None:
     """Create or update the resources in files or folders. All are validated before any is written."""
     documents = _load_files(files)
-    with _client(server, token) as client:
+    with cli.client(server, token) as client:
         actions = []
         for doc in documents:  # server-side validation of everything first (targets, DAG, options)
             exists = _exists(client, doc["kind"], doc["metadata"]["name"])
             if exists:
-                _api_call(client.update, doc, dry_run=True)
+                call(client.update, doc, dry_run=True)
             else:
-                _api_call(client.create, doc, dry_run=True)
+                call(client.create, doc, dry_run=True)
             actions.append((doc, exists))
         for doc, exists in actions:
             label = f"{doc['kind']}/{doc['metadata']['name']}"
             if dry_run:
                 typer.echo(f"{label} valid ({'would update' if exists else 'would create'})")
             elif exists:
-                _api_call(client.update, doc)
+                call(client.update, doc)
                 typer.echo(f"{label} updated")
             else:
-                _api_call(client.create, doc)
+                call(client.create, doc)
                 typer.echo(f"{label} created")
 
 
@@ -216,7 +171,7 @@ def delete_command(
     """Delete a resource by kind and name, or every resource named in files."""
     from flowdapt.client import NotFoundError
 
-    with _client(server, token) as client:
+    with cli.client(server, token) as client:
         if files:
             for doc in _load_files(files):
                 label = f"{doc['kind']}/{doc['metadata']['name']}"
@@ -230,12 +185,12 @@ def delete_command(
             fail("give KIND NAME, or -f FILE")
         resolved = _kind(kind)
         if resolved == "run":
-            run = _api_call(client.delete_run, name)
+            run = call(client.delete_run, name)
             typer.echo(f"run/{run.name} deleted")
         elif resolved == "plugin":
             fail("plugins are not deleted through the server; uninstall the package")
         else:
-            resource = _api_call(client.delete, resolved, name)
+            resource = call(client.delete, resolved, name)
             typer.echo(f"{resolved}/{resource.metadata.name} deleted")
 
 
@@ -251,38 +206,38 @@ def get_command(
 ) -> None:
     """List resources of a kind, or get one."""
     resolved = _kind(kind)
-    with _client(server, token) as client:
+    with cli.client(server, token) as client:
         if resolved == "run":
             if name:
-                runs = [_api_call(client.get_run, name).model_dump(mode="json")]
+                runs = [call(client.get_run, name).model_dump(mode="json")]
             else:
-                runs = [r.model_dump(mode="json") for r in _api_call(client.list_runs, limit=50).items]
+                runs = [r.model_dump(mode="json") for r in call(client.list_runs, limit=50).items]
             if output == "table":
                 _run_rows(runs)
             else:
-                _dump(runs[0] if name else runs, output)
+                dump(runs[0] if name else runs, output)
             return
         if resolved == "plugin":
-            plugins = [_api_call(client.plugin, name)] if name else _api_call(client.plugins)
+            plugins = [call(client.plugin, name)] if name else call(client.plugins)
             if output == "table":
-                _table(
+                print_table(
                     ["NAME", "VERSION", "STATUS", "MODULE"],
                     [[p["name"], p["metadata"]["version"] or "-", "error" if p.get("error") else ("loaded" if p.get("enabled", True) else "disabled"), p["module"]] for p in plugins],
                 )
             else:
-                _dump(plugins[0] if name else plugins, output)
+                dump(plugins[0] if name else plugins, output)
             return
         if name:
-            items = [_api_call(client.get_document, resolved, name)]
+            items = [call(client.get_document, resolved, name)]
         else:
-            items = _api_call(client.list_documents, resolved)
+            items = call(client.list_documents, resolved)
         if output == "table":
             if not items:
                 typer.echo(f"no {resolved}s")
                 return
             _resource_rows(resolved, items)
         else:
-            _dump(items[0] if name else items, output)
+            dump(items[0] if name else items, output)
 
 
 def inspect_command(
@@ -294,14 +249,14 @@ def inspect_command(
 ) -> None:
     """Show one resource or run in full."""
     resolved = _kind(kind)
-    with _client(server, token) as client:
+    with cli.client(server, token) as client:
         if resolved == "run":
-            value = _api_call(client.get_run, name).model_dump(mode="json", exclude={"owner"})
+            value = call(client.get_run, name).model_dump(mode="json", exclude={"owner"})
         elif resolved == "plugin":
-            value = _api_call(client.plugin, name)
+            value = call(client.plugin, name)
         else:
-            value = _api_call(client.get, resolved, name).to_document()
-    _dump(value, output)
+            value = call(client.get, resolved, name).to_document()
+    dump(value, output)
 
 
 def runs_command(
@@ -315,11 +270,11 @@ def runs_command(
     token: Token = None,
 ) -> None:
     """List runs across workflows, newest first."""
-    with _client(server, token) as client:
-        page = _api_call(client.list_runs, workflow=workflow, state=state_, since=since, limit=limit, offset=offset)
+    with cli.client(server, token) as client:
+        page = call(client.list_runs, workflow=workflow, state=state_, since=since, limit=limit, offset=offset)
     runs = [r.model_dump(mode="json", exclude={"owner"}) for r in page.items]
     if output != "table":
-        _dump({"items": runs, "total": page.total, "limit": page.limit, "offset": page.offset}, output)
+        dump({"items": runs, "total": page.total, "limit": page.limit, "offset": page.offset}, output)
         return
     if not runs:
         typer.echo("no runs")
@@ -389,8 +344,8 @@ def start_command(
     from flowdapt.cli.core import parse_inputs
 
     run_input = parse_inputs(input, input_file)
-    with _client(server, token) as client:
-        run = _api_call(client.run_workflow, workflow, run_input, wait=False, namespace=namespace)
+    with cli.client(server, token) as client:
+        run = call(client.run_workflow, workflow, run_input, wait=False, namespace=namespace)
         if wait:
             display = _StageDisplay(progress and sys.stderr.isatty())
             delay = 0.05
@@ -398,9 +353,9 @@ def start_command(
                 while run.state in ("pending", "running"):
                     time.sleep(delay)
                     delay = min(delay * 2, 0.5)
-                    run = _api_call(client.get_run, run.name, include_result=False)
+                    run = call(client.get_run, run.name, include_result=False)
                     display.update(run)
-                run = _api_call(client.get_run, run.name)
+                run = call(client.get_run, run.name)
                 display.update(run)
             except KeyboardInterrupt:
                 display.close()
@@ -417,7 +372,7 @@ def start_command(
             where = f" in stage {error.stage}" if error and error.stage else ""
             typer.secho(f"{error.type if error else 'error'}{where}: {error.message if error else run.result}", fg="red", err=True)
     else:
-        _dump(document, output)
+        dump(document, output)
     if wait and run.state != "finished":
         raise typer.Exit(EXIT_FAILED)
 
@@ -428,18 +383,18 @@ def cancel_command(
     token: Token = None,
 ) -> None:
     """Cancel a pending or running run."""
-    with _client(server, token) as client:
-        result = _api_call(client.cancel_run, run)
+    with cli.client(server, token) as client:
+        result = call(client.cancel_run, run)
     typer.echo(f"run/{result.name} {result.state}")
 
 
 def status_command(output: Output = "table", server: Server = None, token: Token = None) -> None:
     """Server version, services, executor and system figures."""
-    with _client(server, token) as client:
-        ping = _api_call(client.ping)
-        status = _api_call(client.status)
+    with cli.client(server, token) as client:
+        ping = call(client.ping)
+        status = call(client.status)
     if output != "table":
-        _dump({"ping": ping, "status": status}, output)
+        dump({"ping": ping, "status": status}, output)
         return
     system = status["system"]
     typer.echo(f"server    {client.base_url}  flowdapt {ping['version']} (API {ping['api_version']})  name {status['name']}")
@@ -453,7 +408,7 @@ def status_command(output: Output = "table", server: Server = None, token: Token
             env = service["environment"]
             detail = f"{env.get('executor', '')} workers={env.get('workers', '-')}  active runs {service.get('active_runs', 0)}"
         rows.append([name, _state("finished") if service.get("status") == "OK" else _state("failed"), detail])
-    _table(["SERVICE", "STATUS", "DETAIL"], [[r[0], r[1].replace("finished", "OK").replace("failed", "NOT OK"), r[2]] for r in rows])
+    print_table(["SERVICE", "STATUS", "DETAIL"], [[r[0], r[1].replace("finished", "OK").replace("failed", "NOT OK"), r[2]] for r in rows])
     if status.get("draining"):
         typer.secho("draining: new runs are refused (DELETE /drain to resume)", fg="yellow")
 

@@ -52,6 +52,8 @@ def config_show(
                 registration = plugins.get(kind, backend)
                 data[section]["options"] = registration.parse_options(data[section]["options"]).model_dump(mode="json")
                 data[section]["plugin"] = registration.plugin
+                if registration.name != backend:  # backend: auto
+                    data[section]["resolved"] = registration.name
             except FlowdaptError as exc:
                 data[section]["error"] = str(exc)
     data["config_path"] = str(settings.config_path) if settings.config_path else None

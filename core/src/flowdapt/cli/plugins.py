@@ -39,11 +39,12 @@ def _absolute_if_local_path(plugin: str) -> str:
 
 
 def _post(server: str | None, token: str | None, path: str, body: dict[str, Any]) -> Any:
-    from flowdapt.client import ApiError, Client, _Call
+    from flowdapt.cli import api as cli
+    from flowdapt.client import ApiError
 
     try:
-        with Client(server, token=token, timeout=REQUEST_TIMEOUT) as client:
-            return client._do(_Call("POST", path, body=body, has_body=True))
+        with cli.client(server, token, timeout=REQUEST_TIMEOUT) as client:
+            return client.request("POST", path, json=body)
     except ApiError as exc:
         detail = getattr(exc, "detail", None) or str(exc)
         fail(str(detail), EXIT_FAILED)
@@ -135,9 +136,7 @@ def _install_local(ctx: typer.Context, body: dict[str, Any]) -> dict[str, Any]:
         )
     except FlowdaptError as exc:
         fail(str(exc), EXIT_FAILED)
-    from flowdapt.builtin.plugin_admin import _plugin_summary
-
-    return {**change.as_dict(), "plugins": _plugin_summary(system, plugins_of(system, change.distribution)), "definitions": []}
+    return {**change.as_dict(), "plugins": system.summaries(plugins_of(system, change.distribution)), "definitions": []}
 
 
 def uninstall_command(

@@ -4,7 +4,7 @@
 executor and outside a run (tests, notebooks). Where a value lives is the *strategy*:
 
 - ``cluster_memory``: fast and shared by every worker, bounded (size limit, TTL, LRU eviction),
-  not meant to outlive the deployment. Backend from ``cluster_memory.backend`` (``lmdb`` on one
+  not meant to outlive the deployment. Backend from ``cluster_memory.backend`` (``auto``: ``lmdb`` on one
   machine; ``ray``/``dask`` on their clusters; ``memory`` in-process).
 - ``artifact``: a file per value under ``storage`` (local disk, S3...): persistent, slower.
 - ``fallback`` (the default, ``object_store.default_strategy``): cluster memory first; artifacts
@@ -104,16 +104,19 @@ def cluster_memory(
     last = _last
     if backend is None and not options and last is not None and last[0] is settings and last[1] == pid:
         return last[2]
-    name = backend or settings.cluster_memory.backend
-    merged = dict(settings.cluster_memory.options) if name == settings.cluster_memory.backend else {}
+    from flowdapt.plugins import get_plugin_system
+
+    plugins = get_plugin_system(settings)
+    # ``auto`` and the name it stands for are one backend: one instance (one LMDB environment).
+    configured = plugins.resolve("cluster_memory", settings.cluster_memory.backend)
+    name = plugins.resolve("cluster_memory", backend) if backend else configured
+    merged = dict(settings.cluster_memory.options) if name == configured else {}
     merged.update(options or {})
     key = (pid, name, str(settings.app_dir), orjson.dumps(merged, option=orjson.OPT_SORT_KEYS, default=str))
     with _backends_lock:
         instance = _backends.get(key)
         if instance is None:
-            from flowdapt.plugins import get_plugin_system
-
-            instance = get_plugin_system(settings).create("cluster_memory", name, merged, settings)
+            instance = plugins.create("cluster_memory", name, merged, settings)
             _backends[key] = instance
     if backend is None and not options:
         _last = (settings, pid, instance)
@@ -286,9 +289,13 @@ def _backend(backend: str | None, params: dict[str, Any] | None) -> ClusterMemor
 
 
 def _backend_label(backend: str | None) -> str:
-    if backend:
-        return backend
-    return get_settings().cluster_memory.backend
+    name = backend or get_settings().cluster_memory.backend
+    try:
+        from flowdapt.plugins import get_plugin_system
+
+        return get_plugin_system().resolve("cluster_memory", name)
+    except Exception:  # noqa: BLE001 - only a label for a message
+        return name
 
 
 # -- the API --------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import orjson
 import typer
 import yaml
 
-from flowdapt.cli.client import _api_call, _client, _dump
-from flowdapt.cli.state import EXIT_BAD_INPUT, EXIT_FAILED, fail
+from flowdapt.cli import api as cli
+from flowdapt.cli.api import EXIT_BAD_INPUT, EXIT_FAILED, fail
 
 trigger_app = typer.Typer(help="Trigger rules: fire one now to test it.", no_args_is_help=True)
 
@@ -41,16 +41,16 @@ def fire_command(
         typer.Option("--event", "-e", help="event envelope as JSON, or @file.json / @file.yaml (read by {var: ...})"),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only check whether the condition matches the event")] = False,
-    output: Annotated[str, typer.Option("--output", "-o", help="table, json or yaml")] = "table",
-    server: Annotated[str | None, typer.Option("--server", "-s", envvar="FLOWDAPT_SERVER", help="server URL")] = None,
-    token: Annotated[str | None, typer.Option("--token", envvar="FLOWDAPT_TOKEN", help="API token")] = None,
+    output: cli.OutputOption = "table",
+    server: cli.ServerOption = None,
+    token: cli.TokenOption = None,
 ) -> None:
     """Fire NAME's action now, whatever its schedule or condition. Exit 1 when the action fails."""
     envelope = _read_event(event) if event is not None else None
-    with _client(server, token) as client:
-        answer = _api_call(client.fire_trigger, name, event=envelope, dry_run=dry_run)
+    with cli.client(server, token) as client:
+        answer = cli.call(client.fire_trigger, name, event=envelope, dry_run=dry_run)
     if output != "table":
-        _dump(answer, output)
+        cli.dump(answer, output)
         if answer.get("error"):
             raise typer.Exit(EXIT_FAILED)
         return

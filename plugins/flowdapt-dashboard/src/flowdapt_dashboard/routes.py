@@ -16,6 +16,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from flowdapt.server import api
 from flowdapt_dashboard import summary
 
 PREFIX = "/ui"
@@ -63,8 +64,7 @@ def _not_found(detail: str) -> JSONResponse:
 
 
 def create_router() -> APIRouter:
-    router = APIRouter(tags=["dashboard"])
-    router.flowdapt_public_paths = PUBLIC_PATHS
+    router = api.mark_public(APIRouter(tags=["dashboard"]), *PUBLIC_PATHS)
     root = static_root().resolve()
 
     @router.get(PREFIX, include_in_schema=False)
@@ -87,8 +87,7 @@ def create_router() -> APIRouter:
         summary="Workflows with their last run (dashboard)",
         description="Every workflow with its stage count, map stages, last run and number of runs in the last 24 h.",
     )
-    async def workflows(request: Request) -> JSONResponse:
-        server = request.app.state.server
+    async def workflows(server: api.ServerDep) -> JSONResponse:
         return JSONResponse(await summary.workflow_summaries(server.store, server.runs.persist))
 
     @router.get(
@@ -96,8 +95,7 @@ def create_router() -> APIRouter:
         summary="Run statistics for the overview page (dashboard)",
         description="Run counts per state over the last 24 h, runs started and failed per hour, recent run durations.",
     )
-    async def overview(request: Request) -> JSONResponse:
-        server = request.app.state.server
+    async def overview(server: api.ServerDep) -> JSONResponse:
         return JSONResponse(await summary.overview(server.store, server.runs.persist))
 
     return router

@@ -15,7 +15,7 @@ from flowdapt.builtin.plugin_admin import (
     uninstall_from_server,
 )
 from flowdapt.server.http import json_response, read_body
-from flowdapt.server.routes.common import ERRORS
+from flowdapt.server.routes.common import ERRORS, server_of
 
 router = APIRouter()
 _RESPONSES = {**ERRORS, 403: {"description": "The server has no API token, so installing is refused"}}
@@ -34,7 +34,7 @@ def _body(model) -> dict:
     openapi_extra=_body(PluginInstallBody),
 )
 async def install_plugin(request: Request):
-    server = request.app.state.server
+    server = server_of(request)
     require_token(server)
     body = parse_body(PluginInstallBody, await read_body(request, default={}))
     return json_response(await install_on_server(server, body))
@@ -49,7 +49,7 @@ async def install_plugin(request: Request):
     openapi_extra=_body(PluginUninstallBody),
 )
 async def uninstall_plugin(request: Request):
-    server = request.app.state.server
+    server = server_of(request)
     require_token(server)
     body = parse_body(PluginUninstallBody, await read_body(request, default={}))
     return json_response(await uninstall_from_server(server, body))

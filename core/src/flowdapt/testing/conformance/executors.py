@@ -462,7 +462,7 @@ class ExecutorConformance:
     def test_object_store_round_trip_between_stages_and_between_runs(self, executor, suite_settings):
         from flowdapt.plugins import get_plugin_system
 
-        memory = suite_settings.cluster_memory.backend
+        memory = get_plugin_system().resolve("cluster_memory", suite_settings.cluster_memory.backend)
         if memory not in get_plugin_system().names("cluster_memory"):
             pytest.skip(f"no loaded plugin registers the cluster memory {memory!r} the suite's settings name")
         r = run(wf(stage("put", "put_values"), stage("get", "get_values", depends_on=["put"])), {"n": 5}, executor, namespace=f"os-{executor.name}")
