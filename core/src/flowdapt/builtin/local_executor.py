@@ -20,8 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flowdapt.builtin.fork_server import forkserver_context
 from flowdapt.builtin.process_pool import ProcessPool, WorkerDied
-from flowdapt.engine.executor import Executor, node_record
-from flowdapt.engine.scheduler import WORKER_CRASHED
+from flowdapt.engine.executor import WORKER_CRASHED, Executor, node_record
 from flowdapt.engine.worker import Failure, Task, TaskResult, run_task
 from flowdapt.hookspecs import hookimpl
 

@@ -1,8 +1,10 @@
 """The executor contract. An executor runs :class:`~flowdapt.engine.worker.Task` objects somewhere.
 
-The default :meth:`Executor.execute` drives the run's DAG with :func:`run_plan`, which only needs
-``submit``. An executor that can keep intermediate results on its cluster (Ray object refs, Dask
-futures) overrides ``execute`` and may still reuse the worker-side :func:`run_task`.
+The default :meth:`Executor.execute` drives the run's DAG with :func:`~flowdapt.engine.driver.drive`
+through a :class:`SubmitBackend`, which only needs ``submit``: every stage output comes back to the
+driver. An executor that keeps intermediate results on its cluster (Ray object refs, Dask futures)
+supplies its own backend (:class:`~flowdapt.engine.cluster.ClusterExecutor`); the run semantics stay
+the driver's.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from typing import Any, ClassVar
 import cloudpickle
 
 from flowdapt.engine.context import RunContext
+from flowdapt.engine.driver import RunObserver, chunk_bounds, drive
 from flowdapt.engine.plan import Plan, PlannedStage
-from flowdapt.engine.worker import Task, TaskResult
+from flowdapt.engine.worker import MODE_CALL, MODE_MAP, Task, TaskResult
+
+#: Failure type of a task whose worker died; :class:`SubmitBackend` resubmits it per the stage's retries.
+WORKER_CRASHED = "WorkerCrashedError"
 
 
 class Executor(abc.ABC):
@@ -82,11 +88,9 @@ class Executor(abc.ABC):
     async def submit(self, task: Task) -> TaskResult:
         """Run one task on a worker and return its result. Stage failures are in the result."""
 
-    async def execute(self, plan: Plan, ctx: RunContext, observer) -> dict[str, Any]:
+    async def execute(self, plan: Plan, ctx: RunContext, observer: RunObserver) -> dict[str, Any]:
         """Run every stage of the plan; returns each stage's output by name."""
-        from flowdapt.engine.scheduler import run_plan
-
-        return await run_plan(plan, ctx, self, observer)
+        return await drive(plan, ctx.input, SubmitBackend(self, ctx), observer)
 
     async def reload_code(self) -> None:
         """Installed code changed (a plugin was installed, upgraded or removed): tasks submitted
@@ -112,7 +116,10 @@ class Executor(abc.ABC):
 
 
 def node_record(
-    hostname: str, address: str | None = None, resources: dict[str, float] | None = None, node_id: str | None = None
+    hostname: str,
+    address: str | None = None,
+    resources: dict[str, float] | None = None,
+    node_id: str | None = None,
 ) -> dict[str, Any]:
     """One machine of an executor's cluster, in the shape of Ray's node records (``ray.nodes()``),
     which is what the original reported in ``/status`` as ``environment.nodes``."""
@@ -126,3 +133,84 @@ def node_record(
         "NodeManagerHostname": hostname,
         "Resources": dict(resources or {}),
     }
+
+
+class SubmitBackend:
+    """The driver's backend over :meth:`Executor.submit`: stage outputs are the values themselves,
+    on the driver, and a dependency's output travels with each task that needs it."""
+
+    __slots__ = ("ex", "ctx", "context", "run_uid")
+
+    def __init__(self, executor: Executor, ctx: RunContext) -> None:
+        self.ex = executor
+        self.ctx = ctx
+        self.context = executor.encode_context(ctx)
+        self.run_uid = str(ctx.run.uid)
+
+    def _base(self, stage: PlannedStage) -> dict[str, Any]:
+        options = stage.options
+        return {
+            "run_uid": self.run_uid,
+            "stage": stage.name,
+            "target": self.ex.encode_target(stage.target),
+            "context": self.context,
+            "retries": options.retries,
+            "retry_delay": options.retry_delay,
+            "timeout": options.timeout,
+        }
+
+    async def _submit(self, task: Task) -> TaskResult:
+        """Submit a task; a task whose worker process died is resubmitted up to ``task.retries`` times."""
+        for attempt in range(task.retries + 1):
+            result = await self.ex.submit(task)
+            if result.values or not result.failures or result.failures[0].type != WORKER_CRASHED:
+                return result
+            result.attempts = attempt + 1
+            result.failures[0].attempts = attempt + 1
+        return result
+
+    async def call(self, stage: PlannedStage, deps: list[Any]) -> tuple[TaskResult, Any]:
+        kwargs = self.ctx.input if stage.is_root else {}
+        result = await self._submit(
+            Task(mode=MODE_CALL, args=tuple(deps), kwargs=kwargs, **self._base(stage))
+        )
+        return result, None if result.failures else result.values[0]
+
+    def map_length(self, stage: PlannedStage, source: Any) -> tuple[int | None, str, Any]:
+        if not isinstance(source, list):
+            if isinstance(source, (str, bytes, dict)) or not hasattr(source, "__iter__"):
+                return None, type(source).__name__, None
+            source = list(source)
+        return len(source), "list", source
+
+    def chunks(
+        self, stage: PlannedStage, n: int, items: list[Any], input_key: str | None, rest: list[Any]
+    ) -> list[tuple[int, Task]]:
+        kwargs = self.ctx.input if stage.is_root else {}
+        if input_key:
+            kwargs = {k: v for k, v in kwargs.items() if k != input_key}
+        base = self._base(stage)
+        args = tuple(rest)
+        return [
+            (lo, Task(items=items[lo:hi], start=lo, mode=MODE_MAP, args=args, kwargs=kwargs, **base))
+            for lo, hi in chunk_bounds(n, self.ex.chunk_size(n, stage))
+        ]
+
+    async def run_chunk(self, stage: PlannedStage, work: Task, start: int) -> tuple[TaskResult, int]:
+        return await self._submit(work), start
+
+    def map_output(self, stage: PlannedStage, parts: list[tuple[TaskResult, int]]) -> list[Any]:
+        output: list[Any] = []
+        for result, start in parts:
+            if result.failures:
+                failed = {f.index - start for f in result.failures}
+                output.extend(v for j, v in enumerate(result.values) if j not in failed)
+            else:
+                output.extend(result.values)
+        return output
+
+    async def results(self, plan: Plan, outputs: dict[str, Any]) -> dict[str, Any]:
+        return outputs
+
+    async def abort(self) -> None:
+        await self.ex.cancel(self.run_uid)

@@ -63,6 +63,15 @@ class TaskResult:
     failures: list[Failure]
     attempts: int = 1
 
+    # The driver's view of a finished task (engine.driver.Status).
+    @property
+    def done(self) -> int:
+        return len(self.values)
+
+    @property
+    def never_ran(self) -> bool:
+        return bool(self.failures) and not self.values
+
 
 # -- per-process caches ------------------------------------------------------------------------
 

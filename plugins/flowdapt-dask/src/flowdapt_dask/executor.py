@@ -2,7 +2,7 @@
 
 Starts a ``LocalCluster`` by default, or connects to a scheduler (``address: tcp://host:8786``).
 Each stage is a task (a map stage: one task per chunk of items) of
-:func:`flowdapt.engine.cluster.remote_stage`, which runs the shared per-task path on the worker;
+:func:`flowdapt.engine.remote.remote_stage`, which runs the shared per-task path on the worker;
 dependency outputs travel as futures. Every key carries the run's uid, so concurrent runs of one
 workflow never collide, and every stage of the DAG runs (not only the last one's ancestors).
 """
@@ -20,20 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flowdapt.engine.cluster import (
-    ClusterExecutor,
-    Launched,
-    RemoteCall,
-    RemoteOutput,
-    RemoteStatus,
-    missing_resources,
-    parse_bytes,
-    plugin_package_dirs,
-    remote_stage,
-    split_items,
-    worker_sys_path,
-)
+from flowdapt.engine.cluster import ClusterExecutor, Launched, RemoteOutput
 from flowdapt.engine.executor import node_record
+from flowdapt.engine.remote import RemoteCall, RemoteStatus, remote_stage, split_items
+from flowdapt.engine.shipping import plugin_package_dirs, worker_sys_path
+from flowdapt.engine.stage_resources import missing_resources, parse_bytes
 from flowdapt.engine.worker import Failure
 from flowdapt.errors import ConfigurationError
 from flowdapt_dask.options import DaskExecutorOptions

@@ -1,7 +1,7 @@
 """The Ray executor: a workflow runs as a DAG of Ray tasks whose outputs stay in Ray's object store.
 
 Starts a local Ray instance by default, or connects to a cluster (``address``). Each stage is a
-task (a map stage: one task per chunk of items) of :func:`flowdapt.engine.cluster.remote_stage`,
+task (a map stage: one task per chunk of items) of :func:`flowdapt.engine.remote.remote_stage`,
 which runs the shared per-task path on the worker; dependency outputs travel as object refs.
 """
 
@@ -19,20 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from flowdapt.engine.cluster import (
-    ClusterExecutor,
-    InsufficientResourcesError,
-    Launched,
-    RemoteCall,
-    RemoteOutput,
-    missing_resources,
-    parse_bytes,
-    plugin_package_dirs,
-    remote_stage,
-    split_items,
-    worker_sys_path,
-)
+from flowdapt.engine.cluster import ClusterExecutor, Launched, RemoteOutput
 from flowdapt.engine.plan import PlannedStage
+from flowdapt.engine.remote import RemoteCall, remote_stage, split_items
+from flowdapt.engine.shipping import plugin_package_dirs, worker_sys_path
+from flowdapt.engine.stage_resources import InsufficientResourcesError, missing_resources, parse_bytes
 from flowdapt.engine.worker import Failure
 from flowdapt.errors import ConfigurationError
 from flowdapt_ray.options import RayExecutorOptions
@@ -128,7 +119,7 @@ class _LazySetup:
 
 def _warm() -> int:
     """Imports what every task needs, so the first run does not pay for it in each worker."""
-    import flowdapt.engine.cluster  # noqa: F401
+    import flowdapt.engine.remote  # noqa: F401
     import flowdapt.engine.worker  # noqa: F401
 
     return os.getpid()

@@ -1,0 +1,50 @@
+"""What a cluster executor ships to remote workers: the driver's own code paths and plugin packages."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def worker_sys_path() -> list[str]:
+    """The driver's sys.path entries a worker on this machine would miss (not site-packages, not stdlib)."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    keep: list[str] = []
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        real = os.path.realpath(entry)
+        if (
+            "site-packages" in real
+            or "dist-packages" in real
+            or any(real.startswith(p + os.sep) for p in prefixes)
+        ):
+            continue
+        if real not in keep:
+            keep.append(real)
+    return keep
+
+
+def plugin_package_dirs(plugins, skip: set[str], executor: str) -> list[str]:
+    """Directories of the loaded plugins' top-level packages, except those in ``skip``: what a
+    cluster executor ships to remote workers (``ship_plugins``)."""
+    skip = set(skip)
+    packages: list[str] = []
+    for info in plugins.plugins.values():
+        top = info.module.split(".")[0]
+        if not info.loaded or top in skip:
+            continue
+        skip.add(top)
+        try:
+            module = importlib.import_module(top)
+        except Exception as exc:  # removed or broken since it was loaded: nothing to ship
+            logging.getLogger(__name__).warning(
+                "not shipping plugin package %s to %s workers: %s", top, executor, exc
+            )
+            continue
+        if getattr(module, "__file__", None):
+            packages.append(str(Path(module.__file__).parent))
+    return packages
