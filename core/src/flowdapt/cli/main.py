@@ -50,15 +50,13 @@ def root(
 
 
 def _register_commands() -> None:
-    from flowdapt.cli import core
+    from flowdapt.cli import client, core, db, plugins, server
 
     core.register(app)
-    from flowdapt.cli import plugins; plugins.register(app)  # noqa: E702 - plugin install/uninstall
-    from flowdapt.cli import client, server
-
+    plugins.register(app)  # plugin install/uninstall
     server.register(app)
     client.register(app)
-    from flowdapt.cli import db; db.register(app)  # noqa: E702, I001
+    db.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
