@@ -95,6 +95,39 @@ def test_each_app_dir_gets_its_own_user_modules(flowdapt_app_dir, flowdapt_setti
         assert run.result["squares"] == expected
 
 
+def test_an_earlier_app_dir_put_back_on_sys_path_does_not_shadow_the_current_one(
+    flowdapt_app_dir, flowdapt_settings, flowdapt_plugins, tmp_path
+):
+    """Something that restores an old ``sys.path`` (pytest's ``monkeypatch.syspath_prepend`` on
+    undo, a notebook cell) can put an earlier app dir back in front of the current one; its
+    ``user_modules`` must still not be the one imported."""
+    from flowdapt.api import execute_workflow
+    from flowdapt.resources.loader import load_documents
+    from flowdapt.settings import load_settings
+
+    earlier = load_settings(app_dir=tmp_path / "earlier-app", overrides={"cluster_memory.backend": "memory"})
+    write_module(earlier.app_dir, MODULE.replace("x * x", "x * x * 10"))
+    write_module(flowdapt_app_dir)
+    workflow = load_documents(WORKFLOW)[0]
+
+    def squares(settings):
+        run = execute_workflow(workflow, {"count": 3}, executor="local", executor_options={"mode": "inline"},
+                               settings=settings, plugins=flowdapt_plugins)
+        assert run.state == "finished", run.error
+        return run.result["squares"]
+
+    saved = sys.path[:]
+    assert squares(earlier) == [0, 10, 40]
+    snapshot = sys.path[:]  # holds the earlier app dir
+    assert squares(flowdapt_settings) == [0, 1, 4]
+    try:
+        sys.path[:] = snapshot  # put back, in front of where the current one will be appended
+        assert squares(flowdapt_settings) == [0, 1, 4]
+        assert str(earlier.app_dir) not in sys.path
+    finally:
+        sys.path[:] = saved
+
+
 def test_missing_user_module_is_reported(flowdapt_app_dir, flowdapt_settings, flowdapt_plugins):
     from flowdapt.api import execute_workflow
     from flowdapt.errors import ValidationError

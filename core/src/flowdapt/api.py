@@ -7,6 +7,7 @@ import atexit
 import concurrent.futures as cf
 import contextlib
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -45,19 +46,29 @@ def ensure_user_modules(settings: Settings) -> None:
 
 
 _user_modules_dir: str | None = None
+#: Every app dir this process put on sys.path for its user modules.
+_user_module_dirs: set[str] = set()
 
 
 def _switch_user_modules(app_dir: str) -> None:
     """Another app dir in this process (tests, notebooks): forget the previous one's user modules,
-    which would otherwise stay cached in ``sys.modules`` and in resolved targets."""
+    which would otherwise stay cached in ``sys.modules`` and in resolved targets. Every earlier app
+    dir is taken off ``sys.path`` on each call, not only the last one: something that restores an
+    old ``sys.path`` (pytest's ``monkeypatch.syspath_prepend``, a notebook cell) would otherwise put
+    one back in front of this one, and ``user_modules`` would be imported from there."""
     global _user_modules_dir
     previous, _user_modules_dir = _user_modules_dir, app_dir
-    if previous is None or previous == app_dir:
+    _user_module_dirs.add(app_dir)
+    stale = [p for p in sys.path if p != app_dir and p in _user_module_dirs]
+    for path in stale:
+        sys.path.remove(path)
+    loaded = sys.modules.get("user_modules")
+    loaded_from = list(getattr(loaded, "__path__", None) or [])
+    elsewhere = loaded is not None and not all(os.path.dirname(p) == app_dir for p in loaded_from)
+    if (previous is None or previous == app_dir) and not stale and not elsewhere:
         return
     from flowdapt.reloading import forget_modules
 
-    while previous in sys.path:
-        sys.path.remove(previous)
     forget_modules(["user_modules"])
 
 
