@@ -31,18 +31,25 @@ from flowdapt.artifacts.handlers import (
     save_value,
     type_path,
 )
-from flowdapt.artifacts.interface import METADATA_FILENAME, Artifact, ArtifactFile, get_filesystem
+from flowdapt.artifacts.interface import (
+    METADATA_FILENAME,
+    Artifact,
+    ArtifactFile,
+    file_url_path,
+    get_filesystem,
+)
 
 
 def storage_defaults(
-    namespace: str = "", protocol: str = "", base_path: str = "", **params: Any
+    namespace: str = "", protocol: str = "", base_path: str = "", *, settings: Any = None, **params: Any
 ) -> tuple[str, str, str, dict[str, Any]]:
     """Fill in namespace, protocol, base path and filesystem options from the run context and
-    the settings (``storage.protocol``, ``storage.base_path``, ``storage.parameters``)."""
+    the settings (``storage.protocol``, ``storage.base_path``, ``storage.parameters``); the
+    process's settings unless ``settings`` is given (the API server passes its own)."""
     from flowdapt.engine.context import current_run_context
     from flowdapt.settings import get_settings
 
-    settings = get_settings()
+    settings = settings or get_settings()
     if not namespace:
         ctx = current_run_context()
         namespace = ctx.namespace if ctx is not None else settings.compute.default_namespace
@@ -110,6 +117,7 @@ __all__ = [
     "check_if_artifact_exists",
     "dataframe_from_artifact",
     "dataframe_to_artifact",
+    "file_url_path",
     "find_value_type",
     "get_artifact",
     "get_filesystem",

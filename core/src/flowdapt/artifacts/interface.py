@@ -84,6 +84,13 @@ def write_bytes(fs: AbstractFileSystem, path: str, data: bytes | bytearray | mem
         handle.write(data)
 
 
+def file_url_path(namespace: str, name: str, filename: str) -> str:
+    """``/artifacts/{namespace}/{name}/files/{filename}``: where the API server serves a file."""
+    from urllib.parse import quote
+
+    return f"/artifacts/{quote(namespace, safe='')}/{quote(name, safe='')}/files/{quote(filename, safe='')}"
+
+
 def _basename(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
@@ -129,6 +136,12 @@ class ArtifactFile:
     @property
     def path(self) -> str:
         return self._path
+
+    @property
+    def url_path(self) -> str:
+        """The API server's path that serves this file (``GET /artifacts/{namespace}/{name}/files/{file}``),
+        for a run result to link to, next to its ``path``."""
+        return file_url_path(self._artifact.namespace, self._artifact.name, self._filename)
 
     @contextlib.contextmanager
     def open(self, mode: str = "r"):

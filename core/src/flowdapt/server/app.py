@@ -18,7 +18,7 @@ from flowdapt.plugins import PluginSystem, get_plugin_system
 from flowdapt.server.core import FlowdaptServer
 from flowdapt.server.http import error_response
 from flowdapt.server.middleware import GatewayMiddleware
-from flowdapt.server.routes import resources, runs, system
+from flowdapt.server.routes import artifacts, resources, runs, system
 from flowdapt.server.schemas import COMPONENTS
 from flowdapt.settings import Settings, get_settings
 
@@ -134,6 +134,7 @@ def create_app(
     app.state.server = server
     _install_error_handlers(app)
     app.include_router(system.router)
+    app.include_router(artifacts.router)
     app.include_router(runs.router)  # before /workflows/{identifier} so /workflows/run/... resolves to runs
     for prefix, kind, tag in resources.RESOURCE_ROUTES:
         app.include_router(resources.resource_router(prefix, kind, tag))
