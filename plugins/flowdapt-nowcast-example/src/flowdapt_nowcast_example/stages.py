@@ -8,7 +8,8 @@ Three workflows share these plain functions (``definitions/workflows``):
   ``horizon`` and stores them in the object store;
 - ``nowcast-predict``: a map over cities that reads the models back from the object store and
   forecasts the held-out last ``test_hours``, then a report with the error per city and two plots
-  saved as PNG files of the artifact ``nowcast-report`` (their paths are in the run's result).
+  saved as PNG files of the artifact ``nowcast-report`` (the run's result has their file paths,
+  ``plots``, and their API paths, ``plot_urls``).
 
 Settings come from the config ``nowcast-example-settings`` (live: change ``horizon`` and the next
 train and predict use it); a key in the run input overrides the config for that run.
@@ -194,6 +195,8 @@ def report(predictions: list[dict]) -> dict:
     return {
         **summarize_predictions(predictions),
         "plots": {"forecast": forecast_png.path, "error_map": error_png.path},
+        # The same files on the API server (GET, with the server's token): what the dashboard shows.
+        "plot_urls": {"forecast": forecast_png.url_path, "error_map": error_png.url_path},
         "artifact": {"name": artifact.name, "namespace": artifact.namespace, "uri": artifact.uri},
     }
 
