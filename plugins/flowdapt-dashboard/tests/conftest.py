@@ -293,16 +293,20 @@ def page(browser, page_errors) -> Iterator[Any]:
         context.close()
 
 
-def _shoot(pg, name: str, docs: bool = False) -> Path:
+def _shoot(pg, name: str, docs: bool = False, element: Any = None) -> Path:
     """Save a screenshot of the whole page as ``<artifacts>/<name>.png``. With ``docs`` and
-    FLOWDAPT_UPDATE_DOCS_IMAGES=1 it also writes ``docs/images/dashboard-<name>.png``."""
+    FLOWDAPT_UPDATE_DOCS_IMAGES=1 it also writes ``docs/images/dashboard-<name>.png``: the first
+    screenful, or with ``element`` (a locator) the screenful that shows that element."""
     pg.wait_for_timeout(150)  # let the last redraw land
     path = artifacts_dir() / f"{name}.png"
     pg.screenshot(path=str(path), full_page=True)
     if docs and os.environ.get("FLOWDAPT_UPDATE_DOCS_IMAGES") == "1":
-        # The docs get the first screenful only: it is what a reader looks at, and the file stays small.
+        # The docs get one screenful only: it is what a reader looks at, and the file stays small.
         target = Path(__file__).resolve().parents[3] / "docs" / "images" / f"dashboard-{name}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
+        if element is not None:
+            element.evaluate("el => el.scrollIntoView({block: 'start'})")
+            pg.wait_for_timeout(100)
         pg.screenshot(path=str(target), full_page=False)
     return path
 

@@ -79,6 +79,28 @@ export async function request(method, path, { query, body, signal } = {}) {
   return data;
 }
 
+/** A file from the API (an artifact's plot) as a Blob: fetched with the token, which an <img src> cannot send. */
+export async function getBlob(path, signal) {
+  let response;
+  try {
+    response = await fetch(buildUrl(path), { headers: authHeaders(), signal });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, `cannot reach the Flowdapt server (${err.message}); is it still running?`);
+  }
+  if (!response.ok) {
+    let detail = `${response.status} ${response.statusText}`;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch {
+      /* not JSON */
+    }
+    if (response.status === 401) unauthorized(detail);
+    throw new ApiError(response.status, detail);
+  }
+  return response.blob();
+}
+
 export const get = (path, query, signal) => request("GET", path, { query, signal });
 export const post = (path, body, query) => request("POST", path, { body, query });
 export const put = (path, body, query) => request("PUT", path, { body, query });

@@ -1,6 +1,7 @@
-// One run, live: stage states on the DAG, map progress, durations, result, error, cancel.
+// One run, live: stage states on the DAG, map progress, durations, result, error, cancel, and the
+// artifact files (plots) its result links to.
 
-import { ApiError, del, get, post, subscribe } from "../api.js";
+import { ApiError, del, get, getBlob, post, subscribe } from "../api.js";
 import { progressBar } from "../charts.js";
 import { renderDag, isMapStage } from "../dag.js";
 import { badge, durationOf, enc, errorBox, fmtDuration, fmtTime, h, link, replace, timeCell } from "../dom.js";
@@ -18,6 +19,36 @@ export function newerStage(old, rec) {
   return (rec.items_done || 0) >= (old.items_done || 0);
 }
 
+/** An artifact file's API path, as the server writes it (``ArtifactFile.url_path``). */
+const ARTIFACT_URL = /^\/artifacts\/[A-Za-z0-9_-]+\/[A-Za-z0-9_-]+\/files\/[^/?#]+$/;
+const IMAGE_FILE = /\.(png|jpe?g|gif|webp)$/i;
+const MAX_ARTIFACT_LINKS = 24;
+
+/** The artifact file paths found anywhere in a run's result: [{key, url}], in result order. */
+export function artifactLinks(result) {
+  const found = [];
+  const seen = new Set();
+  const walk = (value, key, depth) => {
+    if (found.length >= MAX_ARTIFACT_LINKS || depth > 8 || value === null) return;
+    if (typeof value === "string") {
+      if (ARTIFACT_URL.test(value) && !seen.has(value)) {
+        seen.add(value);
+        found.push({ key: key || "result", url: value });
+      }
+    } else if (Array.isArray(value)) {
+      value.slice(0, 200).forEach((v, i) => walk(v, `${key}[${i}]`, depth + 1));
+    } else if (typeof value === "object") {
+      for (const [k, v] of Object.entries(value).slice(0, 200)) walk(v, key ? `${key}.${k}` : k, depth + 1);
+    }
+  };
+  walk(result, "", 0);
+  return found;
+}
+
+function fileName(url) {
+  return decodeURIComponent(url.slice(url.lastIndexOf("/") + 1));
+}
+
 export async function runPage(ctx, id) {
   let run = null;
   let workflow = null;
@@ -27,6 +58,10 @@ export async function runPage(ctx, id) {
   const stagesEl = h("div");
   const errorEl = h("div", { class: "slot" });
   const resultEl = h("div", { class: "slot" });
+  const artifactsEl = h("div", { class: "slot" });
+  let artifactsShown = null;
+  const objectUrls = [];
+  ctx.onLeave(() => objectUrls.forEach((u) => URL.revokeObjectURL(u)));
   const live = h("span", { class: "live-dot" }, "connecting…");
 
   async function loadRun() {
@@ -175,11 +210,48 @@ export async function runPage(ctx, id) {
     replace(resultEl, h("section", { class: "card", "data-role": "result" }, h("div", { class: "card-head" }, h("h3", { class: "card-title" }, "Result"), toggle), tree, raw));
   }
 
+  /** Thumbnails of the result's artifact images (fetched with the token), links for other files. */
+  function drawArtifacts() {
+    const links = run.state === "finished" ? artifactLinks(run.result) : [];
+    const key = links.map((l) => l.url).join("\n");
+    if (key === artifactsShown) return;
+    artifactsShown = key;
+    if (!links.length) return replace(artifactsEl);
+    const items = links.map(({ key: path, url }) => {
+      const name = fileName(url);
+      const status = h("span", { class: "muted" }, "loading…");
+      const anchor = h("a", { class: "artifact-link", "data-role": "artifact-link", "data-url": url, title: url }, name);
+      const figure = h("figure", { class: "artifact", "data-role": "artifact", "data-url": url }, IMAGE_FILE.test(name) ? status : null, h("figcaption", anchor, " ", h("code", { class: "muted" }, path)));
+      getBlob(url, ctx.signal)
+        .then((blob) => {
+          if (!ctx.alive()) return;
+          const objectUrl = URL.createObjectURL(blob);
+          objectUrls.push(objectUrl);
+          anchor.href = objectUrl;
+          anchor.target = "_blank";
+          anchor.rel = "noopener";
+          if (IMAGE_FILE.test(name)) {
+            const img = h("img", { src: objectUrl, alt: `${path}: ${name}`, "data-role": "artifact-image", loading: "lazy" });
+            status.replaceWith(h("a", { href: objectUrl, target: "_blank", rel: "noopener" }, img));
+          } else {
+            anchor.download = name;
+          }
+        })
+        .catch((err) => {
+          if (err.name === "AbortError") return;
+          status.replaceWith(h("span", { class: "text-failed", "data-role": "artifact-error" }, err instanceof ApiError ? err.detail : err.message));
+        });
+      return figure;
+    });
+    replace(artifactsEl, h("section", { class: "card", "data-role": "artifacts" }, h("h3", { class: "card-title" }, "Artifacts"), h("div", { class: "artifact-grid" }, items)));
+  }
+
   function draw() {
     header(true);
     drawSummary();
     drawStages();
     drawError();
+    drawArtifacts();
     drawResult();
   }
 
@@ -210,6 +282,7 @@ export async function runPage(ctx, id) {
     card(workflow ? "Graph" : "Stages (the workflow was deleted)", dag.el),
     errorEl,
     card("Stages", stagesEl),
+    artifactsEl,
     resultEl
   );
   draw();
