@@ -162,3 +162,18 @@ def test_the_routes_need_the_token_when_the_server_has_one(make_server, tmp_path
             response = http.get(path, headers={"Authorization": "Bearer s3cret"})
             assert response.status_code == 200, path
         assert response.content == PNG
+
+
+def test_the_python_client_reads_artifacts_and_follows_a_result_link(served):
+    from flowdapt.client import Client, NotFoundError
+
+    live, _, report = served
+    with Client(live.url) as client:
+        assert [a["name"] for a in client.artifacts()] == ["report"]
+        files = client.artifact("report")["files"]
+        assert {f["name"] for f in files} == {"page.html", "plot.png", "table.csv"}
+        link = report.get_file("plot.png").url_path  # what a run result carries
+        assert link == "/artifacts/default/report/files/plot.png"
+        assert client.artifact_file(link) == PNG == client.artifact_file("report", "plot.png")
+        with pytest.raises(NotFoundError):
+            client.artifact_file("report", "missing.png")

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -330,6 +331,24 @@ class _Calls:
 
     def plugin_file(self, name: str, file_name: str) -> bytes:
         return self._do(_Call("GET", f"/plugin/{name}/files/{file_name}", parse=lambda r: r.content))
+
+    # artifacts (read-only)
+    def artifacts(self, namespace: str = "default") -> list[dict[str, Any]]:
+        """A namespace's artifacts: ``[{name, namespace, url}]``."""
+        return self._do(_Call("GET", f"/artifacts/{quote(namespace, safe='')}"))
+
+    def artifact(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        """An artifact's metadata and files (``files: [{name, size, content_type, url}]``)."""
+        return self._do(_Call("GET", f"/artifacts/{quote(namespace, safe='')}/{quote(name, safe='')}"))
+
+    def artifact_file(self, url_or_name: str, file_name: str = "", namespace: str = "default") -> bytes:
+        """One file's bytes: by the ``/artifacts/...`` path a run result links to, or by artifact
+        name and file name."""
+        if url_or_name.startswith("/artifacts/"):
+            path = url_or_name
+        else:
+            path = f"/artifacts/{quote(namespace, safe='')}/{quote(url_or_name, safe='')}/files/{quote(file_name, safe='')}"
+        return self._do(_Call("GET", path, parse=lambda r: r.content))
 
 
 def _headers(token: str | None) -> dict[str, str]:
