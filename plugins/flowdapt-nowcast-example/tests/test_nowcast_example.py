@@ -68,6 +68,8 @@ def test_create_train_predict_beats_persistence_and_plots(execute_workflow_inlin
         png = Path(result["plots"][name])
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         assert png.parent.name == "nowcast-report"
+        # The same file's path on the API server (GET /artifacts/...), for clients and the dashboard.
+        assert result["plot_urls"][name] == f"/artifacts/default/nowcast-report/files/{png.name}"
 
 
 def test_changed_horizon_is_used_by_the_next_runs(execute_workflow_inline):
