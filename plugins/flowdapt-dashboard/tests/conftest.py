@@ -62,6 +62,29 @@ def boom(xs):
 def sleepy(seconds: float = 120):
     time.sleep(seconds)
     return seconds
+
+
+def _png(width, height):
+    import struct
+    import zlib
+
+    rows = b"".join(
+        b"\\x00" + b"".join(bytes((x * 5 % 256, y * 8 % 256, 160)) for x in range(width)) for y in range(height)
+    )
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def plot_link(width: int = 48, height: int = 32):
+    from flowdapt.compute.artifacts import get_artifact
+
+    artifact = get_artifact("dash-plot", create=True)
+    plot = artifact.new_file("plot.png", _png(width, height))
+    return {"plot": plot.url_path, "missing": "/artifacts/default/dash-plot/files/gone.png", "path": plot.path}
 """
 
 

@@ -5,9 +5,11 @@ Each test leaves a screenshot of the page it checked in the artifacts folder (se
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
+import httpx
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -351,4 +353,36 @@ def test_token_login(page, page_errors, secured_server, shoot):
     page.click('[data-action="logout"]')
     page.wait_for_url(re.compile(r"#/login"))
     assert page.evaluate("sessionStorage.getItem('flowdapt.token')") is None
+    page_errors.check()
+
+
+def test_the_run_page_shows_the_artifact_images_a_result_links_to_with_the_token(page, page_errors, secured_server):
+    secured = secured_server
+    with secured.client() as http:
+        plotting = {
+            "kind": "workflow",
+            "metadata": {"name": "plotting"},
+            "spec": {"stages": [{"name": "plot", "target": "user_modules.dash_stages.plot_link"}]},
+        }
+        created = http.post("/workflows/", json=plotting)
+        assert created.status_code == 200, created.text
+        run = http.post("/workflows/plotting/run", params={"wait": "true"}, json={}).json()
+    assert run["state"] == "finished", run
+    # Without the token the file is refused: an <img src> could never show it.
+    assert httpx.get(secured.url + run["result"]["plot"]).status_code == 401
+    page.add_init_script(f"sessionStorage.setItem('flowdapt.token', {json.dumps(secured.token)})")
+    page.goto(f"{secured.url}/ui#/runs/{run['uid']}")
+    artifacts = page.locator('[data-role="artifacts"]')
+    artifacts.wait_for()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-role=artifact-image]'); return i && i.complete && i.naturalWidth > 0; }"
+    )
+    size = artifacts.locator('img[data-role="artifact-image"]').evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert size == [48, 32]
+    # A link to a file that is not there says so, in place of its thumbnail.
+    missing = artifacts.locator('[data-url$="gone.png"] [data-role="artifact-error"]')
+    missing.wait_for()
+    assert "no file 'gone.png'" in missing.inner_text()
+    # The file path is not an API link: it is not shown as an artifact.
+    assert artifacts.locator('[data-role="artifact"]').count() == 2
     page_errors.check()
