@@ -32,7 +32,7 @@ def write(value: str = "v", name: str = "art"):
     return artifact.path
 '''
 
-BAD = ["../../../../tmp/ESCAPED", "..", ".", "a/b", "a\\\\b", "x\x00y", "", " ", "a" * 300, "ünïcode"]
+BAD = ["../../../../tmp/ESCAPED", "..", ".", "a/b", "abc\n", "a\\\\b", "x\x00y", "", " ", "a" * 300, "ünïcode"]
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_the_python_api_refuses_a_bad_namespace(server):
         flowdapt.execute_workflow(doc, namespace="../../tmp/ESCAPED", settings=server.settings)
 
 
-@pytest.mark.parametrize("namespace", ["../x", "a/b", ".."])
+@pytest.mark.parametrize("namespace", ["../x", "a/b", "..", "abc\n"])
 def test_artifact_paths_refuse_a_namespace_that_is_not_a_plain_name(tmp_path, namespace):
     with pytest.raises(ValueError, match="namespace"):
         Artifact.new_artifact("a", namespace, base_path=str(tmp_path))

@@ -94,7 +94,7 @@ class InstallSpec:
             return "url"
         if text.startswith((".", "/", "~")) or os.sep in text or text.endswith(_ARCHIVE_SUFFIXES):
             return "path"
-        if self.base_dir is not None and (Path(self.base_dir) / text).exists() and not _NAME_RE.match(text.split("[")[0]):
+        if self.base_dir is not None and (Path(self.base_dir) / text).exists() and not _NAME_RE.fullmatch(text.split("[")[0]):
             return "path"
         return "name"
 
@@ -117,7 +117,7 @@ class InstallSpec:
         if self.version is not None:
             _check_no_option(self.version.strip(), "version")
         for extra in self.extras:
-            if not _EXTRA_RE.match(extra):
+            if not _EXTRA_RE.fullmatch(extra):
                 raise ValidationError(f"invalid extra {extra!r}", field="extras")
         source = self.source
         version = (self.version or "").strip()
@@ -125,7 +125,7 @@ class InstallSpec:
             version = ""
         if source == "name":
             name, _, rest = text.partition("[")
-            if not _NAME_RE.match(name):
+            if not _NAME_RE.fullmatch(name):
                 raise ValidationError(
                     f"{text!r} is not a package name, an existing path or a URL", field="plugin"
                 )
@@ -157,7 +157,7 @@ class InstallSpec:
                 raise ValidationError("--editable needs a project directory, not an archive", field="editable")
             target = str(path) + (f"[{','.join(self.extras)}]" if self.extras and path.is_dir() else "")
             return [f"--editable={target}"] if self.editable else [target]
-        if not _URL_RE.match(text):
+        if not _URL_RE.fullmatch(text):
             raise ValidationError(
                 f"{text!r} is not a URL the installer accepts (http(s)://, file://, git+https://, git+ssh://...)",
                 field="plugin",

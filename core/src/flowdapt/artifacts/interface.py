@@ -176,7 +176,7 @@ class Artifact:
         _fs: AbstractFileSystem | None = None,
         _checked: bool = False,
     ):
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise ValueError(
                 "Artifact `name` can only contain alphanumeric characters,"
                 f" underscores, and hyphens. Got: `{name}`"
@@ -199,12 +199,12 @@ class Artifact:
     def _get_full_path(base_path: str, namespace: str, name: str = "") -> str:
         # Both parts become path segments under the base path: one that is not a plain name
         # (``..``, ``a/b``, empty) could leave it, so it is refused here, where every path is made.
-        if not isinstance(namespace, str) or not NAME_PATTERN.match(namespace):
+        if not isinstance(namespace, str) or not NAME_PATTERN.fullmatch(namespace):
             raise ValueError(
                 "Artifact `namespace` can only contain alphanumeric characters,"
                 f" underscores, and hyphens. Got: `{namespace}`"
             )
-        if name and not NAME_PATTERN.match(name):
+        if name and not NAME_PATTERN.fullmatch(name):
             raise ValueError(
                 "Artifact `name` can only contain alphanumeric characters,"
                 f" underscores, and hyphens. Got: `{name}`"
@@ -225,7 +225,7 @@ class Artifact:
         """Create a new artifact; FileExistsError when it exists already."""
         if not name:
             raise ValueError("Artifact `name` cannot be empty")
-        if not NAME_PATTERN.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             raise ValueError(
                 "Artifact `name` can only contain alphanumeric characters,"
                 f" underscores, and hyphens. Got: `{name}`"
@@ -271,7 +271,7 @@ class Artifact:
             if entry.get("type") != "directory":
                 continue
             name = _basename(entry["name"])
-            if NAME_PATTERN.match(name):
+            if NAME_PATTERN.fullmatch(name):
                 out.append(cls(name, namespace, base_path=base_path, _fs=fs, _checked=True))
         return out
 

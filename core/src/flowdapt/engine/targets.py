@@ -32,7 +32,7 @@ def split_target(target: str) -> tuple[str, str]:
 
 
 def is_valid_target(target: str) -> bool:
-    return bool(TARGET_RE.match(target)) and ("." in target or ":" in target)
+    return bool(TARGET_RE.fullmatch(target)) and ("." in target or ":" in target)
 
 
 def _import_module(target: str, module_name: str) -> Any:

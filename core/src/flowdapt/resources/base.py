@@ -22,7 +22,7 @@ def check_namespace(namespace: Any, *, field: str = "namespace") -> str:
     key prefix of cluster memory, so ``../x`` or ``a/b`` must never reach storage."""
     from flowdapt.errors import ValidationError
 
-    if not isinstance(namespace, str) or not NAME_RE.match(namespace) or len(namespace) > MAX_NAME_LENGTH:
+    if not isinstance(namespace, str) or not NAME_RE.fullmatch(namespace) or len(namespace) > MAX_NAME_LENGTH:
         raise ValidationError(
             f"invalid namespace {namespace!r}: use letters, digits, '-' and '_' only (at most {MAX_NAME_LENGTH})",
             field=field,

@@ -174,7 +174,7 @@ def check_stage_resources(workflow: Workflow) -> None:
     for i, stage in enumerate(workflow.spec.stages):
         for name, value in (stage.resources or {}).items():
             field = f"spec.stages[{i}].resources.{name}"
-            if not isinstance(name, str) or not _RESOURCE_NAME_RE.match(name) or len(name) > 100:
+            if not isinstance(name, str) or not _RESOURCE_NAME_RE.fullmatch(name) or len(name) > 100:
                 raise ValidationError(
                     f"invalid resource name {name!r} (cpus, gpus, memory, or a custom label like 'special')",
                     resource=label,
