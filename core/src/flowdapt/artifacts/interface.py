@@ -57,7 +57,7 @@ def _protocol_name(fs: AbstractFileSystem) -> str:
     return protocol[0] if isinstance(protocol, tuple | list) else protocol
 
 
-def _is_local(fs: AbstractFileSystem) -> bool:
+def is_local_filesystem(fs: AbstractFileSystem) -> bool:
     return _protocol_name(fs) in ("file", "local")
 
 
@@ -68,7 +68,7 @@ def _in_transaction(fs: AbstractFileSystem) -> bool:
 def write_bytes(fs: AbstractFileSystem, path: str, data: bytes | bytearray | memoryview | str) -> None:
     """Write a whole file; atomic (temporary name + rename) on the local filesystem."""
     mode = "w" if isinstance(data, str) else "wb"
-    if _is_local(fs) and not _in_transaction(fs):
+    if is_local_filesystem(fs) and not _in_transaction(fs):
         directory = os.path.dirname(path)
         tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:

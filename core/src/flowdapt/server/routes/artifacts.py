@@ -30,7 +30,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from flowdapt.artifacts import Artifact, file_url_path, get_filesystem, storage_defaults
-from flowdapt.artifacts.interface import METADATA_FILENAME, _is_local
+from flowdapt.artifacts.interface import METADATA_FILENAME, is_local_filesystem
 from flowdapt.errors import ResourceNotFoundError, ValidationError
 from flowdapt.resources.base import MAX_NAME_LENGTH, NAME_RE
 from flowdapt.server.http import json_response
@@ -101,7 +101,7 @@ class _Location:
         _, protocol, base_path, params = storage_defaults("default", settings=server_of(request).settings)
         self.fs = get_filesystem(protocol, **params)
         self.base_path = base_path.rstrip("/")
-        self.local = _is_local(self.fs)
+        self.local = is_local_filesystem(self.fs)
         self.root = f"{self.base_path}/artifacts"
 
     def contained(self, *parts: str) -> bool:
