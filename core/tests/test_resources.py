@@ -8,7 +8,7 @@ from flowdapt.api import stage_types
 from flowdapt.errors import ValidationError
 from flowdapt.resources import Config, TriggerRule, Workflow
 from flowdapt.resources.loader import load_documents, load_resources, parse_resource
-from flowdapt.resources.validation import check_targets, parse_stage_options, topological_order
+from flowdapt.engine.validation import check_targets, parse_stage_options, topological_order
 
 
 def workflow(stages, name="wf"):

@@ -29,11 +29,11 @@ if TYPE_CHECKING:  # pragma: no cover - the hooks name these types; importing th
     from pydantic import BaseModel
     from typer import Typer
 
-    from flowdapt.artifacts.handlers import ValueHandler
     from flowdapt.resources.run import WorkflowRun
     from flowdapt.resources.workflow import Workflow
     from flowdapt.server.core import FlowdaptServer
     from flowdapt.settings import Settings
+    from flowdapt.value_handlers import ValueHandler
 
 PROJECT_NAME = "flowdapt"
 

@@ -152,7 +152,7 @@ def exec_command(
     from flowdapt.api import allowed_target_prefixes, ensure_user_modules, execute_workflow_async
     from flowdapt.resources import Config, Workflow
     from flowdapt.resources.loader import load_documents, parse_resource, read_text
-    from flowdapt.resources.validation import check_targets
+    from flowdapt.engine.validation import check_targets
 
     st = state(ctx)
     settings = st.settings

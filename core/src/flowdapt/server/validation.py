@@ -12,7 +12,7 @@ from flowdapt.errors import ValidationError
 from flowdapt.plugins import PluginSystem
 from flowdapt.resources.base import Resource
 from flowdapt.resources.trigger import TriggerRule
-from flowdapt.resources.validation import check_stage_resources, check_targets
+from flowdapt.engine.validation import check_stage_resources, check_targets
 from flowdapt.resources.workflow import Workflow
 from flowdapt.settings import Settings
 
