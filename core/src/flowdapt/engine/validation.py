@@ -24,7 +24,7 @@ from flowdapt.engine.targets import (
     target_allowed,
 )
 from flowdapt.errors import StageError, ValidationError
-from flowdapt.resources.loader import _format_loc
+from flowdapt.resources.loader import format_loc
 from flowdapt.resources.workflow import Workflow
 
 
@@ -123,7 +123,7 @@ def parse_stage_options(workflow: Workflow, stage_types: Mapping[str, StageType]
             raise ValidationError(
                 err["msg"] if err["type"] != "extra_forbidden" else f"unknown option for a {stage.type} stage",
                 resource=label,
-                field=f"spec.stages[{i}].options.{_format_loc(err['loc'])}",
+                field=f"spec.stages[{i}].options.{format_loc(err['loc'])}",
             ) from None
         if stage_type.maps and not stage.depends_on and not getattr(options, "map_on", None):
             raise ValidationError(
