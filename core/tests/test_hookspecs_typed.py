@@ -24,11 +24,13 @@ def _type_checking_names() -> dict[str, object]:
     from pydantic import BaseModel
     from typer import Typer
 
-    from flowdapt.artifacts.handlers import ValueHandler
+    from flowdapt.plugins import PluginSystem
+    from flowdapt.resources.base import Resource
     from flowdapt.resources.run import WorkflowRun
     from flowdapt.resources.workflow import Workflow
     from flowdapt.server.core import FlowdaptServer
     from flowdapt.settings import Settings
+    from flowdapt.value_handlers import ValueHandler
 
     return {
         "APIRouter": APIRouter,
@@ -39,6 +41,8 @@ def _type_checking_names() -> dict[str, object]:
         "Workflow": Workflow,
         "FlowdaptServer": FlowdaptServer,
         "Settings": Settings,
+        "Resource": Resource,
+        "PluginSystem": PluginSystem,
     }
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from flowdapt.api import stage_types
+from flowdapt.engine.validation import check_targets, parse_stage_options, topological_order
 from flowdapt.errors import ValidationError
 from flowdapt.resources import Config, TriggerRule, Workflow
 from flowdapt.resources.loader import load_documents, load_resources, parse_resource
-from flowdapt.resources.validation import check_targets, parse_stage_options, topological_order
 
 
 def workflow(stages, name="wf"):

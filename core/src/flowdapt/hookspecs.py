@@ -29,11 +29,13 @@ if TYPE_CHECKING:  # pragma: no cover - the hooks name these types; importing th
     from pydantic import BaseModel
     from typer import Typer
 
-    from flowdapt.artifacts.handlers import ValueHandler
+    from flowdapt.plugins import PluginSystem
+    from flowdapt.resources.base import Resource
     from flowdapt.resources.run import WorkflowRun
     from flowdapt.resources.workflow import Workflow
     from flowdapt.server.core import FlowdaptServer
     from flowdapt.settings import Settings
+    from flowdapt.value_handlers import ValueHandler
 
 PROJECT_NAME = "flowdapt"
 
@@ -199,6 +201,19 @@ def flowdapt_resource_definitions() -> list[ResourceDefinition]:
     Called when a user asks for them (``flowdapt plugin install --include-definitions`` or
     ``flowdapt plugin definitions NAME``), never automatically. Each item is a resource mapping
     (``{"kind": ..., "metadata": ..., "spec": ...}``), a YAML string, or a path to a YAML file.
+    """
+
+
+@hookspec
+def flowdapt_validate_resource(resource: Resource, plugins: PluginSystem) -> bool | None:
+    """Check a resource of a kind the plugin owns before the server stores it.
+
+    Called on every apply (``PUT``/``POST`` of a resource, ``flowdapt apply``) with the parsed
+    resource and the server's plugin system; every plugin's implementation is called. Raise
+    :class:`flowdapt.errors.ValidationError` (400, naming the field) to refuse it; return ``True``
+    when this plugin checked the resource, ``None`` when it is not one of its kinds. A trigger rule
+    no plugin checked gets the server's basic shape checks only (the built-in ``triggers`` plugin
+    checks trigger rules fully), so the server itself names no trigger engine.
     """
 
 

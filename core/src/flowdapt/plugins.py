@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from flowdapt import hookspecs
 from flowdapt.errors import ConfigurationError, PluginNotFoundError
+from flowdapt.value_handlers import ValueHandler, registry_name, type_path
 
 log = logging.getLogger(__name__)
 
@@ -279,8 +280,6 @@ class PluginSystem:
 def _adapt_artifact_handler(name: Any, factory: Any, options_model: Any = None, *args: Any, **extra: Any):
     """``register(value_type, ValueHandler(...), options_model=None)``, or the earlier form
     ``register(value_type, to_artifact, from_artifact, executor="*")``; a type names itself by its path."""
-    from flowdapt.artifacts.handlers import ValueHandler, registry_name, type_path
-
     value_type = name if isinstance(name, str) else type_path(name)
     if not isinstance(factory, ValueHandler):
         if not callable(options_model) or isinstance(options_model, type):

@@ -27,7 +27,6 @@ import io
 import logging
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -35,6 +34,13 @@ import orjson
 from flowdapt.artifacts.interface import Artifact
 from flowdapt.errors import ConfigurationError
 from flowdapt.plugins import get_plugin_system
+from flowdapt.value_handlers import (  # noqa: F401 - the handler contract, re-exported here
+    FromArtifact,
+    ToArtifact,
+    ValueHandler,
+    registry_name,
+    type_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,41 +48,10 @@ OBJECT_FILE = "object"
 VALUE_TYPE = "value_type"
 VALUE_FILE = "value_file"  # the file name the json/pickle hooks used (the original assumed "file")
 
-ToArtifact = Callable[..., None]  # (artifact, value, **options)
-FromArtifact = Callable[..., Any]  # (artifact, **options)
-
-
-@dataclass(frozen=True)
-class ValueHandler:
-    """How values of one type are written to an artifact and read back: what a plugin registers
-    with ``register(value_type, ValueHandler(to_artifact, from_artifact), options_model)`` in
-    ``flowdapt_register_artifact_handlers``. ``executor`` limits it to one executor (``"dask"``)."""
-
-    to_artifact: ToArtifact
-    from_artifact: FromArtifact
-    executor: str = "*"
-
-    def __post_init__(self) -> None:
-        if not callable(self.to_artifact) or not callable(self.from_artifact):
-            raise ValueError("a ValueHandler needs two callables: to_artifact and from_artifact")
-
-
-def registry_name(value_type: str, executor: str = "*") -> str:
-    """The name a handler has in the ``artifact_handlers`` registry: the value type, with
-    ``@executor`` for a handler limited to one executor."""
-    return value_type if executor in ("", "*") else f"{value_type}@{executor}"
-
-
 # Handlers registered by code calling the original's functions (``register_handler``), not by a
 # plugin: (executor or "*", value_type, "to_artifact"|"from_artifact") -> fn. They win over a
 # plugin's handler for the same type, as the last registration did in the original.
 _HANDLER_MAP: dict[tuple[str, str, str], Callable[..., Any]] = {}
-
-
-def type_path(value_or_type: Any) -> str:
-    """``module.QualName`` of a value's type (``numpy.ndarray``, ``pandas.core.frame.DataFrame``)."""
-    kind = value_or_type if isinstance(value_or_type, type) else type(value_or_type)
-    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def register_handler(executor: str, data_type: str, operation: str, handler: Callable[..., Any]) -> None:

@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flowdapt.builtin.fork_server import forkserver_context
 from flowdapt.builtin.process_pool import ProcessPool, WorkerDied
 from flowdapt.engine.executor import WORKER_CRASHED, Executor, node_record
+from flowdapt.engine.fork_server import forkserver_context
 from flowdapt.engine.worker import Failure, Task, TaskResult, run_task
 from flowdapt.hookspecs import hookimpl
 

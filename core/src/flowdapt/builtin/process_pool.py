@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import pickle
-import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -21,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import connection
 from typing import Any
+
+from flowdapt.engine.fork_server import main_module_hidden
 
 log = logging.getLogger(__name__)
 
@@ -87,26 +88,6 @@ def _worker_main(conn: connection.Connection, init: Callable[..., None], init_ar
             conn.send_bytes(out)
     except KeyboardInterrupt:
         return
-
-
-@contextlib.contextmanager
-def main_module_hidden():
-    """Start worker processes without re-running the user's ``__main__`` script in them.
-
-    Under forkserver/spawn, multiprocessing re-imports the main script in each worker, so a script
-    without an ``if __name__ == "__main__"`` guard would run itself again. Stage callables travel
-    by value (cloudpickle), so workers never need the main module.
-    """
-    main = sys.modules.get("__main__")
-    if main is None or getattr(main, "__spec__", None) is not None or not hasattr(main, "__file__"):
-        yield
-        return
-    path = main.__file__
-    del main.__file__
-    try:
-        yield
-    finally:
-        main.__file__ = path
 
 
 class ProcessPool:

@@ -36,6 +36,18 @@ def flowdapt_register_actions(register):
     register("print_event", actions.print_event, actions.PrintEventParams)
 
 
+@hookimpl
+def flowdapt_validate_resource(resource, plugins):
+    from flowdapt.resources.trigger import TriggerRule
+
+    if not isinstance(resource, TriggerRule):
+        return None
+    from flowdapt.triggers.rules import validate_trigger_rule
+
+    validate_trigger_rule(resource, plugins)
+    return True
+
+
 # -- the server's trigger service -------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     if command_name(args) == "exec" and not {"--executor", "-e", "--mode"} & set(args):
         # The Local executor's workers fork from a fork server that needs ~0.3 s to import its
         # modules: start it before this process imports the command line, so both run at once.
-        from flowdapt.builtin.fork_server import prestart_fork_server
+        from flowdapt.engine.fork_server import prestart_fork_server
 
         prestart_fork_server()
     from flowdapt.cli.main import main as full_main

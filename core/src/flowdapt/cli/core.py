@@ -150,9 +150,9 @@ def exec_command(
     import asyncio
 
     from flowdapt.api import allowed_target_prefixes, ensure_user_modules, execute_workflow_async
+    from flowdapt.engine.validation import check_targets
     from flowdapt.resources import Config, Workflow
     from flowdapt.resources.loader import load_documents, parse_resource, read_text
-    from flowdapt.resources.validation import check_targets
 
     st = state(ctx)
     settings = st.settings

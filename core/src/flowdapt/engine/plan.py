@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from flowdapt.engine.stage_types import StageType
-from flowdapt.resources.validation import check_signatures, parse_stage_options, topological_order
+from flowdapt.engine.validation import check_signatures, parse_stage_options, topological_order
 from flowdapt.resources.workflow import Workflow
 
 

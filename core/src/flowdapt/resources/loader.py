@@ -50,18 +50,19 @@ def format_pydantic_error(exc: PydanticValidationError, *, resource: str | None 
     errors = exc.errors()
     parts = []
     for err in errors:
-        loc = _format_loc(err["loc"])
+        loc = format_loc(err["loc"])
         msg = err["msg"]
         if err.get("type") == "missing":
             msg = "field required"
         parts.append(f"{loc}: {msg}" if loc else msg)
-    first_loc = _format_loc(errors[0]["loc"]) if errors else None
+    first_loc = format_loc(errors[0]["loc"]) if errors else None
     error = ValidationError("; ".join(parts), resource=resource)
     error.field = first_loc
     return error
 
 
-def _format_loc(loc: Iterable[Any]) -> str:
+def format_loc(loc: Iterable[Any]) -> str:
+    """A pydantic error location as a field path: ``spec.stages[0].options.retries``."""
     out = ""
     for part in loc:
         if isinstance(part, int):

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Iterable
 from typing import Any
-
-import psutil
 
 from flowdapt.api import create_executor, ensure_user_modules
 from flowdapt.engine.executor import Executor
@@ -17,6 +13,7 @@ from flowdapt.errors import ConfigurationError
 from flowdapt.events import EventBus, create_event_bus, serve_run_requests
 from flowdapt.plugins import PluginSystem
 from flowdapt.server.events import EventHub
+from flowdapt.server.identity import owner_alive, process_identity  # noqa: F401 - owner_alive re-exported
 from flowdapt.server.metrics import Metrics
 from flowdapt.settings import Settings
 from flowdapt.storage import DocumentStore
@@ -58,32 +55,6 @@ def check_bind_allowed(settings: Settings, host: str) -> None:
         "Set one with FLOWDAPT__API__TOKEN=<secret> (or api.tokens in flowdapt.yaml); generate a secret with "
         "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`. Or bind to 127.0.0.1."
     )
-
-
-def process_identity(pid: int | None = None) -> str:
-    """``host:pid:start time``, unique per process even when a pid is reused."""
-    pid = pid or os.getpid()
-    try:
-        created = int(psutil.Process(pid).create_time())
-    except psutil.Error:
-        created = 0
-    return f"{socket.gethostname()}:{pid}:{created}"
-
-
-def owner_alive(owner: str) -> bool:
-    """Whether the process that owns a run still runs. Other hosts' processes are assumed alive
-    (we cannot see them); their own restart marks their runs."""
-    try:
-        host, pid_text, created_text = owner.rsplit(":", 2)
-        pid, created = int(pid_text), int(created_text)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return True
-    try:
-        return int(psutil.Process(pid).create_time()) == created
-    except psutil.Error:
-        return False
 
 
 class FlowdaptServer:

@@ -452,7 +452,7 @@ class RunService:
             return 0
         marked = 0
         stale = await self.store.list_runs(state=ACTIVE_STATES)
-        from flowdapt.server.core import owner_alive
+        from flowdapt.server.identity import owner_alive
 
         for run in stale:
             if run.owner and run.owner != self.server.identity and owner_alive(run.owner):

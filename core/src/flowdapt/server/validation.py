@@ -7,12 +7,12 @@ from typing import Any
 
 from flowdapt.api import allowed_target_prefixes, stage_types
 from flowdapt.engine.plan import Plan, compile_workflow
+from flowdapt.engine.validation import check_stage_resources, check_targets
 from flowdapt.engine.worker import resolve
 from flowdapt.errors import ValidationError
 from flowdapt.plugins import PluginSystem
 from flowdapt.resources.base import Resource
 from flowdapt.resources.trigger import TriggerRule
-from flowdapt.resources.validation import check_stage_resources, check_targets
 from flowdapt.resources.workflow import Workflow
 from flowdapt.settings import Settings
 
@@ -69,20 +69,18 @@ def _check_trigger_rule(rule: TriggerRule, plugins: PluginSystem) -> None:
 def validate_resource(resource: Resource, settings: Settings, plugins: PluginSystem) -> None:
     if isinstance(resource, Workflow):
         compile_checked(resource, settings, plugins)
-    elif isinstance(resource, TriggerRule):
-        try:
-            from flowdapt.triggers.rules import validate_trigger_rule
-        except ImportError:  # the trigger engine is not part of this install: check the basics
-            validate_trigger_rule = None
-        try:
-            if validate_trigger_rule is not None:
-                validate_trigger_rule(resource, plugins)
-            else:
-                _check_trigger_rule(resource, plugins)
-        except ValidationError:
+        return
+    try:
+        checked = any(plugins.hook.flowdapt_validate_resource(resource=resource, plugins=plugins))
+        if isinstance(resource, TriggerRule) and not checked:
+            # No plugin owns trigger rules here (the built-in triggers plugin is off): the basics.
+            _check_trigger_rule(resource, plugins)
+    except ValidationError:
+        raise
+    except Exception as exc:  # e.g. ConfigurationError from an action's options model
+        if not isinstance(resource, TriggerRule):
             raise
-        except Exception as exc:  # e.g. ConfigurationError from an action's options model
-            raise ValidationError(str(exc), resource=f"trigger_rule/{resource.metadata.name}", field="spec.action.parameters") from None
+        raise ValidationError(str(exc), resource=f"trigger_rule/{resource.metadata.name}", field="spec.action.parameters") from None
 
 
 _required_cache: dict[Any, tuple[list[str], bool]] = {}

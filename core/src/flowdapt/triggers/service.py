@@ -12,6 +12,11 @@
   (``headers.trigger_chain``). A rule that fires from its own chain more than
   ``triggers.loop_max_fires`` times in ``triggers.loop_window`` seconds is held back and reported
   (a ``trigger_rate_limited`` event, a warning, and ``status.last_error``).
+
+The pieces the service composes live beside it: :mod:`.rule_state` (one rule's state and the
+annotation's time format), :mod:`.rule_cache` (the compiled rules by uid and name),
+:mod:`.loop_guard` (the loop window); this module holds the lifecycle, the event and schedule
+loops, firing and the compare-and-set persistence of fires.
 """
 
 from __future__ import annotations
@@ -19,10 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flowdapt.errors import ResourceNotFoundError, ValidationError
@@ -42,77 +45,24 @@ from flowdapt.events import (
 from flowdapt.resources.trigger import TriggerRule
 from flowdapt.triggers.actions import ActionContext
 from flowdapt.triggers.clock import Clock
-from flowdapt.triggers.rules import CompiledRule, compile_rule
+from flowdapt.triggers.loop_guard import admit
+from flowdapt.triggers.rule_cache import RuleCache
+from flowdapt.triggers.rule_state import (  # noqa: F401 - LAST_RUN stays importable from here (tests, harness)
+    KIND,
+    LAST_RUN,
+    RuleState,
+    aware,
+    format_time,
+    parse_time,
+)
 
 log = logging.getLogger("flowdapt.triggers")
 
-KIND = "trigger_rule"
-#: The original's annotation: when the rule last fired (naive UTC ISO). For schedules, the due time.
-LAST_RUN = "flowdapt.ai/last_run"
 #: Bus group of the condition evaluators: one per event across all servers.
 CONDITION_GROUP = "triggers"
 #: Condition rules write their last fire to the database at most this often (seconds), off the
 #: event path; the in-memory status is current at once.
 PERSIST_DELAY = 1.0
-
-
-def parse_time(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except (TypeError, ValueError):
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def format_time(value: datetime | None) -> str | None:
-    """Naive UTC ISO, the API's timestamp convention."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat()
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-@dataclass(eq=False)
-class RuleState:
-    """One cached rule and what the service knows about its firing."""
-
-    rule: TriggerRule
-    compiled: CompiledRule | None
-    error: str | None = None
-    last_raw: str | None = None
-    last_fire: datetime | None = None
-    next_fire: datetime | None = None
-    fires: int = 0
-    last_error: str | None = None
-    cyclic: deque = field(default_factory=deque)
-    rate_limited: bool = False
-    persist_task: asyncio.Task | None = None
-
-    @property
-    def uid(self) -> str:
-        return str(self.rule.metadata.uid)
-
-    @property
-    def name(self) -> str:
-        return self.rule.metadata.name
-
-    @property
-    def family(self) -> str | None:
-        return self.compiled.family if self.compiled is not None else None
-
-    def note_stored_last_run(self, raw: str | None) -> None:
-        """Take the stored annotation if it is newer than what we know."""
-        stored = parse_time(raw)
-        if stored is not None and (self.last_fire is None or stored >= self.last_fire):
-            self.last_fire = stored
-            self.last_raw = raw
-        elif self.last_raw is None:
-            self.last_raw = raw
 
 
 class TriggerService:
@@ -137,9 +87,7 @@ class TriggerService:
         self.settings = settings
         self.options = settings.triggers
         self.clock = clock or Clock()
-        self._rules: dict[str, RuleState] = {}
-        self._by_name: dict[str, str] = {}
-        self._conditions: tuple[RuleState, ...] = ()
+        self._cache = RuleCache(plugins)
         self._wake = asyncio.Event()
         self._subscriptions: list[Subscription] = []
         self._tasks: set[asyncio.Task] = set()
@@ -167,8 +115,8 @@ class TriggerService:
             self._loops.append(asyncio.create_task(self._resync_loop(), name="flowdapt-trigger-resync"))
         log.info(
             "trigger service started: %d schedule and %d condition rule(s)",
-            sum(1 for s in self._rules.values() if s.family == "schedule"),
-            len(self._conditions),
+            sum(1 for s in self._cache.rules.values() if s.family == "schedule"),
+            len(self._cache.conditions),
         )
 
     async def stop(self, timeout: float = 5.0) -> None:
@@ -226,61 +174,24 @@ class TriggerService:
         for rule in rules:
             seen.add(str(rule.metadata.uid))
             self.upsert(rule)  # type: ignore[arg-type]
-        for uid in [u for u in self._rules if u not in seen]:
+        for uid in [u for u in self._cache.rules if u not in seen]:
             self.remove(uid)
 
     def upsert(self, rule: TriggerRule) -> RuleState:
-        """Add or replace a rule in the cache; an unchanged rule only takes a newer last fire."""
-        uid = str(rule.metadata.uid)
-        raw = rule.metadata.annotations.get(LAST_RUN)
-        state = self._rules.get(uid)
-        if state is not None and state.rule.metadata.updated_at == rule.metadata.updated_at and state.rule.spec == rule.spec:
-            state.note_stored_last_run(raw)
-            if state.name != rule.metadata.name:
-                self._by_name.pop(state.name, None)
-                self._by_name[rule.metadata.name] = uid
-            state.rule = rule
-            return state
-        try:
-            compiled = compile_rule(rule, self.plugins)
-            error = None
-        except ValidationError as exc:
-            compiled, error = None, str(exc)
-            log.warning("trigger rule %s is not active: %s", rule.metadata.name, exc)
-        except Exception as exc:  # noqa: BLE001 - one unreadable rule never stops the others
-            compiled, error = None, f"cannot be compiled: {type(exc).__name__}: {exc}"[:500]
-            log.error("trigger rule %s is not active: %s", rule.metadata.name, error)
-        new = RuleState(rule=rule, compiled=compiled, error=error)
-        if state is not None:
-            # Keep what this server knows: a PUT must not make a fired due time fire again.
-            new.last_fire, new.last_raw, new.fires = state.last_fire, state.last_raw, state.fires
-            new.cyclic, new.last_error = state.cyclic, state.last_error
-            self._by_name.pop(state.name, None)
-        new.note_stored_last_run(raw)
-        self._rules[uid] = new
-        self._by_name[rule.metadata.name] = uid
-        if new.family == "schedule":
-            self._plan(new, self.clock.now())
-        self._refresh()
-        return new
+        """Add or replace a rule in the cache; a changed schedule rule gets its next due time."""
+        state, changed = self._cache.upsert(rule)
+        if changed:
+            if state.family == "schedule":
+                self._plan(state, self.clock.now())
+            self._wake.set()
+        return state
 
     def remove(self, uid: str) -> None:
-        state = self._rules.pop(uid, None)
-        if state is not None:
-            if self._by_name.get(state.name) == uid:
-                self._by_name.pop(state.name, None)
-            self._refresh()
-
-    def _refresh(self) -> None:
-        self._conditions = tuple(s for s in self._rules.values() if s.family == "condition")
-        self._wake.set()
+        if self._cache.remove(uid):
+            self._wake.set()
 
     def find(self, identifier: str) -> RuleState | None:
-        state = self._rules.get(identifier)
-        if state is None:
-            uid = self._by_name.get(identifier)
-            state = self._rules.get(uid) if uid else None
-        return state
+        return self._cache.find(identifier)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -306,7 +217,7 @@ class TriggerService:
 
     async def _on_event(self, event: Event) -> None:
         self.events_seen += 1
-        conditions = self._conditions
+        conditions = self._cache.conditions
         if not conditions or self.paused():
             return
         data = event.as_dict()
@@ -329,24 +240,9 @@ class TriggerService:
     # -- loop protection ---------------------------------------------------------------------
 
     def _admit(self, state: RuleState, chain: list[str], event: Event | None) -> bool:
-        if state.name not in chain:
-            return True
-        now = self.clock.now().timestamp()
         window = self.options.loop_window
-        cyclic = state.cyclic
-        while cyclic and cyclic[0] <= now - window:
-            cyclic.popleft()
-        if len(cyclic) < self.options.loop_max_fires:
-            cyclic.append(now)
-            state.rate_limited = False
-            return True
-        if not state.rate_limited:
-            state.rate_limited = True
-            message = (
-                f"rule {state.name!r} triggers itself (chain: {' -> '.join(chain + [state.name])}) and fired "
-                f"{len(cyclic)} times in {window:g}s; further firings from this loop are held back"
-            )
-            state.last_error = message
+        admitted, message = admit(state, chain, self.clock.now().timestamp(), window, self.options.loop_max_fires)
+        if message is not None:
             log.warning("%s", message)
             self.bus.publish_nowait(
                 Event(
@@ -358,14 +254,14 @@ class TriggerService:
                         "rule": state.name,
                         "uid": state.uid,
                         "chain": list(chain),
-                        "fires": len(cyclic),
+                        "fires": len(state.cyclic),
                         "window": window,
                         "event": str(event.id) if event is not None else None,
                         "message": message,
                     },
                 )
             )
-        return False
+        return admitted
 
     # -- firing ------------------------------------------------------------------------------
 
@@ -480,7 +376,7 @@ class TriggerService:
         """Set the first due time of a (re)loaded schedule rule, applying its misfire policy."""
         schedule = state.compiled.compiled  # type: ignore[union-attr]
         meta = state.rule.metadata
-        base = _aware(meta.updated_at)
+        base = aware(meta.updated_at)
         if state.last_fire is not None and state.last_fire > base:
             base = state.last_fire
         missed = schedule.last_due(base, now) if base < now else None
@@ -497,7 +393,7 @@ class TriggerService:
             self._wake.clear()
             now = clock.now()
             earliest: datetime | None = None
-            for state in list(self._rules.values()):
+            for state in list(self._cache.rules.values()):
                 due = state.next_fire
                 if due is None or state.family != "schedule":
                     continue

@@ -1,13 +1,5 @@
-"""Built-in plugin: install and uninstall plugins on a running server.
-
-``POST /plugin/install`` and ``POST /plugin/uninstall`` change the server's environment (uv pip,
-else pip), rebuild its plugin system, have the executor replace its workers
-(:meth:`Executor.reload_code`) and, on request, apply the resources the plugin ships. Runs in
-flight finish on the code they started with; new runs use the new code. No restart.
-
-Installing code is running code, so these endpoints refuse to work unless the server has an API
-token configured (``api.token``/``api.tokens``), whatever address it listens on.
-"""
+"""Installing and uninstalling plugins on a running server: the logic behind the routes of the
+built-in ``plugin_admin`` plugin (:mod:`flowdapt.builtin.plugin_admin`)."""
 
 from __future__ import annotations
 
@@ -20,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from flowdapt.errors import FlowdaptError, ValidationError
-from flowdapt.hookspecs import hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from flowdapt.plugins import PluginSystem
@@ -193,9 +184,3 @@ def require_token(server: FlowdaptServer) -> None:
             "or install into a local environment with `flowdapt plugin install --local`"
         )
 
-
-@hookimpl
-def flowdapt_api_routers():
-    from flowdapt.server.routes.plugin_install import router
-
-    return [router]

@@ -1,12 +1,14 @@
 """``POST /plugin/install`` and ``POST /plugin/uninstall``: change the server's plugins without a
-restart. Mounted by the built-in ``plugin_admin`` plugin (``flowdapt.builtin.plugin_admin``,
-which holds the logic); refused unless the server has an API token."""
+restart. The router of the built-in ``plugin_admin`` plugin (the logic is in
+:mod:`flowdapt.builtin.plugin_admin.installing`), written against the public router API :mod:`flowdapt.server.api` as a
+third-party plugin's would be, so the server never imports the plugin; refused unless the server
+has an API token."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from flowdapt.builtin.plugin_admin import (
+from flowdapt.builtin.plugin_admin.installing import (
     PluginInstallBody,
     PluginUninstallBody,
     install_on_server,
@@ -14,8 +16,7 @@ from flowdapt.builtin.plugin_admin import (
     require_token,
     uninstall_from_server,
 )
-from flowdapt.server.http import json_response, read_body
-from flowdapt.server.routes.common import ERRORS, server_of
+from flowdapt.server.api import ERRORS, json_response, read_body, server_of
 
 router = APIRouter()
 _RESPONSES = {**ERRORS, 403: {"description": "The server has no API token, so installing is refused"}}

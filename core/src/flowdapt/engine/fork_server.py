@@ -1,12 +1,15 @@
 """The fork server the Local executor's worker processes start from (Linux).
 
-Kept free of heavy imports, so ``flowdapt exec`` can start the fork server first thing, before it
+It lives in the engine, below both the CLI and the built-in Local executor, because the CLI starts
+it (``flowdapt exec``) before it knows which executor it will use, and the CLI never imports a
+built-in plugin. Kept free of heavy imports, so ``flowdapt exec`` can start the fork server first thing, before it
 imports its own command line: the fork server's interpreter start and module imports then run
 beside the CLI's start-up instead of delaying the first run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sys
 
@@ -37,7 +40,25 @@ def prestart_fork_server() -> None:
     forkserver_context()
     from multiprocessing import forkserver
 
-    from flowdapt.builtin.process_pool import main_module_hidden
-
     with main_module_hidden():  # as for the pool's own start: the fork server must not import it
         forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def main_module_hidden():
+    """Start worker processes without re-running the user's ``__main__`` script in them.
+
+    Under forkserver/spawn, multiprocessing re-imports the main script in each worker, so a script
+    without an ``if __name__ == "__main__"`` guard would run itself again. Stage callables travel
+    by value (cloudpickle), so workers never need the main module.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not hasattr(main, "__file__"):
+        yield
+        return
+    path = main.__file__
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path

@@ -1,4 +1,8 @@
-"""Checks a resource must pass before it is stored or run. Each error names the resource and field."""
+"""Checks a workflow must pass before it is stored or run. Each error names the resource and field.
+
+It lives in the engine, not in ``resources/``, because the checks are the engine's own rules (how a
+target resolves, what a stage type accepts, what a stage may ask of a cluster); the resource models
+below stay free of them."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from flowdapt.engine.stage_resources import parse_stage_resources
 from flowdapt.engine.stage_types import StageType
 from flowdapt.engine.targets import (
     Signature,
@@ -18,8 +23,8 @@ from flowdapt.engine.targets import (
     is_valid_target,
     target_allowed,
 )
-from flowdapt.errors import ValidationError
-from flowdapt.resources.loader import _format_loc
+from flowdapt.errors import StageError, ValidationError
+from flowdapt.resources.loader import format_loc
 from flowdapt.resources.workflow import Workflow
 
 
@@ -118,7 +123,7 @@ def parse_stage_options(workflow: Workflow, stage_types: Mapping[str, StageType]
             raise ValidationError(
                 err["msg"] if err["type"] != "extra_forbidden" else f"unknown option for a {stage.type} stage",
                 resource=label,
-                field=f"spec.stages[{i}].options.{_format_loc(err['loc'])}",
+                field=f"spec.stages[{i}].options.{format_loc(err['loc'])}",
             ) from None
         if stage_type.maps and not stage.depends_on and not getattr(options, "map_on", None):
             raise ValidationError(
@@ -167,9 +172,6 @@ _RESOURCE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]*$")
 def check_stage_resources(workflow: Workflow) -> None:
     """Stage ``resources`` are non-negative finite amounts (sizes for memory) under names a
     cluster can declare; a bad one is refused at apply time, not when a cluster first sees it."""
-    from flowdapt.engine.cluster import parse_stage_resources
-    from flowdapt.errors import StageError
-
     label = f"workflow/{workflow.metadata.name}"
     for i, stage in enumerate(workflow.spec.stages):
         for name, value in (stage.resources or {}).items():
