@@ -11,8 +11,8 @@ from typing import Any
 
 import psutil
 
-from flowdapt.api import create_executor, ensure_user_modules
 from flowdapt.engine.executor import Executor
+from flowdapt.engine.prepare import create_executor, ensure_user_modules
 from flowdapt.errors import ConfigurationError
 from flowdapt.events import EventBus, create_event_bus, serve_run_requests
 from flowdapt.plugins import PluginSystem
