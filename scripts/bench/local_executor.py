@@ -259,7 +259,8 @@ async def _warm_ten(stage_dir: str) -> float:
     await executor.start()
     try:
         async def once():
-            run = await execute_workflow_async(wf, {}, executor=executor)
+            # As `flowdapt exec` does: the modules beside the workflow file are allowed targets.
+            run = await execute_workflow_async(wf, {}, executor=executor, allowed_beside=stage_dir)
             assert run.state == "finished", run.error
 
         return await measure_async(once, 5)

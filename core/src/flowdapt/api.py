@@ -73,7 +73,7 @@ async def execute_workflow_async(
         settings,
         plugins,
         allowed_targets=allowed_targets,
-        beside=script_directory() if allowed_beside is None else allowed_beside,
+        beside=script_directory if allowed_beside is None else allowed_beside,
     )
     owned = not isinstance(executor, Executor)
     if owned:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowdapt.engine.configs import merge_config_data, select_configs
@@ -130,28 +130,62 @@ def _resolve_callable(target: Any) -> Any:
     return resolve(target)[0]
 
 
+#: ``(target, allowed prefixes)`` -> the function it resolved to when it passed the check. A hit
+#: counts only while :func:`resolve` still gives that same object (a reload makes a new one).
+_passed: dict[tuple[str, tuple[str, ...]], Any] = {}
+_PASSED_MAX = 4096
+
+
+def _targets_passed(workflow: Workflow, prefixes: tuple[str, ...]) -> bool:
+    """Every string target passed the check with these prefixes before (the repeated call)."""
+    for stage in workflow.spec.stages:
+        target = stage.target
+        if not isinstance(target, str):
+            continue
+        fn = _passed.get((target, prefixes))
+        if fn is None or resolve(target)[0] is not fn:
+            return False
+    return True
+
+
+def _remember_passed(workflow: Workflow, prefixes: tuple[str, ...]) -> None:
+    if len(_passed) > _PASSED_MAX:
+        _passed.clear()
+    for stage in workflow.spec.stages:
+        if isinstance(stage.target, str):
+            _passed[(stage.target, prefixes)] = resolve(stage.target)[0]
+
+
 def compile_checked(
     workflow: Workflow,
     settings: Settings,
     plugins: PluginSystem,
     *,
     allowed_targets: Iterable[str] = (),
-    beside: str | os.PathLike[str] | None = None,
+    beside: str | os.PathLike[str] | Callable[[], str] | None = None,
 ) -> Plan:
     """DAG, stage types and options, stage resources, targets inside the allowed modules,
     importable, callable with what the engine passes them.
 
     ``allowed_targets`` adds prefixes for this call; with ``beside`` (a directory) a target whose
     top-level module is a file or package in that directory is allowed too (``flowdapt exec``:
-    the workflow file's directory; the Python API: the running script's). A callable target
+    the workflow file's directory; the Python API: the running script's; a callable giving the
+    directory is called only when a target lies outside the other prefixes). A callable target
     (Python API only) is the caller's own code and is not checked against the allowed modules.
+    A target that passed with the same prefixes before and resolves to the same function is not
+    checked again, so a repeated call costs dictionary lookups.
     """
     prefixes = allowed_target_prefixes(settings, plugins, allowed_targets)
-    if beside is not None:
-        outside = _outside(workflow, prefixes)
-        if outside:  # only then look at the directory: the usual run costs no file system call
-            prefixes = sorted({*prefixes, *modules_beside(beside, outside)})
-    check_targets(workflow, allowed_prefixes=prefixes, importable=True)
+    key = tuple(prefixes)
+    if not _targets_passed(workflow, key):
+        if beside is not None:
+            outside = _outside(workflow, prefixes)
+            if outside:  # only then look at the directory: the usual run costs no file system call
+                directory = beside() if callable(beside) else beside
+                prefixes = sorted({*prefixes, *modules_beside(directory, outside)})
+        check_targets(workflow, allowed_prefixes=prefixes, importable=True)
+        if len(prefixes) == len(key):  # allowed by the prefixes alone, not by a directory's listing
+            _remember_passed(workflow, key)
     check_stage_resources(workflow)
     return compile_workflow(workflow, stage_types(plugins), check_callables=True, resolve=_resolve_callable)
 
