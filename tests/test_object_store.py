@@ -38,8 +38,10 @@ def configure(tmp_path, monkeypatch):
 
     def apply(**overrides):
         object_store.reset_cluster_memory()
+        # The stage module beside these tests is an allowed target, as a user's package would be.
         settings = load_settings(
-            app_dir=tmp_path / "app", overrides={k.replace("__", "."): v for k, v in overrides.items()}
+            app_dir=tmp_path / "app",
+            overrides={"allowed_targets": ["object_store_stages"], **{k.replace("__", "."): v for k, v in overrides.items()}},
         )
         set_settings(settings)
         return settings

@@ -19,3 +19,12 @@ def settings(flowdapt_settings):
 def plugins(flowdapt_builtin_plugins):
     """Only the built-in plugins, whatever else is installed."""
     return flowdapt_builtin_plugins
+
+
+@pytest.fixture
+def flowdapt_settings_overrides():
+    """The test stage modules are allowed targets, as a user's own package would be through
+    ``allowed_targets`` (the Python API checks targets as the server does)."""
+    from flowdapt.testing import DEFAULT_TEST_OVERRIDES
+
+    return {**DEFAULT_TEST_OVERRIDES, "allowed_targets": ["core_stages", "worker_env_stages"]}

@@ -211,7 +211,8 @@ def user_path(repeat: int, warm: dict[str, float]) -> list[list[str]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="flowdapt-user-path-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWDAPT__")}
-        env.update(HOME=tmp, FLOWDAPT__APP_DIR=os.path.join(tmp, "app"))
+        # bench_stages is put on sys.path by the scripts, not beside them: allowed by name.
+        env.update(HOME=tmp, FLOWDAPT__APP_DIR=os.path.join(tmp, "app"), FLOWDAPT__ALLOWED_TARGETS='["bench_stages"]')
         n = WORKLOADS["map 10,000 no-op items"][1]
 
         calls = [json.loads(subprocess.run([sys.executable, "-c", USER_CALLS_SCRIPT, str(BENCH_DIR), str(n)],
@@ -258,7 +259,8 @@ async def _warm_ten(stage_dir: str) -> float:
     await executor.start()
     try:
         async def once():
-            run = await execute_workflow_async(wf, {}, executor=executor)
+            # As `flowdapt exec` does: the modules beside the workflow file are allowed targets.
+            run = await execute_workflow_async(wf, {}, executor=executor, allowed_beside=stage_dir)
             assert run.state == "finished", run.error
 
         return await measure_async(once, 5)

@@ -8,20 +8,25 @@ import concurrent.futures as cf
 import contextlib
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flowdapt.engine.configs import merge_config_data, select_configs
-from flowdapt.engine.context import RunContext
+from flowdapt.engine.context import RunContext  # noqa: F401 - re-exported
 from flowdapt.engine.executor import Executor
-from flowdapt.engine.plan import compile_workflow
+from flowdapt.engine.prepare import (  # noqa: F401 - re-exported: the Python API's names for them
+    allowed_target_prefixes,
+    compile_checked,
+    create_executor,
+    ensure_user_modules,
+    prepare_run,
+    run_config,
+    script_directory,
+    stage_types,
+)
 from flowdapt.engine.runner import RunListener, execute_plan
-from flowdapt.engine.worker import resolve
 from flowdapt.errors import RunCancelledError, StageError
 from flowdapt.plugins import PluginSystem, get_plugin_system
-from flowdapt.resources.base import check_namespace
 from flowdapt.resources.config import Config
 from flowdapt.resources.loader import parse_resource
 from flowdapt.resources.run import WorkflowRun
@@ -29,79 +34,10 @@ from flowdapt.resources.workflow import Workflow
 from flowdapt.settings import Settings, get_settings
 
 
-def ensure_user_modules(settings: Settings) -> None:
-    """Make ``<app_dir>/user_modules/*.py`` importable as ``user_modules.<name>``."""
-    directory = settings.user_modules_dir
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        init = directory / "__init__.py"
-        if not init.exists():
-            init.write_text("")
-    except OSError:
-        return
-    app_dir = str(settings.app_dir)
-    _switch_user_modules(app_dir)
-    if app_dir not in sys.path:
-        sys.path.append(app_dir)
-
-
-_user_modules_dir: str | None = None
-#: Every app dir this process put on sys.path for its user modules.
-_user_module_dirs: set[str] = set()
-
-
-def _switch_user_modules(app_dir: str) -> None:
-    """Another app dir in this process (tests, notebooks): forget the previous one's user modules,
-    which would otherwise stay cached in ``sys.modules`` and in resolved targets. Every earlier app
-    dir is taken off ``sys.path`` on each call, not only the last one: something that restores an
-    old ``sys.path`` (pytest's ``monkeypatch.syspath_prepend``, a notebook cell) would otherwise put
-    one back in front of this one, and ``user_modules`` would be imported from there."""
-    global _user_modules_dir
-    previous, _user_modules_dir = _user_modules_dir, app_dir
-    _user_module_dirs.add(app_dir)
-    stale = [p for p in sys.path if p != app_dir and p in _user_module_dirs]
-    for path in stale:
-        sys.path.remove(path)
-    loaded = sys.modules.get("user_modules")
-    loaded_from = list(getattr(loaded, "__path__", None) or [])
-    elsewhere = loaded is not None and not all(os.path.dirname(p) == app_dir for p in loaded_from)
-    if (previous is None or previous == app_dir) and not stale and not elsewhere:
-        return
-    from flowdapt.reloading import forget_modules
-
-    forget_modules(["user_modules"])
-
-
-def allowed_target_prefixes(settings: Settings, plugins: PluginSystem) -> list[str]:
-    """Modules stage targets may come from: plugins, ``user_modules`` and configured prefixes."""
-    return sorted({*plugins.module_prefixes(), "user_modules", *settings.allowed_targets} - {"flowdapt"})
-
-
-def stage_types(plugins: PluginSystem) -> dict[str, Any]:
-    return {name: reg.factory() for name, reg in plugins.registries["stage_types"].items()}
-
-
-def create_executor(
-    settings: Settings, plugins: PluginSystem, name: str | None = None, options: Mapping[str, Any] | None = None
-) -> Executor:
-    backend = name or settings.executor.backend
-    if options is None:
-        options = settings.executor.options if backend == settings.executor.backend else {}
-    return plugins.create("executors", backend, dict(options), settings)
-
-
 def _as_workflow(workflow: Workflow | Mapping[str, Any]) -> Workflow:
     if isinstance(workflow, Workflow):
         return workflow
     return parse_resource(workflow, kind="workflow")  # type: ignore[return-value]
-
-
-def _config_data(workflow: Workflow, config: Mapping[str, Any] | Sequence[Config] | None) -> dict[str, Any]:
-    if config is None:
-        return {}
-    if isinstance(config, Mapping):
-        return dict(config)
-    return merge_config_data(select_configs(workflow, config))
 
 
 async def execute_workflow_async(
@@ -117,27 +53,34 @@ async def execute_workflow_async(
     plugins: PluginSystem | None = None,
     listeners: Sequence[RunListener] = (),
     executor_options: Mapping[str, Any] | None = None,
+    allowed_targets: Sequence[str] = (),
+    allowed_beside: str | os.PathLike[str] | None = None,
 ) -> WorkflowRun:
-    """Run a workflow to its end and return the run record (state, result, per-stage records)."""
+    """Run a workflow to its end and return the run record (state, result, per-stage records).
+
+    The run is prepared as the server prepares one (:mod:`flowdapt.engine.prepare`): string
+    targets must lie in the allowed modules (plugins, ``user_modules``, ``settings.allowed_targets``
+    and the prefixes in ``allowed_targets`` for this call, and the modules that lie in the
+    directory ``allowed_beside``: by default the running script's, or the working directory in a
+    notebook or REPL), the input must give the root stages their required arguments; either
+    raises :class:`~flowdapt.errors.ValidationError` before anything runs.
+    """
     settings = settings or get_settings()
     plugins = plugins or get_plugin_system(settings)
     ensure_user_modules(settings)
-    definition = _as_workflow(workflow)
-    plan = compile_workflow(definition, stage_types(plugins), check_callables=True, resolve=lambda t: resolve(t)[0])
+    plan = compile_checked(
+        _as_workflow(workflow),
+        settings,
+        plugins,
+        allowed_targets=allowed_targets,
+        beside=script_directory if allowed_beside is None else allowed_beside,
+    )
     owned = not isinstance(executor, Executor)
     if owned:
         executor = create_executor(settings, plugins, executor, executor_options)  # type: ignore[arg-type]
     assert isinstance(executor, Executor)
-    namespace = check_namespace(namespace or settings.compute.default_namespace)
-    if run is None:
-        run = WorkflowRun(workflow=definition.metadata.name, source=source, namespace=namespace)
-    ctx = RunContext(
-        input=dict(input or {}),
-        config=_config_data(definition, config),
-        namespace=namespace,
-        executor=executor.name,
-        definition=definition,
-        run=run,
+    ctx = prepare_run(
+        plan, input, settings=settings, executor=executor.name, config=config, namespace=namespace, run=run, source=source
     )
     started_here = not executor.running
     if started_here:

@@ -7,29 +7,9 @@ module handles the process it runs in.
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata as md
-import sys
-from collections.abc import Iterable
 
-
-def forget_modules(top_level: Iterable[str]) -> list[str]:
-    """Remove ``name`` and ``name.*`` from ``sys.modules`` for each top-level name; clear caches.
-
-    The next import reads the files again, and stage targets are resolved again. Returns the
-    module names removed. Objects already holding the old modules keep them.
-    """
-    from flowdapt.engine.worker import clear_caches
-
-    names = {n for n in top_level if n}
-    removed = [
-        mod for mod in list(sys.modules) if mod in names or any(mod.startswith(n + ".") for n in names)
-    ]
-    for mod in removed:
-        sys.modules.pop(mod, None)
-    importlib.invalidate_caches()
-    clear_caches()
-    return sorted(removed)
+from flowdapt.engine.worker import forget_modules
 
 
 def distribution_packages(distribution: str) -> list[str]:

@@ -125,12 +125,6 @@ def parse_inputs(pairs: list[str] | None, input_file: Path | None) -> dict[str, 
     return data
 
 
-def _local_modules(directory: Path) -> list[str]:
-    names = [p.stem for p in directory.glob("*.py") if p.stem.isidentifier()]
-    names += [p.name for p in directory.iterdir() if p.is_dir() and (p / "__init__.py").exists() and p.name.isidentifier()]
-    return sorted(set(names))
-
-
 def exec_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="workflow YAML/JSON file", exists=False)],
@@ -149,8 +143,8 @@ def exec_command(
     """
     import asyncio
 
-    from flowdapt.api import allowed_target_prefixes, ensure_user_modules, execute_workflow_async
-    from flowdapt.engine.validation import check_targets
+    from flowdapt.api import execute_workflow_async
+    from flowdapt.engine.prepare import compile_checked, ensure_user_modules
     from flowdapt.resources import Config, Workflow
     from flowdapt.resources.loader import load_documents, parse_resource, read_text
 
@@ -175,8 +169,9 @@ def exec_command(
         ensure_user_modules(settings)
         here = file.resolve().parent
         sys.path.insert(0, str(here))
-        prefixes = allowed_target_prefixes(settings, plugins) + _local_modules(here)
-        check_targets(workflow, allowed_prefixes=prefixes, importable=True)
+        # The modules next to the file are allowed for this run, beside the usual ones; checked
+        # here too so that a refused workflow exits before an executor starts.
+        compile_checked(workflow, settings, plugins, beside=here)
         run_input = parse_inputs(input, input_file)
         options = None
         backend = executor or settings.executor.backend
@@ -203,6 +198,7 @@ def exec_command(
                     settings=settings,
                     plugins=plugins,
                     listeners=[reporter.listener],
+                    allowed_beside=here,
                 )
             )
     except FlowdaptError as exc:

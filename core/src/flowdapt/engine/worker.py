@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +133,24 @@ def clear_caches() -> None:
     with _cache_lock:
         _targets.clear()
         _contexts.clear()
+
+
+def forget_modules(top_level: Iterable[str]) -> list[str]:
+    """Remove ``name`` and ``name.*`` from ``sys.modules`` for each top-level name; clear caches.
+
+    The next import reads the files again, and stage targets are resolved again. Returns the
+    module names removed. Objects already holding the old modules keep them.
+    """
+    import importlib
+    import sys
+
+    names = {n for n in top_level if n}
+    removed = [mod for mod in list(sys.modules) if mod in names or any(mod.startswith(n + ".") for n in names)]
+    for mod in removed:
+        sys.modules.pop(mod, None)
+    importlib.invalidate_caches()
+    clear_caches()
+    return sorted(removed)
 
 
 # -- calling -----------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from flowdapt.api import create_executor, ensure_user_modules
 from flowdapt.engine.executor import Executor
+from flowdapt.engine.prepare import create_executor, ensure_user_modules
 from flowdapt.errors import ConfigurationError
 from flowdapt.events import EventBus, create_event_bus, serve_run_requests
 from flowdapt.plugins import PluginSystem

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flowdapt.engine.configs import merge_config_data, select_configs
 from flowdapt.engine.context import RunContext
 from flowdapt.engine.plan import Plan
+from flowdapt.engine.prepare import check_request, compile_checked, prepare_run
 from flowdapt.engine.runner import execute_plan
 from flowdapt.errors import (
     ConfigurationError,
@@ -24,15 +24,13 @@ from flowdapt.errors import (
     ServiceDrainingError,
     StorageFullError,
     StorageUnavailableError,
-    ValidationError,
 )
 from flowdapt.events import envelope, run_listener
-from flowdapt.resources.base import check_namespace, utcnow
+from flowdapt.resources.base import utcnow
 from flowdapt.resources.run import RunError, RunState, StageState, WorkflowRun
 from flowdapt.resources.workflow import Workflow
 from flowdapt.server import results
 from flowdapt.server.http import RunNotActiveError, ServiceUnavailableError
-from flowdapt.server.validation import check_run_input, compile_checked
 
 if TYPE_CHECKING:
     from flowdapt.server.core import FlowdaptServer
@@ -89,10 +87,8 @@ def retention_seconds(value: int | float | str) -> float:
 
 @dataclass(eq=False)
 class ActiveRun:
-    run: WorkflowRun
     plan: Plan
-    input: dict[str, Any]
-    config: dict[str, Any]
+    context: RunContext
     task: asyncio.Task | None = None
     dirty: bool = False
     done: bool = False
@@ -100,6 +96,10 @@ class ActiveRun:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: The background retry of the final write, while storage is full or unavailable.
     saving: asyncio.Task | None = None
+
+    @property
+    def run(self) -> WorkflowRun:
+        return self.context.run
 
 
 def run_event_data(run: WorkflowRun, stage: str | None = None) -> dict[str, Any]:
@@ -193,33 +193,26 @@ class RunService:
                 "this server runs no compute service, so it cannot run workflows; start one with "
                 "`flowdapt run --services api,compute`"
             )
-        if run_input is None:
-            run_input = {}
-        if not isinstance(run_input, dict):
-            raise ValidationError(
-                f"the run input must be a JSON object of keyword arguments, got {type(run_input).__name__}",
-                field="body",
-            )
-        if namespace:  # empty means the default, as in the original
-            check_namespace(namespace)
+        run_input = check_request(run_input, namespace)  # before the lookup: a bad request is a 400 first
         workflow = await self.store.get("workflow", identifier)
         if workflow is None:
             raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
         plan = self._plan(workflow)
-        check_run_input(plan, run_input)
-        configs = await self.store.list("config")
-        config = merge_config_data(select_configs(workflow, configs))
-        run = WorkflowRun(
-            workflow=workflow.metadata.name,
-            source=source,
-            namespace=namespace or server.settings.compute.default_namespace,
-            owner=server.identity,
+        context = prepare_run(
+            plan,
+            run_input,
+            settings=server.settings,
             executor=server.executor.name,
+            config=await self.store.list("config"),
+            namespace=namespace,
+            source=source,
+            owner=server.identity,
             triggered_by=triggered_by,
         )
+        run = context.run
         if self.persist:
             await self.store.create_run(run)
-        active = ActiveRun(run=run, plan=plan, input=run_input, config=config)
+        active = ActiveRun(plan=plan, context=context)
         uid = str(run.uid)
         self.active[uid] = active
         self._names[run.name] = uid
@@ -249,20 +242,12 @@ class RunService:
                 events.publish(event, run_event_data(run, stage))
 
         flusher = asyncio.create_task(self._flush_progress(active)) if self.persist else None
-        ctx = RunContext(
-            input=active.input,
-            config=active.config,
-            namespace=run.namespace,
-            executor=server.executor.name,
-            definition=active.plan.workflow,
-            run=run,
-        )
         try:
             bus_listener = run_listener(
                 server.event_bus, max_result_bytes=server.settings.event_bus.max_result_bytes, finished=False
             )
             await execute_plan(
-                active.plan, ctx, server.executor, listeners=[listener, bus_listener], hooks=server.plugins.hook
+                active.plan, active.context, server.executor, listeners=[listener, bus_listener], hooks=server.plugins.hook
             )
         except asyncio.CancelledError:
             current = asyncio.current_task()

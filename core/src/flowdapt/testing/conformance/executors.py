@@ -107,7 +107,10 @@ def executor_settings(backend, app_dir):
     from flowdapt.settings import load_settings, set_settings
 
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("FLOWDAPT__")}
-    settings = load_settings(app_dir=app_dir, overrides=dict(backend.settings) or None)
+    overrides = dict(backend.settings)
+    # The suite's stage module is an allowed target, as a user's package is through the setting.
+    overrides["allowed_targets"] = [*overrides.get("allowed_targets", []), STAGES]
+    settings = load_settings(app_dir=app_dir, overrides=overrides)
     set_settings(settings)
     set_plugin_system(backend.plugin_system())
 
