@@ -118,6 +118,8 @@ def test_scraper_example_crawls_and_searches_from_the_dashboard(page, page_error
     result = page.locator('[data-role="result"]')
     result.locator("summary", has_text="results:").click()
     result.locator("summary", has_text="0:").first.click()
+    # The tree renders the opened item asynchronously: wait for the URL to show before reading.
+    result.get_by_text(site.url + target.path).first.wait_for(timeout=10_000)
     assert site.url + target.path in result.inner_text()
     shoot(page, "example-scraper-search", docs=True)
     page_errors.check()

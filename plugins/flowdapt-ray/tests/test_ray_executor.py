@@ -9,7 +9,7 @@ import time
 import pytest
 
 from flowdapt.api import execute_workflow_async
-from flowdapt.errors import ConfigurationError
+from flowdapt.errors import ConfigurationError, ValidationError
 from flowdapt.testing.conformance.executors import run, stage, wf
 from flowdapt_ray import RayExecutor, RayExecutorOptions
 
@@ -78,8 +78,9 @@ def test_a_stage_asking_for_resources_no_node_has_fails_naming_both(ray_executor
     assert r.error.stage == "train" and r.stages["first"].state == "skipped"
     r = run(wf(stage("big", "no_params", resources={"special": 5})), None, ray_executor)
     assert r.state == "failed" and "special=5" in r.result[1] and "largest node has special=2" in r.result[1]
-    r = run(wf(stage("bad", "no_params", resources={"memory": "lots"})), None, ray_executor)
-    assert r.state == "failed" and r.result[0] == "ValueError" and "resources.memory" in r.result[1]
+    # A malformed size is refused before the run starts, as the server refuses it at apply time.
+    with pytest.raises(ValidationError, match=r"resources\.memory: 'lots' is not a size"):
+        run(wf(stage("bad", "no_params", resources={"memory": "lots"})), None, ray_executor)
     assert time.monotonic() - started < 10
 
 
