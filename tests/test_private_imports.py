@@ -140,7 +140,7 @@ def test_the_scan_sees_the_workspace():
 @pytest.mark.parametrize(
     ("source", "package", "expected"),
     [
-        ("from flowdapt.cli.client import _api_call\n", "flowdapt.triggers", 1),
+        ("from flowdapt.cli.client import _api_call\n", "flowdapt.builtin.triggers", 1),
         ("from flowdapt.client import Client, _Call\n", "flowdapt.cli", 1),
         ("from flowdapt import client\nclient._Call('GET', '/')\n", "flowdapt.cli", 1),
         ("import flowdapt.client\nflowdapt.client._clean({})\n", "flowdapt.cli", 1),

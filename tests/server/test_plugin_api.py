@@ -48,7 +48,7 @@ def _router():
                 "stages": len(workflow.spec.stages),
                 "server": settings.name,
                 "plugin_loaded": "hello" in plugins.plugins,
-                "compute": server.compute,
+                "compute": (server.service("compute") is not None),
             }
         )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from flowdapt.plugins import create_plugin_system
+from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system
 from tests.server.conftest import (
     STAGES,
     install_fake_plugin_distribution,
@@ -180,7 +180,7 @@ def ts_server(tmp_path, stages_package, monkeypatch):
     site.mkdir()
     install_fake_plugin_distribution(site)
     monkeypatch.syspath_prepend(str(site))
-    builtins = ["local_executor", "document_stores", "stage_types", "cluster_memory", "event_bus", "triggers"]
+    builtins = [name for name, _ in BUILTIN_PLUGINS]
     live = start_server(make_settings(tmp_path / "app"), plugins=create_plugin_system(only=[*builtins, "wiretest"]))
     yield live
     live.stop()

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from flowdapt.plugins import create_plugin_system
+from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system
 from flowdapt.server.metrics import Metrics
 from flowdapt.server.versioning import render
 from tests.server.conftest import (
@@ -315,7 +315,7 @@ def plugin_server(tmp_path, stages_package, monkeypatch):
     site.mkdir()
     install_fake_plugin_distribution(site)
     monkeypatch.syspath_prepend(str(site))
-    builtins = ["local_executor", "document_stores", "stage_types", "cluster_memory", "event_bus", "triggers"]
+    builtins = [name for name, _ in BUILTIN_PLUGINS]
     plugins = create_plugin_system(only=[*builtins, "wiretest"])
     live = start_server(make_settings(tmp_path / "app"), plugins=plugins)
     yield live

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from flowdapt.builtin.triggers.clock import ManualClock
+from flowdapt.builtin.triggers.service import LAST_RUN, TriggerService
 from flowdapt.events import CHANNEL_TRIGGERS, RUN_QUEUE, Event, create_event_bus, envelope
 from flowdapt.resources.loader import parse_resource
-from flowdapt.triggers.clock import ManualClock
-from flowdapt.triggers.service import LAST_RUN, TriggerService
 
 T0 = datetime(2030, 1, 1, 0, 0, tzinfo=UTC)
 

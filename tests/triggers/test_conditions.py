@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flowdapt.triggers.conditions import compile_condition, resolve_vars
-from flowdapt.triggers.errors import RuleError
+from flowdapt.builtin.triggers.conditions import compile_condition, resolve_vars
+from flowdapt.builtin.triggers.errors import RuleError
 
 EVENT = {
     "type": "com.event.workflow.workflow_finished",

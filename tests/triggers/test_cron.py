@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowdapt.triggers.cron import CronError, CronExpression, CronSchedule
-from flowdapt.triggers.errors import RuleError
+from flowdapt.builtin.triggers.cron import CronError, CronExpression, CronSchedule
+from flowdapt.builtin.triggers.errors import RuleError
 
 
 def nxt(expr: str, after: datetime, tz: str | None = None, n: int = 1) -> list[datetime]:

@@ -10,9 +10,9 @@ import textwrap
 from collections import Counter
 from datetime import timedelta
 
+from flowdapt.builtin.triggers.clock import ManualClock
+from flowdapt.builtin.triggers.service import LAST_RUN
 from flowdapt.resources.loader import parse_resource
-from flowdapt.triggers.clock import ManualClock
-from flowdapt.triggers.service import LAST_RUN
 
 from .harness import T0, Harness, naive, rule
 
@@ -53,7 +53,7 @@ WORKER = textwrap.dedent(
     from flowdapt.events import RUN_QUEUE, create_event_bus
     from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system
     from flowdapt.settings import load_settings
-    from flowdapt.triggers.service import TriggerService
+    from flowdapt.builtin.triggers.service import TriggerService
 
     async def main(app_dir, db, seconds):
         settings = load_settings(app_dir=app_dir, overrides={"triggers.resync_interval": 0})

@@ -247,7 +247,7 @@ def test_without_the_triggers_service_rules_are_stored_but_not_fired(live_server
         apply(http, finished_rule("one_then_two", "one", "finished", "two"))
         assert "status" not in http.get("/triggers/one_then_two").json()
         response = http.post("/triggers/one_then_two/fire")
-        assert response.status_code == 503 and "no trigger service" in response.json()["detail"]
+        assert response.status_code == 503 and "no triggers service" in response.json()["detail"]
         http.post("/workflows/one/run", json={})
         time.sleep(0.3)
         assert http.get("/runs", params={"workflow": "two"}).json()["total"] == 0

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from flowdapt.builtin.triggers.service import LAST_RUN
 from flowdapt.events import TRIGGER_FIRED, TRIGGER_RATE_LIMITED, WORKFLOW_FINISHED, Event, envelope
 from flowdapt.resources.loader import parse_resource
 from flowdapt.resources.run import RunState, WorkflowRun
-from flowdapt.triggers.service import LAST_RUN
 
 from .harness import T0, Harness, naive, rule
 
@@ -72,7 +72,7 @@ async def test_a_new_rule_does_not_fire_for_times_before_it_existed(h):
 
 
 async def test_condition_fires_on_matching_events_without_database_queries(h, monkeypatch):
-    monkeypatch.setattr("flowdapt.triggers.service.PERSIST_DELAY", 0.05)
+    monkeypatch.setattr("flowdapt.builtin.triggers.service.PERSIST_DELAY", 0.05)
     await h.add(
         rule(
             "on_train",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flowdapt.builtin.triggers import validate_trigger_rule
 from flowdapt.errors import ValidationError
-from flowdapt.triggers import validate_trigger_rule
 
 ORIGINALS = Path(__file__).parent / "originals"
 

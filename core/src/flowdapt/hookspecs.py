@@ -163,6 +163,20 @@ def flowdapt_register_actions(register: Register) -> None:
     """
 
 
+@hookspec
+def flowdapt_register_services(register: Register) -> None:
+    """Register long-running services, picked by name with ``flowdapt run --services a,b``.
+
+    Called when the registries are built. ``factory(options, server)`` receives the validated
+    options and the :class:`flowdapt.server.core.FlowdaptServer`, and returns a
+    :class:`flowdapt.server.services.Service` (start, drain, stop, health, routers); register the
+    class itself so the server can read its ``order``, ``default`` and ``routers()`` without
+    building it. The built-ins are ``api`` and ``compute`` (:mod:`flowdapt.builtin.services`) and
+    ``triggers`` (:mod:`flowdapt.builtin.triggers`); to replace one, disable the plugin that
+    registers it (``plugins.disabled``) and register the same name. Returns nothing.
+    """
+
+
 # --------------------------------------------------------------------------------------------
 # Contribution hooks: each returns things the core adds to its surfaces.
 # --------------------------------------------------------------------------------------------
@@ -211,9 +225,10 @@ def flowdapt_validate_resource(resource: Resource, plugins: PluginSystem) -> boo
     Called on every apply (``PUT``/``POST`` of a resource, ``flowdapt apply``) with the parsed
     resource and the server's plugin system; every plugin's implementation is called. Raise
     :class:`flowdapt.errors.ValidationError` (400, naming the field) to refuse it; return ``True``
-    when this plugin checked the resource, ``None`` when it is not one of its kinds. A trigger rule
-    no plugin checked gets the server's basic shape checks only (the built-in ``triggers`` plugin
-    checks trigger rules fully), so the server itself names no trigger engine.
+    when this plugin checked the resource, ``None`` when it is not one of its kinds. The server
+    itself checks workflows only; every other kind is the business of the plugin that owns it (the
+    built-in ``triggers`` plugin checks trigger rules), so with no plugin owning a kind its
+    resources are stored as their schema parsed them.
     """
 
 

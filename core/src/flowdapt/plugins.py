@@ -39,6 +39,7 @@ REGISTRY_HOOKS: dict[str, str] = {
     "trigger_types": "flowdapt_register_trigger_types",
     "actions": "flowdapt_register_actions",
     "artifact_handlers": "flowdapt_register_artifact_handlers",
+    "services": "flowdapt_register_services",
 }
 
 #: Where a backend that is not installed usually comes from, for start-up error messages.
@@ -77,6 +78,7 @@ _SINGULAR = {
     "trigger_types": "trigger type",
     "actions": "action",
     "artifact_handlers": "artifact value handler",
+    "services": "service",
 }
 
 
@@ -442,6 +444,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("stage_types", "flowdapt.builtin.stages"),
     ("cluster_memory", "flowdapt.builtin.cluster_memory"),
     ("event_bus", "flowdapt.builtin.event_bus"),
+    ("services", "flowdapt.builtin.services"),
     ("triggers", "flowdapt.builtin.triggers"),
     ("artifact_handlers", "flowdapt.builtin.artifact_handlers"),
 )

@@ -16,7 +16,7 @@ def run_command(
     port: Annotated[int | None, typer.Option("--port", "-p", help="port (default api.port, 8080)")] = None,
     services: Annotated[
         str | None,
-        typer.Option("--services", help="comma-separated services this process runs: api, compute, triggers (default: all)"),
+        typer.Option("--services", help="comma-separated services this process runs: api, compute, triggers, or one a plugin adds (default: every installed service)"),
     ] = None,
 ) -> None:
     """Start the Flowdapt server (REST API, run executor, triggers) until SIGTERM/Ctrl-C."""

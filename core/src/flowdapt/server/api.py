@@ -1,4 +1,5 @@
-"""The public API for API routers, built-in or from a plugin's ``flowdapt_api_routers()``.
+"""The public API for API routers and services, built-in or from a plugin's
+``flowdapt_api_routers()`` / ``flowdapt_register_services``.
 
 A router reaches the running server through FastAPI dependencies rather than through
 ``request.app.state``::
@@ -36,6 +37,7 @@ from flowdapt.plugins import PluginSystem
 from flowdapt.server.core import FlowdaptServer
 from flowdapt.server.http import ServiceUnavailableError, json_response, read_body
 from flowdapt.server.routes.common import ERRORS, object_body, server_of, version_of
+from flowdapt.server.services import Service
 from flowdapt.settings import Settings
 from flowdapt.storage import DocumentStore
 
@@ -77,6 +79,17 @@ def require_api_token(request: Request) -> None:
         )
 
 
+def running_service(request: Request, name: str, kind: type | None = None) -> Service:
+    """The service ``name`` this server process runs (of class ``kind`` when given, so a route
+    finds its own plugin's service, not a replacement's); 503 naming it when it runs elsewhere."""
+    service = server_of(request).service(name)
+    if service is None or (kind is not None and not isinstance(service, kind)):
+        raise ServiceUnavailableError(
+            f"this server runs no {name} service; start one with `flowdapt run` (or --services ...,{name})"
+        )
+    return service
+
+
 ServerDep = Annotated[FlowdaptServer, Depends(get_server)]
 StoreDep = Annotated[DocumentStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -96,6 +109,7 @@ __all__ = [
     "ApiTokenRequiredError",
     "PluginsDep",
     "ServerDep",
+    "Service",
     "ServiceUnavailableError",
     "SettingsDep",
     "StoreDep",
@@ -108,6 +122,7 @@ __all__ = [
     "object_body",
     "read_body",
     "require_api_token",
+    "running_service",
     "server_of",
     "version_of",
 ]

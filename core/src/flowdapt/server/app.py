@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,11 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flowdapt import __version__
 from flowdapt.errors import FlowdaptError
-from flowdapt.plugins import PluginSystem, get_plugin_system
+from flowdapt.plugins import BUILTIN_PLUGINS, PluginSystem, get_plugin_system
 from flowdapt.server.core import FlowdaptServer
 from flowdapt.server.http import error_response
 from flowdapt.server.middleware import GatewayMiddleware
-from flowdapt.server.routes import artifacts, resources, runs, system
 from flowdapt.server.schemas import COMPONENTS
 from flowdapt.settings import Settings, get_settings
 
@@ -75,23 +75,41 @@ def _install_openapi(app: FastAPI) -> None:
     app.openapi = openapi
 
 
-def _include_plugin_routers(app: FastAPI, plugins: PluginSystem) -> list[str]:
-    """Mount each plugin's routers. A router whose schema cannot be generated is still served but
-    left out of /openapi.json (with an error naming the plugin), so one plugin cannot break the
-    API document for everyone. Returns the paths the routers declare public
-    (``router.flowdapt_public_paths``, e.g. a web page's static files), for the token check."""
-    public: list[str] = []
+def _router_sources(plugins: PluginSystem) -> list[tuple[str, Callable[[], Any]]]:
+    """(plugin, routers callable): each registered service's routers in start order (the API's own
+    routes first), then each plugin's ``flowdapt_api_routers``."""
+    from flowdapt.server.services import default_services
+
+    registry = plugins.registries["services"]
+    defaults = default_services(registry)
+    sources: list[tuple[str, Callable[[], Any]]] = []
+    for name in list(defaults) + sorted(set(registry) - set(defaults)):
+        routers = getattr(registry[name].factory, "routers", None)
+        if callable(routers):
+            sources.append((registry[name].plugin, routers))
     for impl in plugins.hook.flowdapt_api_routers.get_hookimpls():
-        plugin = plugins.manager.get_name(impl.plugin) or repr(impl.plugin)
+        sources.append((plugins.manager.get_name(impl.plugin) or repr(impl.plugin), impl.function))
+    return sources
+
+
+def _include_plugin_routers(app: FastAPI, plugins: PluginSystem) -> list[str]:
+    """Mount the routers of every service and plugin. A third-party router whose schema cannot be
+    generated is still served but left out of /openapi.json (with an error naming the plugin), so
+    one plugin cannot break the API document for everyone. Returns the paths the routers declare
+    public (``router.flowdapt_public_paths``, e.g. a web page's static files), for the token check."""
+    builtin = {name for name, _ in BUILTIN_PLUGINS}
+    public: list[str] = []
+    for plugin, contribute in _router_sources(plugins):
         try:
-            routers = impl.function() or []
+            routers = contribute() or []
         except Exception:
-            log.exception("plugin %s failed in flowdapt_api_routers; its endpoints are not mounted", plugin)
+            log.exception("plugin %s failed to give its API routers; its endpoints are not mounted", plugin)
             continue
         for router in routers:
             public.extend(getattr(router, "flowdapt_public_paths", ()))
             try:
-                get_openapi(title="check", version="0", routes=router.routes)
+                if plugin not in builtin:
+                    get_openapi(title="check", version="0", routes=router.routes)
                 app.include_router(router)
             except Exception as exc:
                 log.error(
@@ -133,11 +151,6 @@ def create_app(
     )
     app.state.server = server
     _install_error_handlers(app)
-    app.include_router(system.router)
-    app.include_router(artifacts.router)
-    app.include_router(runs.router)  # before /workflows/{identifier} so /workflows/run/... resolves to runs
-    for prefix, kind, tag in resources.RESOURCE_ROUTES:
-        app.include_router(resources.resource_router(prefix, kind, tag))
     public_paths = _include_plugin_routers(app, plugins)
     if settings.api.cors_origins:
         app.add_middleware(

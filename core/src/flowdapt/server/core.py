@@ -8,36 +8,39 @@ from collections.abc import Iterable
 from typing import Any
 
 from flowdapt.engine.executor import Executor
-from flowdapt.engine.prepare import create_executor, ensure_user_modules
+from flowdapt.engine.prepare import ensure_user_modules
 from flowdapt.errors import ConfigurationError
-from flowdapt.events import EventBus, create_event_bus, serve_run_requests
+from flowdapt.events import EventBus, create_event_bus
 from flowdapt.plugins import PluginSystem
 from flowdapt.server.events import EventHub
 from flowdapt.server.identity import owner_alive, process_identity  # noqa: F401 - owner_alive re-exported
 from flowdapt.server.metrics import Metrics
+from flowdapt.server.services import Service, default_services
 from flowdapt.settings import Settings
 from flowdapt.storage import DocumentStore
 
 log = logging.getLogger("flowdapt.server")
 
-#: Services one process can run; ``triggers`` is started by the plugin that provides it,
-#: through the ``flowdapt_server_startup`` hook (it checks ``"triggers" in server.services``).
-KNOWN_SERVICES = ("api", "compute", "triggers")
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
-def parse_services(value: str | Iterable[str] | None) -> tuple[str, ...]:
+def parse_services(value: str | Iterable[str] | None, registry: dict[str, Any]) -> tuple[str, ...]:
+    """The services one process runs, in start order: those named (``api,compute``), or by default
+    every registered service that is on by default. ``registry`` is the plugin system's
+    ``services`` registry (name -> registration)."""
     if value is None:
-        return KNOWN_SERVICES
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names = tuple(dict.fromkeys(s.strip().lower() for s in items if s.strip()))
-    unknown = [n for n in names if n not in KNOWN_SERVICES]
+        names = default_services(registry)
+    else:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        names = tuple(dict.fromkeys(s.strip().lower() for s in items if s.strip()))
+    unknown = [n for n in names if n not in registry]
     if unknown or not names:
+        available = ", ".join(default_services(registry) + tuple(sorted(set(registry) - set(default_services(registry)))))
         raise ConfigurationError(
-            f"unknown service(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(KNOWN_SERVICES)} "
-            "(e.g. --services api,compute)"
+            f"unknown service(s) {', '.join(unknown) or '(none given)'}; choose from {available or '(none installed)'} "
+            "(e.g. --services api,compute; a service comes from an installed, enabled plugin)"
         )
-    return names
+    return tuple(sorted(names, key=lambda n: (getattr(registry[n].factory, "order", 100), n)))
 
 
 def is_loopback(host: str) -> bool:
@@ -66,11 +69,12 @@ class FlowdaptServer:
 
         self.settings = settings
         self.plugins = plugins
-        self.services = parse_services(services)
+        self.services = parse_services(services, plugins.registries["services"])
         self.identity = process_identity()
         self.store: DocumentStore = plugins.create(
             "document_stores", settings.database.backend, settings.database.options, settings
         )
+        #: Set by the compute service while it runs (None on a server without one).
         self.executor: Executor | None = None
         self.events = EventHub()
         #: The event bus (``event_bus.url``): workflow, stage, resource and trigger events for the
@@ -79,19 +83,24 @@ class FlowdaptServer:
         #: Extension point: kind -> ``fn(resource) -> dict`` of extra top-level fields for
         #: ``GET /{kind}/`` responses (the trigger service adds ``status``: next and last fire).
         self.resource_extras: dict[str, Any] = {}
-        #: The trigger service, when this process runs one (set by the plugin that provides it).
-        self.triggers: Any = None
         self.metrics = Metrics()
         self.event_bus.observer = self.metrics
         self.draining = False
         self.resources = ResourceService(self)
         self.runs = RunService(self)
         self._background: list[asyncio.Task] = []
+        #: The running services by name, in start order (built at start).
+        self.running_services: dict[str, Service] = {}
         self.started = False
 
     @property
-    def compute(self) -> bool:
-        return "compute" in self.services
+    def serves_http(self) -> bool:
+        registry = self.plugins.registries["services"]
+        return any(getattr(registry[name].factory, "serves_http", False) for name in self.services)
+
+    def service(self, name: str) -> Service | None:
+        """The running service registered as ``name`` in this process, or None."""
+        return self.running_services.get(name)
 
     def spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=name)
@@ -103,12 +112,11 @@ class FlowdaptServer:
         await self.store.open()
         try:
             await self.event_bus.start()
-            if self.compute:
-                self.executor = create_executor(self.settings, self.plugins)
-                await self.executor.start()
-                await self.runs.recover()
-                self.spawn(self.runs.retention_loop(), "flowdapt-run-retention")
-                await serve_run_requests(self.event_bus, self.runs.start_requested)
+            for name in self.services:
+                service = self.plugins.create("services", name, None, self)
+                service.name = name
+                await service.start()
+                self.running_services[name] = service
             self.spawn(self.metrics.run_sampler(), "flowdapt-metrics")
             self.plugins.hook.flowdapt_server_startup(server=self)
         except BaseException:
@@ -117,15 +125,27 @@ class FlowdaptServer:
         self.started = True
         log.info("flowdapt server %s started (services: %s)", self.settings.name, ", ".join(self.services))
 
-    async def stop(self, timeout: float | None = None) -> None:
-        """Refuse new runs, let in-flight runs finish within ``timeout``, mark the rest failed."""
-        if not self.started:
-            return
-        self.started = False
+    async def drain(self, timeout: float | None = None) -> None:
+        """Refuse new work; each service (last started first) lets its work in flight finish
+        within ``timeout`` (in-flight runs still going then are marked failed with the reason).
+        Called again (a second signal stops at once: ``timeout=0``) it cuts the wait short."""
         self.draining = True
         self.events.close()
         timeout = self.settings.api.shutdown_timeout if timeout is None else timeout
-        await self.runs.shutdown(timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        for name, service in reversed(list(self.running_services.items())):
+            try:
+                await service.drain(max(0.0, deadline - loop.time()))
+            except Exception:
+                log.exception("draining the %s service failed", name)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Drain (see :meth:`drain`), then stop every service, the event bus and the database."""
+        if not self.started:
+            return
+        self.started = False
+        await self.drain(timeout)
         try:
             self.plugins.hook.flowdapt_server_shutdown(server=self)
         except Exception:
@@ -133,6 +153,12 @@ class FlowdaptServer:
         await self._close()
 
     async def _close(self) -> None:
+        for name, service in reversed(list(self.running_services.items())):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping the %s service failed", name)
+        self.running_services.clear()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -141,35 +167,20 @@ class FlowdaptServer:
             await self.event_bus.stop()
         except Exception:
             log.exception("stopping the event bus failed")
-        if self.executor is not None:
-            try:
-                await self.executor.stop()
-            except Exception:
-                log.exception("stopping the executor failed")
         await self.store.close()
 
     def status_services(self) -> dict[str, Any]:
         services: dict[str, Any] = {"CoreService": {"status": "OK"}}
-        if self.compute:
-            ok = self.executor is not None and self.executor.running
-            env: dict[str, Any] = {}
-            if self.executor is not None:
-                try:
-                    env = self.executor.environment_info()
-                except Exception as exc:  # a cluster that went away
-                    env = {"error": f"{type(exc).__name__}: {exc}"}
-                    ok = False
-            services["ComputeService"] = {
-                "status": "OK" if ok else "NOT_OK",
-                "executor": f"{type(self.executor).__module__}.{type(self.executor).__qualname__}" if self.executor else None,
-                "environment": env,
-                "active_runs": len(self.runs.active),
-                "draining": self.draining,
-            }
-        if "triggers" in self.services:
-            running = self.triggers is not None
-            services["TriggerService"] = {
-                "status": "OK" if running else "NOT_OK",
-                **({} if running else {"detail": "no trigger service started (is the triggers plugin installed and enabled?)"}),
-            }
+        for name in self.services:
+            service = self.running_services.get(name)
+            key = (service.status_name if service else getattr(self.plugins.registries["services"][name].factory, "status_name", "")) or ""
+            if not key:
+                continue
+            if service is None:
+                services[key] = {"status": "NOT_OK", "detail": f"the {name} service is not running"}
+                continue
+            try:
+                services[key] = service.health()
+            except Exception as exc:
+                services[key] = {"status": "NOT_OK", "error": f"{type(exc).__name__}: {exc}"}
         return services

@@ -188,7 +188,7 @@ class RunService:
         server = self.server
         if server.draining:
             raise ServiceDrainingError()
-        if not server.compute or server.executor is None:
+        if server.executor is None:
             raise ServiceUnavailableError(
                 "this server runs no compute service, so it cannot run workflows; start one with "
                 "`flowdapt run --services api,compute`"

@@ -79,11 +79,8 @@ class _GracefulUvicorn(uvicorn.Server):
         self.should_exit = True
 
     async def _drain(self) -> None:
-        server = self.flowdapt
-        server.draining = True
-        server.events.close()
         try:
-            await server.runs.shutdown(server.settings.api.shutdown_timeout)
+            await self.flowdapt.drain(self.flowdapt.settings.api.shutdown_timeout)
         finally:
             self.should_exit = True
 
@@ -116,7 +113,7 @@ def serve(
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
-    if "api" not in server.services:
+    if not server.serves_http:
         # No HTTP: hold the services until a signal.
         asyncio.run(_headless(server))
         return

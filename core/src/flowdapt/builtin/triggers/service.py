@@ -28,6 +28,18 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from flowdapt.builtin.triggers.actions import ActionContext
+from flowdapt.builtin.triggers.clock import Clock
+from flowdapt.builtin.triggers.loop_guard import admit
+from flowdapt.builtin.triggers.rule_cache import RuleCache
+from flowdapt.builtin.triggers.rule_state import (  # noqa: F401 - LAST_RUN stays importable from here (tests, harness)
+    KIND,
+    LAST_RUN,
+    RuleState,
+    aware,
+    format_time,
+    parse_time,
+)
 from flowdapt.errors import ResourceNotFoundError, ValidationError
 from flowdapt.events import (
     CHANNEL_RESOURCES,
@@ -43,18 +55,6 @@ from flowdapt.events import (
     Subscription,
 )
 from flowdapt.resources.trigger import TriggerRule
-from flowdapt.triggers.actions import ActionContext
-from flowdapt.triggers.clock import Clock
-from flowdapt.triggers.loop_guard import admit
-from flowdapt.triggers.rule_cache import RuleCache
-from flowdapt.triggers.rule_state import (  # noqa: F401 - LAST_RUN stays importable from here (tests, harness)
-    KIND,
-    LAST_RUN,
-    RuleState,
-    aware,
-    format_time,
-    parse_time,
-)
 
 log = logging.getLogger("flowdapt.triggers")
 

@@ -8,8 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from flowdapt.errors import ValidationError
-from flowdapt.server.http import ServiceUnavailableError, json_response, read_body
-from flowdapt.server.routes.common import ERRORS, object_body, server_of
+from flowdapt.server.api import ERRORS, json_response, object_body, read_body, running_service
 
 router = APIRouter(prefix="/triggers", tags=["triggers"])
 
@@ -31,15 +30,11 @@ router = APIRouter(prefix="/triggers", tags=["triggers"])
 async def fire_trigger(
     request: Request, identifier: str, dry_run: bool = Query(False, description="only evaluate; run nothing")
 ) -> Any:
-    server = server_of(request)
-    if server.triggers is None:
-        raise ServiceUnavailableError(
-            "this server runs no trigger service; start one with `flowdapt run` (or --services ...,triggers)"
-        )
+    service = running_service(request, "triggers")
     body = await read_body(request, default={}, what="the fire request")
     if not isinstance(body, dict):
         raise ValidationError("the body must be a JSON object: {event: {...}, dry_run: bool}", field="body")
-    answer = await server.triggers.fire(
+    answer = await service.fire(
         identifier, event=body.get("event"), dry_run=bool(body.get("dry_run", False)) or dry_run
     )
     return json_response(answer)

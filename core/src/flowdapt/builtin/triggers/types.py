@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
+from flowdapt.builtin.triggers.conditions import compile_condition
+from flowdapt.builtin.triggers.cron import CronSchedule
+from flowdapt.builtin.triggers.errors import RuleError
 from flowdapt.resources.trigger import TriggerRuleSpec
-from flowdapt.triggers.conditions import compile_condition
-from flowdapt.triggers.cron import CronSchedule
-from flowdapt.triggers.errors import RuleError
 
 
 class Schedule(Protocol):

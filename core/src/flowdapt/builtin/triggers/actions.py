@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flowdapt.builtin.triggers.conditions import resolve_vars
 from flowdapt.events import RUN_QUEUE, Event, EventBus, run_request
 from flowdapt.resources.base import NAME_PATTERN
-from flowdapt.triggers.conditions import resolve_vars
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ async def webhook(params: WebhookParams, ctx: ActionContext) -> dict[str, Any]:
     lists the network; the target's response body is never reflected in results or errors."""
     import httpx
 
-    from flowdapt.triggers.webhooks import WebhookRefusedError, parse_networks, send
+    from flowdapt.builtin.triggers.webhooks import WebhookRefusedError, parse_networks, send
 
     if params.body is not None:
         body = ctx.resolve(params.body)

@@ -16,12 +16,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from flowdapt.builtin.triggers.actions import ACTION_ALIASES
+from flowdapt.builtin.triggers.conditions import check_vars
+from flowdapt.builtin.triggers.errors import RuleError
+from flowdapt.builtin.triggers.types import ConditionTriggerType, ScheduleTriggerType, TriggerType
 from flowdapt.errors import PluginNotFoundError, ValidationError
 from flowdapt.resources.trigger import TriggerRule
-from flowdapt.triggers.actions import ACTION_ALIASES
-from flowdapt.triggers.conditions import check_vars
-from flowdapt.triggers.errors import RuleError
-from flowdapt.triggers.types import ConditionTriggerType, ScheduleTriggerType, TriggerType
 
 
 @dataclass

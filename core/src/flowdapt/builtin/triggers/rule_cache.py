@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 
+from flowdapt.builtin.triggers.rule_state import LAST_RUN, RuleState
+from flowdapt.builtin.triggers.rules import compile_rule
 from flowdapt.errors import ValidationError
 from flowdapt.resources.trigger import TriggerRule
-from flowdapt.triggers.rule_state import LAST_RUN, RuleState
-from flowdapt.triggers.rules import compile_rule
 
 log = logging.getLogger("flowdapt.triggers")
 

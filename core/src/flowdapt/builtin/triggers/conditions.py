@@ -21,7 +21,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flowdapt.triggers.errors import RuleError
+from flowdapt.builtin.triggers.errors import RuleError
 
 Predicate = Callable[[Mapping[str, Any]], Any]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flowdapt.triggers.errors import RuleError
+from flowdapt.builtin.triggers.errors import RuleError
 
 MACROS = {
     "@yearly": "0 0 1 1 *",

@@ -4,7 +4,7 @@ held back until the window has room again."""
 
 from __future__ import annotations
 
-from flowdapt.triggers.rule_state import RuleState
+from flowdapt.builtin.triggers.rule_state import RuleState
 
 
 def admit(state: RuleState, chain: list[str], now: float, window: float, max_fires: int) -> tuple[bool, str | None]:

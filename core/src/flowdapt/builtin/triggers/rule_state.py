@@ -8,8 +8,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from flowdapt.builtin.triggers.rules import CompiledRule
 from flowdapt.resources.trigger import TriggerRule
-from flowdapt.triggers.rules import CompiledRule
 
 KIND = "trigger_rule"
 #: The original's annotation: when the rule last fired (naive UTC ISO). For schedules, the due time.
