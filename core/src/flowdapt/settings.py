@@ -41,6 +41,9 @@ class BackendSettings(_Section):
 
 class ExecutorSettings(BackendSettings):
     backend: str = "local"
+    #: Runs one compute server drives at once when runs come from the run queue (0: no limit);
+    #: the rest wait ``pending`` in the queue for this or another compute server.
+    max_concurrent_runs: int = Field(default=0, ge=0)
 
 
 class DatabaseSettings(BackendSettings):
@@ -129,6 +132,15 @@ class ComputeSettings(_Section):
     default_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]+$", max_length=253)
     run_retention_duration: int | str = -1
     max_result_bytes: int = 1024 * 1024
+    #: Runs go through the database's run queue, so several servers share the work and a run
+    #: survives the death of the process running it (docs/deployment.md). ``auto``: on when the
+    #: event bus crosses processes (not ``memory://``) and the store has a run queue.
+    run_queue: Literal["auto", "on", "off"] = "auto"
+    #: A compute server's claim on a queued run lasts this long without a heartbeat; a run of a
+    #: server that died is taken over within about 1.5x this.
+    lease_seconds: float = Field(default=5.0, ge=1.0, le=3600.0)
+    #: Compute servers look for queued runs this often even when no event tells them.
+    queue_poll_seconds: float = Field(default=1.0, gt=0, le=60.0)
 
 
 class LoggingSettings(_Section):

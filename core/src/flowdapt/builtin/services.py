@@ -54,6 +54,12 @@ class ComputeService(Service):
         await server.runs.recover()
         server.spawn(server.runs.retention_loop(), "flowdapt-run-retention")
         self._requests = await serve_run_requests(server.event_bus, server.runs.start_requested)
+        if server.runs.queue:
+            from flowdapt.server.run_queue import RunQueueWorker
+
+            worker = RunQueueWorker(server)
+            server.runs.worker = worker
+            await worker.start()
 
     async def drain(self, timeout: float) -> None:
         if self._requests is not None:
@@ -62,6 +68,10 @@ class ComputeService(Service):
                 await requests.close()
             except Exception:
                 log.exception("closing the run-request consumer failed")
+        worker = self.server.runs.worker
+        if worker is not None:
+            # Queued runs that do not finish in time go back to the queue for another server.
+            await worker.hand_back(timeout)
         await self.server.runs.shutdown(timeout)
 
     async def stop(self) -> None:
@@ -82,6 +92,7 @@ class ComputeService(Service):
                 ok = False
         return {
             "status": "OK" if ok else "NOT_OK",
+            "run_queue": server.runs.queue,
             "executor": f"{type(executor).__module__}.{type(executor).__qualname__}" if executor else None,
             "environment": env,
             "active_runs": len(server.runs.active),

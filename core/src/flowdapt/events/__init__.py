@@ -124,8 +124,9 @@ def run_request(
     )
 
 
-#: ``start_run(workflow, input, *, namespace, source, triggered_by)``: create and start a run without
-#: waiting for it to end. Raise to report that the run could not start (unknown workflow, draining).
+#: ``start_run(workflow, input, *, namespace, source, triggered_by, request_id)``: create and start a
+#: run without waiting for it to end; ``request_id`` (the request's event id) is the run's uid, so a
+#: request delivered twice starts one run. Raise to report that the run could not start (unknown workflow, draining).
 StartRun = Callable[..., Awaitable[Any]]
 
 
@@ -148,6 +149,7 @@ async def serve_run_requests(bus: EventBus, start_run: StartRun) -> Subscription
                 namespace=data.get("namespace"),
                 source="trigger",
                 triggered_by=origin,
+                request_id=str(item.id),
             )
         except Exception as exc:
             log.warning("run request for %r failed: %s: %s", workflow, type(exc).__name__, exc)

@@ -101,6 +101,11 @@ class WorkflowRun(BaseModel):
     #: Set when a trigger rule started the run: ``{"rule": name, "event": id, "chain": [rule names]}``.
     #: The chain travels in the run's events, so a rule that re-triggers itself is detected.
     triggered_by: dict[str, Any] | None = None
+    #: The run's input (the keyword arguments of its root stages), kept to run it on another
+    #: server and to show what it was given.
+    input: dict[str, Any] | None = None
+    #: Times the run was started again after the server running it died (``spec.retries``).
+    attempt: int = 0
 
     @field_validator("started_at", "finished_at", mode="before")
     @classmethod

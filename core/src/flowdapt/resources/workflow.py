@@ -56,6 +56,9 @@ class WorkflowSpec(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     stages: list[Stage] = Field(min_length=1)
+    #: Times a run is started again on another compute server when the one running it dies
+    #: (its lease expires); 0: the run is recorded failed with the reason.
+    retries: int = Field(default=0, ge=0, le=100)
 
 
 class Workflow(Resource):

@@ -14,6 +14,7 @@ from flowdapt.events import EventBus, create_event_bus
 from flowdapt.plugins import PluginSystem
 from flowdapt.server.events import EventHub
 from flowdapt.server.identity import owner_alive, process_identity  # noqa: F401 - owner_alive re-exported
+from flowdapt.server.membership import Membership
 from flowdapt.server.metrics import Metrics
 from flowdapt.server.services import Service, default_services
 from flowdapt.settings import Settings
@@ -88,6 +89,7 @@ class FlowdaptServer:
         self.draining = False
         self.resources = ResourceService(self)
         self.runs = RunService(self)
+        self.membership = Membership(self)
         self._background: list[asyncio.Task] = []
         #: The running services by name, in start order (built at start).
         self.running_services: dict[str, Service] = {}
@@ -112,6 +114,11 @@ class FlowdaptServer:
         await self.store.open()
         try:
             await self.event_bus.start()
+            from flowdapt.server.run_queue import queue_enabled
+
+            if queue_enabled(self):
+                await self.runs.start_queue()
+                await self.membership.start()
             for name in self.services:
                 service = self.plugins.create("services", name, None, self)
                 service.name = name
@@ -159,6 +166,8 @@ class FlowdaptServer:
             except Exception:
                 log.exception("stopping the %s service failed", name)
         self.running_services.clear()
+        await self.runs.stop_queue()
+        await self.membership.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

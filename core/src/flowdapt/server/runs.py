@@ -20,6 +20,7 @@ from flowdapt.engine.prepare import check_request, compile_checked, prepare_run
 from flowdapt.engine.runner import execute_plan
 from flowdapt.errors import (
     ConfigurationError,
+    ConflictError,
     ResourceNotFoundError,
     ServiceDrainingError,
     StorageFullError,
@@ -96,6 +97,12 @@ class ActiveRun:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: The background retry of the final write, while storage is full or unavailable.
     saving: asyncio.Task | None = None
+    #: Claimed from the run queue: this server holds a lease on it (server/run_queue.py).
+    leased: bool = False
+    #: The lease was lost (another server has the run now): stop without recording anything.
+    lease_lost: bool = False
+    #: Draining: queue the run again for another server instead of recording it failed.
+    hand_back: bool = False
 
     @property
     def run(self) -> WorkflowRun:
@@ -128,6 +135,13 @@ class RunService:
         self._names: dict[str, str] = {}
         self._plans: OrderedDict[tuple[str, str], Plan] = OrderedDict()
         self.retention = retention_seconds(server.settings.compute.run_retention_duration)
+        #: Runs go through the database's run queue (set at start: server/run_queue.py).
+        self.queue = False
+        #: The compute side of the queue, when this server runs compute with the queue on.
+        self.worker: Any = None
+        #: uid -> futures of callers waiting for a run that may end on another server.
+        self._waiters: dict[str, list[asyncio.Future]] = {}
+        self._finished_subscription: Any = None
 
     @property
     def persist(self) -> bool:
@@ -183,11 +197,15 @@ class RunService:
         wait: bool = True,
         source: str = "api",
         triggered_by: dict[str, Any] | None = None,
+        uid: str | None = None,
     ) -> WorkflowRun | dict[str, Any]:
-        """Start a run. With ``wait`` the finished run; without, the pending run's JSON at once."""
+        """Start a run. With ``wait`` the finished run; without, the pending run's JSON at once.
+        ``uid`` makes the start idempotent (a run request delivered twice starts one run)."""
         server = self.server
         if server.draining:
             raise ServiceDrainingError()
+        if self.queue:
+            return await self._enqueue(identifier, run_input, namespace=namespace, wait=wait, source=source, triggered_by=triggered_by, uid=uid)
         if server.executor is None:
             raise ServiceUnavailableError(
                 "this server runs no compute service, so it cannot run workflows; start one with "
@@ -208,8 +226,10 @@ class RunService:
             source=source,
             owner=server.identity,
             triggered_by=triggered_by,
+            **({"uid": uid} if uid else {}),
         )
         run = context.run
+        run.input = context.input or None
         if self.persist:
             await self.store.create_run(run)
         active = ActiveRun(plan=plan, context=context)
@@ -225,11 +245,186 @@ class RunService:
         await asyncio.shield(active.task)
         return run
 
-    async def start_requested(self, workflow: str, run_input: Any, *, namespace=None, source="trigger", triggered_by=None):
-        """Start a run a ``run_workflow`` trigger action asked for (from the bus's run queue)."""
-        return await self.submit(
-            workflow, run_input, namespace=namespace, wait=False, source=source, triggered_by=triggered_by
+    async def start_requested(
+        self, workflow: str, run_input: Any, *, namespace=None, source="trigger", triggered_by=None, request_id=None
+    ):
+        """Start a run a ``run_workflow`` trigger action asked for (from the bus's run queue). The
+        run's uid is the request's id, so a request delivered twice starts one run."""
+        try:
+            return await self.submit(
+                workflow, run_input, namespace=namespace, wait=False, source=source, triggered_by=triggered_by, uid=request_id
+            )
+        except ConflictError:
+            if request_id is None:
+                raise
+            log.info("run request %s was delivered again; its run exists already", request_id)
+            return None
+
+    # -- the run queue (several servers, server/run_queue.py) ------------------------------
+
+    async def start_queue(self) -> None:
+        """Queue mode on: waiters and the event stream learn of runs that end on other servers."""
+        from flowdapt.events import CHANNEL_WORKFLOWS
+
+        self.queue = True
+        self._finished_subscription = await self.server.event_bus.subscribe(self._on_bus_event, channels=[CHANNEL_WORKFLOWS])
+
+    async def stop_queue(self) -> None:
+        subscription, self._finished_subscription = self._finished_subscription, None
+        if subscription is not None:
+            try:
+                await subscription.close()
+            except Exception:
+                log.exception("closing the run-event subscription failed")
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+        self._waiters.clear()
+
+    def _on_bus_event(self, event) -> None:
+        from flowdapt.events import STAGE_FINISHED, WORKFLOW_FINISHED, WORKFLOW_STARTED
+
+        data = event.data if isinstance(event.data, dict) else {}
+        uid = data.get("uid") or data.get("run")
+        if not isinstance(uid, str) or uid in self.active:
+            return  # this server's own run: it reported it already
+        if event.type == WORKFLOW_FINISHED:
+            self._wake_waiters(uid)
+        events = self.server.events
+        if events.listening:
+            if event.type == WORKFLOW_STARTED:
+                events.publish("run_started", data)
+            elif event.type == STAGE_FINISHED:
+                events.publish("stage_finished", {**data, "uid": uid})
+            elif event.type == WORKFLOW_FINISHED:
+                events.publish("run_finished", data)
+
+    def _wake_waiters(self, uid: str) -> None:
+        for future in self._waiters.pop(uid, ()):
+            if not future.done():
+                future.set_result(None)
+
+    async def _enqueue(self, identifier, run_input, *, namespace, wait, source, triggered_by, uid):
+        """Queue mode: check the request, record the run pending, tell the compute servers."""
+        from flowdapt.server.run_queue import queued_event
+
+        server = self.server
+        run_input = check_request(run_input, namespace)
+        workflow = await self.store.get("workflow", identifier)
+        if workflow is None:
+            raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
+        plan = self._plan(workflow)
+        context = prepare_run(
+            plan,
+            run_input,
+            settings=server.settings,
+            executor=server.settings.executor.backend,
+            config=None,
+            namespace=namespace,
+            source=source,
+            triggered_by=triggered_by,
+            **({"uid": uid} if uid else {}),
         )
+        run = context.run
+        run.input = context.input or None
+        future = self._wait_future(str(run.uid)) if wait else None
+        try:
+            await self.store.create_run(run)
+        except BaseException:
+            if future is not None:
+                self._waiters.pop(str(run.uid), None)
+            raise
+        if server.events.listening:
+            server.events.publish("run_created", run_event_data(run))
+        if self.worker is not None:
+            self.worker.wake.set()
+        server.event_bus.publish_nowait(queued_event(run))
+        if future is None:
+            return run.model_dump(mode="json")
+        return await self.wait_final(str(run.uid), future)
+
+    def _wait_future(self, uid: str) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(uid, []).append(future)
+        return future
+
+    async def wait_final(self, uid: str, future: asyncio.Future | None = None) -> WorkflowRun:
+        """The run once it ended, wherever it runs: woken by its ``workflow_finished`` event, and
+        checking the database every few seconds in case an event was lost."""
+        future = future or self._wait_future(uid)
+        poll = max(1.0, float(self.server.settings.compute.lease_seconds))
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(future), timeout=poll)
+                except TimeoutError:
+                    pass
+                active = self.active.get(uid)
+                if active is not None and not active.done:
+                    future = self._wait_future(uid) if future.done() else future
+                    continue
+                run = await self.store.get_run(uid)
+                if run is None:
+                    raise ResourceNotFoundError(f"Resource not found: run {uid} was deleted while waiting for it")
+                if run.state.is_final:
+                    return run
+                if future.done():
+                    future = self._wait_future(uid)
+        finally:
+            waiting = self._waiters.get(uid)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    self._waiters.pop(uid, None)
+
+    async def start_claimed(self, run: WorkflowRun) -> None:
+        """Run a run this server claimed from the queue (it holds the lease)."""
+        server = self.server
+        uid = str(run.uid)
+        try:
+            workflow = await self.store.get("workflow", run.workflow)
+            if workflow is None:
+                raise ResourceNotFoundError(f"the workflow {run.workflow!r} was deleted before the run started")
+            plan = self._plan(workflow)
+            run.owner = server.identity
+            run.executor = server.executor.name if server.executor is not None else run.executor
+            context = prepare_run(
+                plan,
+                run.input or {},
+                settings=server.settings,
+                executor=run.executor or server.settings.executor.backend,
+                config=await self.store.list("config"),
+                namespace=run.namespace,
+                run=run,
+            )
+        except Exception as exc:
+            log.warning("run %s cannot start: %s: %s", run.name, type(exc).__name__, exc)
+            run.state = RunState.failed
+            run.error = RunError(type=type(exc).__name__, message=str(exc))
+            run.result = [type(exc).__name__, str(exc)]
+            run.finished_at = utcnow()
+            await self.store.update_run(run)
+            await self.store.release_lease(server.identity, uid)
+            self.announce_finished(run)
+            return
+        active = ActiveRun(plan=plan, context=context, leased=True)
+        self.active[uid] = active
+        self._names[run.name] = uid
+        active.task = asyncio.create_task(self._execute(active), name=f"flowdapt-run-{run.name}")
+
+    def mark_stopped(self, run: WorkflowRun, reason: str | None, state: RunState | None = None) -> None:
+        self._mark_stopped(run, reason, state)
+
+    def announce_finished(self, run: WorkflowRun) -> None:
+        """Tell waiters, the event stream and the other servers that a run ended."""
+        server = self.server
+        self._wake_waiters(str(run.uid))
+        server.event_bus.publish_nowait(
+            envelope.workflow_finished(run, max_result_bytes=server.settings.event_bus.max_result_bytes)
+        )
+        if server.events.listening:
+            server.events.publish("run_finished", run_event_data(run))
 
     async def _execute(self, active: ActiveRun) -> None:
         server = self.server
@@ -299,6 +494,9 @@ class RunService:
                         log.exception("could not store progress of run %s", active.run.name)
 
     async def _finish(self, active: ActiveRun) -> None:
+        if active.lease_lost or active.hand_back:
+            await self._let_go(active)
+            return
         server = self.server
         run = active.run
         saved = True
@@ -315,6 +513,12 @@ class RunService:
                 self.active.pop(uid, None)
                 self._names.pop(run.name, None)
             # else: it stays in self.active (GET /runs/{id} answers from memory) until saved.
+            if active.leased and saved:
+                try:
+                    await self.store.release_lease(server.identity, uid)
+                except Exception as exc:  # it expires by itself; the reaper sees a final run and skips it
+                    log.warning("could not release the lease of run %s: %s", run.name, exc)
+            self._wake_waiters(uid)
             server.metrics.run_done(
                 run.state is not RunState.finished,
                 run.duration,
@@ -328,6 +532,27 @@ class RunService:
             )
             if server.events.listening:
                 server.events.publish("run_finished", run_event_data(run))
+
+    async def _let_go(self, active: ActiveRun) -> None:
+        """A queued run this server stops without ending it: its lease went to another server
+        (record nothing), or the server drains (queue it again for another server)."""
+        from flowdapt.server.run_queue import queued_event, reset_for_queue
+
+        run = active.run
+        uid = str(run.uid)
+        self.active.pop(uid, None)
+        self._names.pop(run.name, None)
+        if active.lease_lost:
+            return
+        reset_for_queue(run)
+        try:
+            await self.store.update_run(run)
+            await self.store.release_lease(self.server.identity, uid)
+        except Exception:
+            log.exception("could not hand run %s back to the queue; its lease will expire and another server takes it", run.name)
+            return
+        log.info("run %s handed back to the queue (this server is stopping)", run.name)
+        self.server.event_bus.publish_nowait(queued_event(run))
 
     async def _record_or_explain(self, run: WorkflowRun) -> WorkflowRun:
         """The run ready to store; a result that cannot be stored (for a reason retrying will not
@@ -409,6 +634,8 @@ class RunService:
         run = await self.get(identifier)
         if run.state.value in FINAL_STATES:
             raise RunNotActiveError(f"run {run.name} already ended ({run.state.value}); there is nothing to cancel")
+        if self.queue:
+            return await self._cancel_queued(run)
         # Not running here: its process died or is another server. Record the cancel.
         self._mark_stopped(run, None)
         run.error = RunError(
@@ -416,6 +643,32 @@ class RunService:
         )
         await self.store.update_run(run)
         return run
+
+    async def _cancel_queued(self, run: WorkflowRun) -> WorkflowRun:
+        """Cancel a run of the queue that this server does not run: take it while it waits, or ask
+        the server that holds it (over the event bus) and wait for it to end."""
+        from flowdapt.server.run_queue import cancel_event
+
+        server = self.server
+        uid = str(run.uid)
+        lease = float(server.settings.compute.lease_seconds)
+        taken = await self.store.claim_runs(server.identity, lease, 1, uids=[uid])
+        if taken:
+            run = taken[0]
+            self._mark_stopped(run, None)
+            await self.store.update_run(run)
+            await self.store.release_lease(server.identity, uid)
+            self.announce_finished(run)
+            return run
+        future = self._wait_future(uid)
+        await server.event_bus.publish(cancel_event(uid))
+        try:
+            return await asyncio.wait_for(self.wait_final(uid, future), timeout=max(10.0, 3 * lease))
+        except TimeoutError:
+            raise ServiceUnavailableError(
+                f"asked the server holding run {run.name} ({run.owner}) to cancel it, and it has not ended yet; "
+                "if that server is gone the run is failed when its lease expires"
+            ) from None
 
     async def delete(self, identifier: str) -> WorkflowRun:
         active = self.find_active(identifier)
@@ -432,8 +685,9 @@ class RunService:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Mark failed the unfinished runs whose server process is gone. Returns how many."""
-        if not self.persist:
+        """Mark failed the unfinished runs whose server process is gone. Returns how many. (With
+        the run queue on, expired leases tell instead: server/run_queue.py.)"""
+        if not self.persist or self.queue:
             return 0
         marked = 0
         stale = await self.store.list_runs(state=ACTIVE_STATES)

@@ -13,6 +13,7 @@ triggering event (``{var: data.result}``), anywhere inside the parameters.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -78,11 +79,27 @@ class RunWorkflowParams(BaseModel):
     namespace: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=253)
 
 
+def request_key(ctx: ActionContext) -> str | None:
+    """What makes a firing unique: the rule and its due time or triggering event (None for a
+    manual fire, which is new each time)."""
+    rule = f"flowdapt:trigger:{ctx.rule.metadata.uid}"
+    if ctx.due is not None:
+        return f"{rule}:due:{ctx.due.isoformat()}"
+    if ctx.event is not None and ctx.event.channel != "manual":
+        return f"{rule}:event:{ctx.event.id}"
+    return None
+
+
 async def run_workflow(params: RunWorkflowParams, ctx: ActionContext) -> dict[str, Any]:
     """Ask for a run of ``workflow``: one server takes the request from the run queue."""
     request = run_request(
         params.workflow, ctx.resolve(params.input), namespace=params.namespace, triggered_by=ctx.origin
     )
+    key = request_key(ctx)
+    if key is not None:
+        # One firing is one request id, and the run started for it takes that id as its uid: a
+        # firing delivered or retried twice (a broker redelivers after a crash) starts one run.
+        request.id = uuid.uuid5(uuid.NAMESPACE_URL, key)
     await ctx.bus.enqueue(RUN_QUEUE, request)
     return {"workflow": params.workflow, "request": str(request.id)}
 

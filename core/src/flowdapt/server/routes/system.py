@@ -86,6 +86,12 @@ async def status(request: Request):
         "draining": server.draining,
         "services_running": list(server.services),
     }
+    if server.membership.active:
+        # Several servers on one database: every live one, with its services (docs/deployment.md).
+        try:
+            document["cluster"] = {"servers": await server.membership.servers()}
+        except Exception as exc:
+            document["cluster"] = {"error": f"{type(exc).__name__}: {exc}"}
     return json_response(render("system", version, document), "system", version)
 
 
