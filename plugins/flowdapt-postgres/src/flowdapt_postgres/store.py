@@ -340,7 +340,7 @@ class PostgresStore(DocumentStore):
                     except psycopg.Error as exc:
                         raise ConfigurationError(
                             f"migrating {where} to schema version {migration.version} ({migration.description}) "
-                            f"failed: {type(exc).__name__}: {exc}. The database was left at version {before}."
+                            f"failed: {type(exc).__name__}: {' '.join(str(exc).split())}. The database was left at version {before}."
                         ) from exc
                     await conn.execute(
                         "INSERT INTO schema_version (version, description) VALUES (%s, %s)",
