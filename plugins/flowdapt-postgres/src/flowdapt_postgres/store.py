@@ -35,7 +35,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flowdapt.builtin.stores._common import (
+from flowdapt.builtin.stores.common import (
     FINAL_STATES,
     as_uid,
     check_kind,
