@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -33,7 +32,6 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowdapt.builtin.stores.common import (
     FINAL_STATES,
@@ -57,76 +55,15 @@ from flowdapt.resources.base import Resource
 from flowdapt.resources.run import WorkflowRun
 from flowdapt.storage import DocumentStore
 from flowdapt_postgres import migrations as _migrations
+from flowdapt_postgres.options import PostgresStoreOptions, strip_password
 
 log = logging.getLogger(__name__)
 
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PENDING = "pending"
-
-
-class PostgresStoreOptions(BaseModel):
-    """``database.options`` of the ``postgres`` backend."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    dsn: str = Field(
-        description="libpq connection string: postgresql://user[:password]@host[:port]/dbname[?...] "
-        "or 'host=... dbname=...' (the password may also come from PGPASSWORD or ~/.pgpass)",
-    )
-    schema_name: str = Field(
-        default="public",
-        alias="schema",
-        description="schema holding the store's tables (created when missing); lower-case letters, digits, _",
-    )
-    min_size: int = Field(default=1, ge=0, le=100, description="connections the pool keeps open")
-    max_size: int = Field(default=10, ge=1, le=1000, description="most connections the pool opens")
-    connect_timeout: float = Field(
-        default=5.0, gt=0, le=300, description="seconds to reach the server before start-up fails"
-    )
-    pool_timeout: float = Field(
-        default=30.0, gt=0, description="seconds a query waits for a free pooled connection before failing (503)"
-    )
-    statement_timeout: float | None = Field(
-        default=60.0, gt=0, description="server-side limit per statement in seconds (null: none)"
-    )
-    prepare_threshold: int | None = Field(
-        default=5, ge=0, description="executions before psycopg prepares a statement; null for PgBouncer transaction mode"
-    )
-    application_name: str = Field(default="flowdapt", description="shown in pg_stat_activity")
-    auto_migrate: bool = Field(
-        default=True,
-        description="apply pending schema migrations on start-up; when false, start-up fails until `flowdapt db upgrade`",
-    )
-
-    @field_validator("dsn")
-    @classmethod
-    def _valid_dsn(cls, value: str) -> str:
-        try:
-            pg_conninfo.conninfo_to_dict(value)
-        except psycopg.ProgrammingError as exc:
-            raise ValueError(f"not a PostgreSQL connection string: {_strip_password(str(exc))}") from None
-        return value
-
-    @field_validator("schema_name")
-    @classmethod
-    def _valid_schema(cls, value: str) -> str:
-        if not _SCHEMA_NAME.match(value):
-            raise ValueError(f"{value!r} is not a schema name this store accepts (lower-case letters, digits and _)")
-        return value
-
-    @model_validator(mode="after")
-    def _sizes(self) -> PostgresStoreOptions:
-        if self.min_size > self.max_size:
-            raise ValueError(f"min_size ({self.min_size}) is larger than max_size ({self.max_size})")
-        return self
 
 
 class StoreClosedError(FlowdaptError):
     """A store method was called before ``open()`` or after ``close()``."""
-
-
-def _strip_password(text: str) -> str:
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", re.sub(r"(password\s*=\s*)\S+", r"\1***", text))
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -213,14 +150,14 @@ class PostgresStore(DocumentStore):
                 reason = f"no answer within {timeout:g}s"
             raise ConfigurationError(
                 f"cannot connect to the PostgreSQL database at {self.host}:{self.port} "
-                f"(database {self.dbname}, user {self.user or 'default'}): {_strip_password(reason)}; "
+                f"(database {self.dbname}, user {self.user or 'default'}): {strip_password(reason)}; "
                 "check database.options.dsn and that the server is running and reachable"
             ) from None
 
     def _unavailable(self, exc: BaseException) -> StorageUnavailableError:
         return StorageUnavailableError(
             f"the PostgreSQL database at {self.host}:{self.port} is unavailable "
-            f"({_strip_password(str(exc).strip() or type(exc).__name__)}); nothing was written, retry"
+            f"({strip_password(str(exc).strip() or type(exc).__name__)}); nothing was written, retry"
         )
 
     @asynccontextmanager
@@ -291,7 +228,7 @@ class PostgresStore(DocumentStore):
             await pool.close()
             raise ConfigurationError(
                 f"cannot open a connection pool to the PostgreSQL database at {self.host}:{self.port}: "
-                f"{_strip_password(str(exc))}"
+                f"{strip_password(str(exc))}"
             ) from None
         with self._lock:
             if self._pool is None:
