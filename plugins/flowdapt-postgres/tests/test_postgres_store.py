@@ -388,3 +388,52 @@ def test_flowdapt_db_current_and_upgrade_on_postgres(postgres_dsn, schema, tmp_p
     assert "Traceback" not in result.stderr
     for out in (result.stdout, result.stderr):
         assert "hidden-pw" not in out
+
+
+KILLED_WORKER = textwrap.dedent(
+    """
+    import asyncio, json, sys, time
+    from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system
+
+    dsn, schema, uid = sys.argv[1:]
+
+    async def main():
+        plugins = create_plugin_system(load_entry_points=False, plugins=[*BUILTIN_PLUGINS, ("postgres", "flowdapt_postgres.plugin")])
+        store = plugins.create("document_stores", "postgres", {"dsn": dsn, "schema": schema}, None)
+        await store.open()
+        claimed = await store.claim_runs("doomed", 1.0, limit=10)
+        # Then die inside a compare-and-set: the rule's row stays locked until the server notices.
+        async with store._conn() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM resources WHERE uid = %s FOR UPDATE", (uid,))
+            print(json.dumps([str(r.uid) for r in claimed]), flush=True)
+            await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_process_killed_holding_leases_and_a_row_lock_loses_nothing(postgres_dsn, schema):
+    """kill -9 of a server mid-way: PostgreSQL ends its session (releasing the row lock of an
+    unfinished compare-and-set), and its leased runs are taken over once the lease expires."""
+    async with make(postgres_dsn, schema) as store:
+        rule = await store.create(make_resource("trigger_rule", "contested"))
+        runs = [await store.create_run(make_run(state="pending")) for _ in range(3)]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILLED_WORKER, postgres_dsn, schema, str(rule.uid)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            line = await asyncio.to_thread(proc.stdout.readline)
+            assert line, proc.stderr.read()
+            assert sorted(json.loads(line)) == sorted(str(r.uid) for r in runs)
+        finally:
+            proc.kill()
+            proc.wait()
+        start = time.monotonic()
+        assert await store.compare_and_set_annotation("trigger_rule", str(rule.uid), "k", None, "after-kill")
+        assert time.monotonic() - start < 5
+        assert await store.claim_runs("survivor", 30) == []  # leases still live (1 s)
+        await asyncio.sleep(1.2)
+        taken = await store.claim_expired("survivor", 30)
+        assert sorted(str(r.uid) for r in taken) == sorted(str(r.uid) for r in runs)
