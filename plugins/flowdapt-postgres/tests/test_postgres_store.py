@@ -51,8 +51,7 @@ def with_password(dsn: str, password: str) -> str:
 
 def test_options_are_validated_by_the_registry(postgres_dsn):
     plugins = create_plugin_system(load_entry_points=False, plugins=list(PLUGINS))
-    for name in ("postgres", "postgresql"):
-        assert isinstance(plugins.create("document_stores", name, {"dsn": postgres_dsn}, None), PostgresStore)
+    assert isinstance(plugins.create("document_stores", "postgres", {"dsn": postgres_dsn}, None), PostgresStore)
     with pytest.raises(ConfigurationError, match="dsn"):
         plugins.create("document_stores", "postgres", {}, None)
     with pytest.raises(ConfigurationError, match="schema"):

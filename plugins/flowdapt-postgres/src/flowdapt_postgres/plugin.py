@@ -18,4 +18,3 @@ def create(options: PostgresStoreOptions, settings=None):
 @hookimpl
 def flowdapt_register_document_stores(register):
     register("postgres", create, PostgresStoreOptions)
-    register("postgresql", create, PostgresStoreOptions)
