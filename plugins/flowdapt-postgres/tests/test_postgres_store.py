@@ -1,6 +1,7 @@
 """PostgreSQL specifics: options, migrations (applied at open and by ``flowdapt db upgrade``),
 refusing a newer schema, an unreachable or silent server, reconnecting after the database dropped
-the pool's connections, and compare-and-set across processes (exactly-once schedule fires).
+the pool's connections or went away and came back, compare-and-set across processes
+(exactly-once schedule fires) and a process killed with kill -9 holding leases and a row lock.
 
 The generic contract is the shipped suite, run in ``test_conformance.py``.
 """
@@ -293,7 +294,10 @@ async def test_store_not_open_is_a_clear_error(postgres_dsn, schema):
     store = make(postgres_dsn, schema)
     with pytest.raises(Exception, match="not open"):
         await store.list("workflow")
-    assert issubclass(StorageUnavailableError, Exception)
+    async with store:
+        pass
+    with pytest.raises(Exception, match="not open"):  # and after close
+        await store.claim_runs("x", 30)
 
 
 # -- exactly-once across processes ----------------------------------------------------------
@@ -436,3 +440,65 @@ async def test_a_process_killed_holding_leases_and_a_row_lock_loses_nothing(post
         await asyncio.sleep(1.2)
         taken = await store.claim_expired("survivor", 30)
         assert sorted(str(r.uid) for r in taken) == sorted(str(r.uid) for r in runs)
+
+
+class TcpProxy:
+    """A TCP forwarder to the real PostgreSQL that can go down and come back on the same port:
+    what a database restart (or a network cut) looks like from the store."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.port = _free_port()
+        self.server: asyncio.base_events.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        self.server.close()
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    async def _handle(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_database_down_is_503_within_pool_timeout_and_the_store_recovers(postgres_dsn, schema):
+    port = int(postgres_dsn.rsplit(":", 1)[1].split("/")[0])
+    proxy = TcpProxy(port)
+    await proxy.start()
+    dsn = postgres_dsn.replace(f"127.0.0.1:{port}", f"127.0.0.1:{proxy.port}")
+    async with make(dsn, schema, pool_timeout=2, connect_timeout=2, min_size=2) as store:
+        await store.create(make_resource("workflow", "before"))
+        await proxy.stop()  # the database goes away with the store's connections
+        start = time.monotonic()
+        with pytest.raises(StorageUnavailableError, match=f"127.0.0.1:{proxy.port} is unavailable"):
+            await store.create(make_resource("workflow", "while-down"))
+        assert time.monotonic() - start < 6
+        await proxy.start()  # back on the same address
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                await store.create(make_resource("workflow", "after"))
+                break
+            except StorageUnavailableError:
+                assert time.monotonic() < deadline, "the store did not reconnect"
+                await asyncio.sleep(0.2)
+        assert [w.name for w in await store.list("workflow")] == ["before", "after"]
+    await proxy.stop()

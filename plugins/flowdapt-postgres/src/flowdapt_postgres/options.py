@@ -19,7 +19,9 @@ def strip_password(text: str) -> str:
 class PostgresStoreOptions(BaseModel):
     """``database.options`` of the ``postgres`` backend."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # `schema` is the name users write (and `config show` prints); `schema_name` in Python, since
+    # a field named `schema` would shadow a BaseModel attribute.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
     dsn: str = Field(
         description="libpq connection string: postgresql://user[:password]@host[:port]/dbname[?...] "
@@ -36,7 +38,7 @@ class PostgresStoreOptions(BaseModel):
         default=5.0, gt=0, le=300, description="seconds to reach the server before start-up fails"
     )
     pool_timeout: float = Field(
-        default=30.0, gt=0, description="seconds a query waits for a free pooled connection before failing (503)"
+        default=10.0, gt=0, description="seconds a query waits for a free (or, the database being down, a new) pooled connection before failing (503)"
     )
     statement_timeout: float | None = Field(
         default=60.0, gt=0, description="server-side limit per statement in seconds (null: none)"
