@@ -170,7 +170,10 @@ class PostgresStore(DocumentStore):
                 async with pool.connection() as conn:
                     yield conn
             else:  # another thread's loop: the pool's tasks and locks belong to the home loop
-                conn = await self._connect()
+                try:
+                    conn = await self._connect()
+                except ConfigurationError as exc:  # at start-up a configuration error; now an outage
+                    raise StorageUnavailableError(f"{exc}; nothing was written, retry") from None
                 try:
                     yield conn
                 finally:
