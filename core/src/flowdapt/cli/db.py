@@ -27,6 +27,11 @@ def _create_store(ctx: typer.Context) -> tuple[Any, Any]:
 
 
 def _describe(store: Any) -> str:
+    """``store.describe()`` when the store has one (a server store: where it is, never a
+    password), else its class and file."""
+    describe = getattr(store, "describe", None)
+    if callable(describe):
+        return str(describe())
     path = getattr(store, "path", None)
     return f"{type(store).__name__} {path}" if path is not None else type(store).__name__
 
@@ -99,7 +104,7 @@ def current(ctx: typer.Context, output: Output = "text") -> None:
         fail(str(exc), EXIT_FAILED)
     latest = store.schema_version
     path = getattr(store, "path", None)
-    if stored == 0 and path is not None and not path.exists():
+    if stored == 0 and (path is None or not path.exists()):
         status = "not created yet: the server creates it on start-up, or run `flowdapt db upgrade`"
     elif stored > latest:
         status = "newer than this Flowdapt: upgrade Flowdapt"

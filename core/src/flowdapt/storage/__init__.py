@@ -28,6 +28,8 @@ class DocumentStore(abc.ABC):
     persistent: bool = True
     #: Several store objects built from the same options (threads, processes) share the data.
     shared: bool = True
+    #: Implements the durable run queue and cluster membership (the "run queue" section below).
+    run_queue: bool = False
 
     async def __aenter__(self) -> DocumentStore:
         await self.open()
@@ -109,3 +111,59 @@ class DocumentStore(abc.ABC):
     @abc.abstractmethod
     async def delete_runs_before(self, before: datetime) -> int:
         """Delete finished runs that started before ``before``; returns how many."""
+
+    # -- run queue: leases on runs, cluster membership ---------------------------------------
+    #
+    # For several servers on one store: an API server records a run as ``pending``; compute
+    # servers take pending runs with a lease (owner, expiry) that they renew while the run goes
+    # on; when a holder dies its leases expire and another server takes the runs over. The
+    # lease lives beside the run document (never in its JSON): ``update_run`` keeps it and
+    # ``delete_run`` drops it. Expiry is judged by the store's own clock (PostgreSQL's ``now()``,
+    # so hosts with skewed clocks agree). Stores that implement this set ``run_queue = True``;
+    # the defaults here raise NotImplementedError naming the store.
+
+    def _no_run_queue(self, method: str) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} has no run queue ({method}): use a store with run_queue = True "
+            "(sqlite, memory, postgres)"
+        )
+
+    async def claim_runs(self, owner: str, lease_seconds: float, limit: int = 1) -> list[WorkflowRun]:
+        """Atomically take up to ``limit`` runs in state ``pending`` that no live lease holds,
+        oldest created first; each gets the lease (owner, expires = now + lease_seconds).
+        Concurrent callers in other processes or hosts never get the same run."""
+        raise self._no_run_queue("claim_runs")
+
+    async def renew_leases(self, owner: str, uids: list[str], lease_seconds: float) -> set[str]:
+        """Extend the leases ``owner`` holds on ``uids`` to now + lease_seconds; returns the uids
+        it still holds (one whose lease expired and was taken over by another owner is not)."""
+        raise self._no_run_queue("renew_leases")
+
+    async def release_lease(self, owner: str, uid: str) -> None:
+        """Drop ``owner``'s lease on ``uid`` (the run ended or was handed back); no-op otherwise."""
+        raise self._no_run_queue("release_lease")
+
+    async def claim_expired(self, owner: str, lease_seconds: float, limit: int = 10) -> list[WorkflowRun]:
+        """Take over runs not in a final state (pending/running) whose lease has expired (their
+        holder died): each is now leased to ``owner``, oldest expiry first. Atomic like
+        ``claim_runs``. The caller decides whether to retry or fail them."""
+        raise self._no_run_queue("claim_expired")
+
+    async def get_lease(self, uid: str) -> tuple[str, datetime] | None:
+        """``(owner, expires_at)`` (naive UTC) of the live or expired lease on a run; None when
+        it has none."""
+        raise self._no_run_queue("get_lease")
+
+    async def heartbeat_server(self, server_id: str, info: dict[str, Any], ttl_seconds: float) -> None:
+        """Upsert this server's record (info: name, host, pid, services, url, started_at),
+        valid for ``ttl_seconds`` from now."""
+        raise self._no_run_queue("heartbeat_server")
+
+    async def list_servers(self) -> list[dict[str, Any]]:
+        """Live server records (expired ones left out), ordered by ``server_id``, each its info
+        plus ``server_id`` and ``last_seen`` (naive UTC)."""
+        raise self._no_run_queue("list_servers")
+
+    async def remove_server(self, server_id: str) -> None:
+        """Forget a server's record (a clean shutdown); no-op when absent."""
+        raise self._no_run_queue("remove_server")

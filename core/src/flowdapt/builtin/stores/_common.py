@@ -43,6 +43,16 @@ def micros(value: datetime) -> int:
     return (to_naive_utc(value) - _EPOCH) // _MICROSECOND
 
 
+def from_epoch(seconds: float) -> datetime:
+    """A ``time.time()`` value as a naive UTC datetime (how stores report lease and heartbeat times)."""
+    return _EPOCH + timedelta(microseconds=round(seconds * 1_000_000))
+
+
+def server_record(server_id: str, info: dict[str, Any], last_seen: datetime) -> dict[str, Any]:
+    """What ``list_servers`` returns for one server: its info plus ``server_id`` and ``last_seen``."""
+    return {**info, "server_id": server_id, "last_seen": last_seen}
+
+
 def state_values(state: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
     """Normalize a state filter: None (or an empty list) means any state."""
     if state is None:

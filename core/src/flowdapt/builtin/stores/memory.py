@@ -9,8 +9,10 @@ it is safe from any number of tasks, event loops and threads.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +23,7 @@ from flowdapt.builtin.stores._common import (
     check_kind,
     dump_resource,
     dump_run,
+    from_epoch,
     load_resource,
     load_resources,
     load_run,
@@ -28,6 +31,7 @@ from flowdapt.builtin.stores._common import (
     name_conflict,
     not_found,
     run_conflict,
+    server_record,
     state_values,
     uid_conflict,
 )
@@ -56,6 +60,9 @@ class _Run:
     state: str
     started_at: int
     doc: str
+    #: The run-queue lease beside the document: holder and expiry (``time.time()`` seconds).
+    lease_owner: str | None = None
+    lease_expires: float | None = None
 
 
 class MemoryStore(DocumentStore):
@@ -64,6 +71,7 @@ class MemoryStore(DocumentStore):
     #: Each store object has its own dicts: nothing survives it, nothing is shared with another.
     persistent = False
     shared = False
+    run_queue = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -74,6 +82,8 @@ class MemoryStore(DocumentStore):
         self._runs: dict[str, _Run] = {}
         self._run_names: dict[str, str] = {}
         self._seq = 0
+        #: server_id -> (info, last_seen, expires), times in ``time.time()`` seconds.
+        self._servers: dict[str, tuple[dict[str, Any], float, float]] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -207,6 +217,7 @@ class MemoryStore(DocumentStore):
                 entry = self._entry(run, self._seq)
             else:
                 entry = self._entry(run, current.seq)
+                entry.lease_owner, entry.lease_expires = current.lease_owner, current.lease_expires
                 if current.name != run.name:
                     del self._run_names[current.name]
             self._runs[uid] = entry
@@ -273,3 +284,66 @@ class MemoryStore(DocumentStore):
                 entry = self._runs.pop(uid)
                 del self._run_names[entry.name]
         return len(doomed)
+
+    # -- run queue --------------------------------------------------------------------------
+
+    def _take(self, owner: str, lease_seconds: float, limit: int, eligible, order) -> list[WorkflowRun]:
+        now = time.time()
+        with self._lock:
+            chosen = sorted((r for r in self._runs.values() if eligible(r, now)), key=order)[: max(0, int(limit))]
+            for entry in chosen:
+                entry.lease_owner, entry.lease_expires = str(owner), now + float(lease_seconds)
+            docs = [entry.doc for entry in chosen]
+        return [load_run(doc) for doc in docs]
+
+    async def claim_runs(self, owner: str, lease_seconds: float, limit: int = 1) -> list[WorkflowRun]:
+        def eligible(r: _Run, now: float) -> bool:
+            return r.state == "pending" and (r.lease_owner is None or r.lease_expires < now)
+
+        return self._take(owner, lease_seconds, limit, eligible, lambda r: r.seq)
+
+    async def claim_expired(self, owner: str, lease_seconds: float, limit: int = 10) -> list[WorkflowRun]:
+        def eligible(r: _Run, now: float) -> bool:
+            return r.state not in FINAL_STATES and r.lease_owner is not None and r.lease_expires < now
+
+        return self._take(owner, lease_seconds, limit, eligible, lambda r: (r.lease_expires, r.seq))
+
+    async def renew_leases(self, owner: str, uids: list[str], lease_seconds: float) -> set[str]:
+        now = time.time()
+        held: set[str] = set()
+        with self._lock:
+            for uid in uids:
+                entry = self._runs.get(str(uid))
+                if entry is not None and entry.lease_owner == owner:
+                    entry.lease_expires = now + float(lease_seconds)
+                    held.add(str(uid))
+        return held
+
+    async def release_lease(self, owner: str, uid: str) -> None:
+        with self._lock:
+            entry = self._runs.get(str(uid))
+            if entry is not None and entry.lease_owner == owner:
+                entry.lease_owner = entry.lease_expires = None
+
+    async def get_lease(self, uid: str) -> tuple[str, datetime] | None:
+        with self._lock:
+            entry = self._runs.get(str(uid))
+            if entry is None or entry.lease_owner is None:
+                return None
+            return entry.lease_owner, from_epoch(entry.lease_expires)
+
+    async def heartbeat_server(self, server_id: str, info: dict[str, Any], ttl_seconds: float) -> None:
+        now = time.time()
+        record = orjson.loads(orjson.dumps(info))  # a copy, JSON values only (as stores that serialize)
+        with self._lock:
+            self._servers[str(server_id)] = (record, now, now + float(ttl_seconds))
+
+    async def list_servers(self) -> list[dict[str, Any]]:
+        now = time.time()
+        with self._lock:
+            live = [(sid, rec) for sid, rec in self._servers.items() if rec[2] > now]
+        return [server_record(sid, orjson.loads(orjson.dumps(info)), from_epoch(seen)) for sid, (info, seen, _) in sorted(live)]
+
+    async def remove_server(self, server_id: str) -> None:
+        with self._lock:
+            self._servers.pop(str(server_id), None)

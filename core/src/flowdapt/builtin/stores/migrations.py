@@ -74,8 +74,30 @@ V1 = Migration(
     ),
 )
 
+#: Version 2: the durable run queue. A run's lease (holder, expiry in microseconds since 1970,
+#: naive UTC) sits beside its document, so ``update_run`` never loses it; ``servers`` holds the
+#: cluster's live servers (heartbeat records with an expiry).
+V2 = Migration(
+    version=2,
+    description="run leases and the servers table (durable run queue)",
+    statements=(
+        "ALTER TABLE runs ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE runs ADD COLUMN lease_expires INTEGER",
+        "CREATE INDEX runs_state_seq ON runs (state, seq)",
+        "CREATE INDEX runs_lease_expires ON runs (lease_expires) WHERE lease_owner IS NOT NULL",
+        """
+        CREATE TABLE servers (
+            server_id TEXT PRIMARY KEY,
+            info TEXT NOT NULL,
+            last_seen INTEGER NOT NULL,
+            expires INTEGER NOT NULL
+        )
+        """,
+    ),
+)
+
 #: Every migration, oldest first. Append only.
-MIGRATIONS: tuple[Migration, ...] = (V1,)
+MIGRATIONS: tuple[Migration, ...] = (V1, V2)
 
 
 def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:

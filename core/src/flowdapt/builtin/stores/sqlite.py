@@ -39,6 +39,7 @@ from flowdapt.builtin.stores._common import (
     check_kind,
     dump_resource,
     dump_run,
+    from_epoch,
     load_resource,
     load_resources,
     load_run,
@@ -46,6 +47,7 @@ from flowdapt.builtin.stores._common import (
     name_conflict,
     not_found,
     run_conflict,
+    server_record,
     state_values,
     uid_conflict,
 )
@@ -99,6 +101,7 @@ class SQLiteStore(DocumentStore):
     """Resources and runs as JSON documents in one SQLite file."""
 
     schema_version: int = _migrations.latest_version()
+    run_queue = True
 
     def __init__(
         self,
@@ -594,6 +597,108 @@ class SQLiteStore(DocumentStore):
             f"DELETE FROM runs WHERE started_at < ? AND state IN ({placeholders})", (before, *FINAL_STATES)
         )
         return cursor.rowcount
+
+    # -- run queue ---------------------------------------------------------------------------
+    # Times are the store's clock: ``time.time()`` of the calling process, as microseconds.
+    # Every read-then-write runs in BEGIN IMMEDIATE, so processes sharing the file never claim
+    # the same run twice.
+
+    async def claim_runs(self, owner: str, lease_seconds: float, limit: int = 1) -> list[WorkflowRun]:
+        sql = (
+            "SELECT seq, doc FROM runs WHERE state = 'pending' AND (lease_owner IS NULL OR lease_expires < ?) "
+            "ORDER BY seq LIMIT ?"
+        )
+        docs = await self._write(self._transaction, self._take_sync, sql, str(owner), float(lease_seconds), int(limit))
+        return [load_run(doc) for doc in docs]
+
+    async def claim_expired(self, owner: str, lease_seconds: float, limit: int = 10) -> list[WorkflowRun]:
+        placeholders = ", ".join(f"'{state}'" for state in FINAL_STATES)
+        sql = (
+            f"SELECT seq, doc FROM runs WHERE lease_owner IS NOT NULL AND lease_expires < ? "
+            f"AND state NOT IN ({placeholders}) ORDER BY lease_expires, seq LIMIT ?"
+        )
+        docs = await self._write(self._transaction, self._take_sync, sql, str(owner), float(lease_seconds), int(limit))
+        return [load_run(doc) for doc in docs]
+
+    @staticmethod
+    def _take_sync(conn: sqlite3.Connection, sql: str, owner: str, lease_seconds: float, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        now = time.time()
+        rows = conn.execute(sql, (micros_now(now), limit)).fetchall()
+        if rows:
+            expires = micros_now(now + lease_seconds)
+            conn.executemany(
+                "UPDATE runs SET lease_owner = ?, lease_expires = ? WHERE seq = ?", [(owner, expires, seq) for seq, _ in rows]
+            )
+        return [doc for _, doc in rows]
+
+    async def renew_leases(self, owner: str, uids: list[str], lease_seconds: float) -> set[str]:
+        uids = [str(uid) for uid in uids]
+        if not uids:
+            return set()
+        return await self._write(self._transaction, self._renew_sync, str(owner), uids, float(lease_seconds))
+
+    @staticmethod
+    def _renew_sync(conn: sqlite3.Connection, owner: str, uids: list[str], lease_seconds: float) -> set[str]:
+        expires = micros_now(time.time() + lease_seconds)
+        held: set[str] = set()
+        for start in range(0, len(uids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = uids[start : start + 500]
+            where = f"lease_owner = ? AND uid IN ({', '.join('?' * len(chunk))})"
+            held.update(row[0] for row in conn.execute(f"SELECT uid FROM runs WHERE {where}", (owner, *chunk)))
+            conn.execute(f"UPDATE runs SET lease_expires = ? WHERE {where}", (expires, owner, *chunk))
+        return held
+
+    async def release_lease(self, owner: str, uid: str) -> None:
+        await self._write(
+            self._execute_sync,
+            "UPDATE runs SET lease_owner = NULL, lease_expires = NULL WHERE uid = ? AND lease_owner = ?",
+            (str(uid), str(owner)),
+        )
+
+    @staticmethod
+    def _execute_sync(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+        return conn.execute(sql, params).rowcount
+
+    async def get_lease(self, uid: str) -> tuple[str, datetime] | None:
+        rows = await self._read(
+            self._select_rows, "SELECT lease_owner, lease_expires FROM runs WHERE uid = ? AND lease_owner IS NOT NULL", [str(uid)]
+        )
+        if not rows:
+            return None
+        owner, expires = rows[0]
+        return owner, from_epoch(expires / 1_000_000)
+
+    @staticmethod
+    def _select_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return conn.execute(sql, params).fetchall()
+
+    async def heartbeat_server(self, server_id: str, info: dict[str, Any], ttl_seconds: float) -> None:
+        now = time.time()
+        await self._write(
+            self._execute_sync,
+            "INSERT INTO servers (server_id, info, last_seen, expires) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (server_id) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen, "
+            "expires = excluded.expires",
+            (str(server_id), orjson.dumps(info).decode(), micros_now(now), micros_now(now + float(ttl_seconds))),
+        )
+
+    async def list_servers(self) -> list[dict[str, Any]]:
+        rows = await self._read(
+            self._select_rows,
+            "SELECT server_id, info, last_seen FROM servers WHERE expires > ? ORDER BY server_id",
+            [micros_now(time.time())],
+        )
+        return [server_record(sid, orjson.loads(info), from_epoch(seen / 1_000_000)) for sid, info, seen in rows]
+
+    async def remove_server(self, server_id: str) -> None:
+        await self._write(self._execute_sync, "DELETE FROM servers WHERE server_id = ?", (str(server_id),))
+
+
+def micros_now(seconds: float) -> int:
+    """A ``time.time()`` value as the integer microseconds the lease and server columns hold."""
+    return round(seconds * 1_000_000)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -56,6 +56,16 @@ async def main(spec: dict, sync: Path, index: str, action: str, args: list[str])
                 doc = {"kind": kind, "metadata": {"name": f"{prefix}-{index}-{i}"}, "spec": json.loads(args_spec(kind))}
                 await store.create(parse_resource(doc))
             return {"outcome": "done"}
+        if action in ("claim", "claim_expired"):
+            # Take runs one call at a time until none is left; report every uid this process got.
+            lease_seconds, batch = float(args[0]), int(args[1])
+            take = store.claim_runs if action == "claim" else store.claim_expired
+            got: list[str] = []
+            while True:
+                runs = await take(f"worker-{index}", lease_seconds, batch)
+                if not runs:
+                    return {"outcome": "done", "uids": got}
+                got += [str(run.uid) for run in runs]
         raise ValueError(f"unknown action {action!r}")
     finally:
         await store.close()

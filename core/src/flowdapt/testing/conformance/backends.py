@@ -45,6 +45,8 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         # Several store objects built from the same options, in threads or other processes, use
         # the same data at once.
         "shared": True,
+        # claim_runs/renew_leases/.../heartbeat_server: the durable run queue and membership.
+        "run_queue": False,
     },
     "cluster_memory": {
         # Other OS processes that build the backend from the same options see the same data.

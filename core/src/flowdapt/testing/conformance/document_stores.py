@@ -16,7 +16,9 @@ server), and two stores built from the same options must see the same data.
 
 What a store lacks makes the suite skip, never weaken, a test: the store object's ``persistent``
 (a reopened store sees what an earlier one wrote) and ``shared`` (several handles, in threads or
-processes, use the same data at once) attributes, both True unless the store says otherwise.
+processes, use the same data at once) attributes, both True unless the store says otherwise, and
+``run_queue`` (leases on runs and cluster membership: ``claim_runs`` ... ``list_servers``), False
+unless the store says it has one.
 The tests are coroutines: the suite needs pytest-asyncio (strict or auto mode).
 """
 
@@ -696,3 +698,206 @@ class DocumentStoreConformance:
         assert len(await second.list("config")) == 1
         await second.close()
 
+
+    # -- run queue: leases and cluster membership ----------------------------------------------
+    # Lease times are judged by the store's clock; the tests only use lease lengths and sleeps.
+
+    @pytest.fixture
+    def queue(self, require, store):
+        require("run_queue")
+        return store
+
+    @staticmethod
+    async def _pending(store: DocumentStore, count: int, **extra) -> list[WorkflowRun]:
+        # Created in this order; started_at runs backwards to show that claims follow creation.
+        return [
+            await store.create_run(make_run(state="pending", started_at=T0 - timedelta(minutes=i), **extra))
+            for i in range(count)
+        ]
+
+    @pytest.mark.asyncio
+    async def test_run_queue_claims_pending_runs_oldest_created_first_once(self, queue):
+        pending = await self._pending(queue, 3)
+        for state in ("running", "finished", "failed", "cancelled"):
+            await queue.create_run(make_run(state=state))
+        before = datetime.now(UTC).replace(tzinfo=None)
+        first = await queue.claim_runs("a", 30, limit=2)
+        assert [r.uid for r in first] == [r.uid for r in pending[:2]]
+        assert all(isinstance(r, WorkflowRun) and str(r.state) == "pending" for r in first)
+        assert same(first[0], pending[0])
+        second = await queue.claim_runs("b", 30, limit=5)
+        assert [r.uid for r in second] == [pending[2].uid]
+        assert await queue.claim_runs("c", 30, limit=5) == []
+        assert await queue.claim_runs("c", 30, limit=0) == []
+        owner, expires = await queue.get_lease(str(pending[0].uid))
+        assert owner == "a" and expires.tzinfo is None
+        # The store's clock may differ a little from this process's: allow for it.
+        assert timedelta(seconds=20) < expires - before < timedelta(seconds=40)
+        assert (await queue.get_lease(str(pending[2].uid)))[0] == "b"
+        assert await queue.get_lease(str(uuid4())) is None
+
+    @pytest.mark.asyncio
+    async def test_run_queue_lease_stays_beside_the_document(self, queue):
+        (run,) = await self._pending(queue, 1)
+        (claimed,) = await queue.claim_runs("a", 30)
+        claimed.state = RunState.running
+        claimed.stages = {"load": StageRun(state=StageState.running)}
+        await queue.update_run(claimed)
+        assert (await queue.get_lease(str(run.uid)))[0] == "a"  # update_run keeps the lease
+        got = await queue.get_run(str(run.uid))
+        assert same(got, claimed)  # and the lease is not in the run's document
+        # A run back in pending with a live lease is still held.
+        claimed.state = RunState.pending
+        await queue.update_run(claimed)
+        assert await queue.claim_runs("b", 30) == []
+        await queue.delete_run(str(run.uid))
+        assert await queue.get_lease(str(run.uid)) is None
+        assert await queue.claim_runs("b", 30) == []
+
+    @pytest.mark.asyncio
+    async def test_run_queue_renew_and_release(self, queue):
+        runs = await self._pending(queue, 3)
+        uids = [str(r.uid) for r in runs]
+        assert {str(r.uid) for r in await queue.claim_runs("a", 30, limit=2)} == set(uids[:2])
+        await queue.claim_runs("b", 30)
+        assert await queue.renew_leases("a", uids + [str(uuid4())], 120) == set(uids[:2])
+        owner, expires = await queue.get_lease(uids[0])
+        assert owner == "a" and expires - datetime.now(UTC).replace(tzinfo=None) > timedelta(seconds=90)
+        assert await queue.renew_leases("b", uids[:2], 60) == set()
+        assert await queue.renew_leases("a", [], 60) == set()
+        await queue.release_lease("b", uids[0])  # not b's: nothing happens
+        assert (await queue.get_lease(uids[0]))[0] == "a"
+        await queue.release_lease("a", uids[0])
+        assert await queue.get_lease(uids[0]) is None
+        await queue.release_lease("a", uids[0])  # twice is fine
+        await queue.release_lease("a", str(uuid4()))
+        # Released while still pending: another server can take it.
+        assert [str(r.uid) for r in await queue.claim_runs("c", 30)] == [uids[0]]
+
+    @pytest.mark.asyncio
+    async def test_run_queue_expired_leases_are_taken_over(self, queue):
+        runs = await self._pending(queue, 4)
+        await queue.claim_runs("dead", 0.3, limit=3)  # a holder that will stop renewing
+        await queue.claim_runs("alive", 60)
+        running = await queue.get_run(str(runs[1].uid))
+        running.state = RunState.running
+        await queue.update_run(running)
+        finished = await queue.get_run(str(runs[2].uid))
+        finished.state = RunState.finished
+        await queue.update_run(finished)
+        assert await queue.claim_expired("heir", 30) == []  # not expired yet
+        await asyncio.sleep(0.6)
+        taken = await queue.claim_expired("heir", 30)
+        # The expired pending and running runs, not the finished one nor the live lease.
+        assert {str(r.uid) for r in taken} == {str(runs[0].uid), str(runs[1].uid)}
+        assert {str(r.uid): str(r.state) for r in taken}[str(runs[1].uid)] == "running"
+        assert (await queue.get_lease(str(runs[0].uid)))[0] == "heir"
+        assert (await queue.get_lease(str(runs[3].uid)))[0] == "alive"
+        assert await queue.claim_expired("other", 30) == []
+        # The dead holder comes back: it no longer holds them.
+        assert await queue.renew_leases("dead", [str(runs[0].uid), str(runs[1].uid)], 30) == set()
+        await queue.release_lease("dead", str(runs[0].uid))
+        assert (await queue.get_lease(str(runs[0].uid)))[0] == "heir"
+        # A pending run whose lease expired is claimable by claim_runs too; one never leased is not
+        # something claim_expired takes.
+        fresh = await queue.create_run(make_run(state="pending"))
+        await queue.claim_runs("brief", 0.2)
+        await asyncio.sleep(0.4)
+        assert [str(r.uid) for r in await queue.claim_runs("next", 30, limit=5)] == [str(fresh.uid)]
+        late = await queue.create_run(make_run(state="pending"))
+        assert str(late.uid) not in {str(r.uid) for r in await queue.claim_expired("x", 30, limit=50)}
+        assert await queue.claim_expired("x", 30, limit=0) == []
+
+    @pytest.mark.asyncio
+    async def test_run_queue_concurrent_tasks_claim_each_run_once(self, queue):
+        runs = await self._pending(queue, 12)
+        results = await asyncio.gather(*[queue.claim_runs(f"o{i}", 30, limit=2) for i in range(20)])
+        claimed = [str(r.uid) for batch in results for r in batch]
+        assert sorted(claimed) == sorted(str(r.uid) for r in runs)
+
+    @pytest.mark.asyncio
+    async def test_run_queue_threads_with_own_handles_claim_each_run_once(self, require, queue, make_store):
+        require("shared")
+        runs = await self._pending(queue, 24)
+        handles = [make_store() for _ in range(4)]
+
+        async def drain(s, i):
+            got = []
+            while batch := await s.claim_runs(f"thread-{i}", 30, limit=1):
+                got += [str(r.uid) for r in batch]
+            return got
+
+        results = await asyncio.to_thread(race_in_threads, handles, drain)
+        assert not any(isinstance(r, Exception) for r in results), results
+        claimed = [uid for got in results for uid in got]
+        assert sorted(claimed) == sorted(str(r.uid) for r in runs)
+        for i, got in enumerate(results):
+            for uid in got:
+                assert (await queue.get_lease(uid))[0] == f"thread-{i}"
+
+    @pytest.mark.asyncio
+    async def test_run_queue_processes_claim_each_run_exactly_once(self, require, queue, backend, app_dir, tmp_path):
+        require("shared")
+        runs = await self._pending(queue, 60)
+        results = await asyncio.to_thread(_run_processes, backend, app_dir, tmp_path / "sync", 4, "claim", "30", "1")
+        assert all(r["outcome"] == "done" for r in results), results
+        claimed = [uid for r in results for uid in r["uids"]]
+        assert len(claimed) == len(set(claimed)) == 60, "a run was claimed twice or not at all"
+        assert set(claimed) == {str(r.uid) for r in runs}
+        for index, result in enumerate(results):
+            for uid in result["uids"][:5]:
+                assert (await queue.get_lease(uid))[0] == f"worker-{index}"
+
+    @pytest.mark.asyncio
+    async def test_run_queue_processes_take_over_expired_runs_exactly_once(self, require, queue, backend, app_dir, tmp_path):
+        require("shared")
+        runs = await self._pending(queue, 30)
+        assert len(await queue.claim_runs("killed", 0.2, limit=30)) == 30
+        await asyncio.sleep(0.4)
+        results = await asyncio.to_thread(
+            _run_processes, backend, app_dir, tmp_path / "sync", 4, "claim_expired", "30", "2"
+        )
+        assert all(r["outcome"] == "done" for r in results), results
+        taken = [uid for r in results for uid in r["uids"]]
+        assert sorted(taken) == sorted(str(r.uid) for r in runs)
+        for run in runs:
+            assert (await queue.get_lease(str(run.uid)))[0].startswith("worker-")
+
+    @pytest.mark.asyncio
+    async def test_cluster_membership_heartbeats_and_expiry(self, queue):
+        assert await queue.list_servers() == []
+        info = {"name": "api-1", "host": "h1", "pid": 11, "services": ["api"], "url": "http://h1:8080",
+                "started_at": "2024-05-01T12:00:00"}
+        before = datetime.now(UTC).replace(tzinfo=None)
+        await queue.heartbeat_server("s-b", info, 30)
+        await queue.heartbeat_server("s-a", {**info, "name": "compute-1", "services": ["compute"]}, 30)
+        listed = await queue.list_servers()
+        assert [s["server_id"] for s in listed] == ["s-a", "s-b"]
+        b = listed[1]
+        assert {k: v for k, v in b.items() if k not in ("server_id", "last_seen")} == info
+        assert b["last_seen"].tzinfo is None and abs(b["last_seen"] - before) < timedelta(seconds=10)
+        # An upsert replaces the record.
+        await queue.heartbeat_server("s-b", {**info, "services": ["api", "triggers"]}, 30)
+        assert [s["services"] for s in await queue.list_servers()] == [["compute"], ["api", "triggers"]]
+        # A short ttl that is not renewed: the server drops out of the listing.
+        await queue.heartbeat_server("s-c", info, 0.2)
+        assert len(await queue.list_servers()) == 3
+        await asyncio.sleep(0.4)
+        assert [s["server_id"] for s in await queue.list_servers()] == ["s-a", "s-b"]
+        await queue.heartbeat_server("s-c", info, 30)  # back again
+        assert len(await queue.list_servers()) == 3
+        await queue.remove_server("s-a")
+        await queue.remove_server("s-a")
+        await queue.remove_server("never-there")
+        assert [s["server_id"] for s in await queue.list_servers()] == ["s-b", "s-c"]
+
+    @pytest.mark.asyncio
+    async def test_cluster_membership_is_shared_between_handles(self, require, queue, make_store):
+        require("shared")
+        other = make_store()
+        await other.open()
+        await other.heartbeat_server("elsewhere", {"name": "x", "services": ["compute"]}, 30)
+        assert [s["server_id"] for s in await queue.list_servers()] == ["elsewhere"]
+        (run,) = await self._pending(queue, 1)
+        assert [r.uid for r in await other.claim_runs("other", 30)] == [run.uid]
+        assert await queue.claim_runs("here", 30) == []
