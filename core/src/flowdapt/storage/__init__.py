@@ -128,10 +128,13 @@ class DocumentStore(abc.ABC):
             "(sqlite, memory, postgres)"
         )
 
-    async def claim_runs(self, owner: str, lease_seconds: float, limit: int = 1) -> list[WorkflowRun]:
+    async def claim_runs(
+        self, owner: str, lease_seconds: float, limit: int = 1, *, uids: list[str] | None = None
+    ) -> list[WorkflowRun]:
         """Atomically take up to ``limit`` runs in state ``pending`` that no live lease holds,
         oldest created first; each gets the lease (owner, expires = now + lease_seconds).
-        Concurrent callers in other processes or hosts never get the same run."""
+        Concurrent callers in other processes or hosts never get the same run. ``uids``: only
+        among these runs (a server cancelling a waiting run takes that one)."""
         raise self._no_run_queue("claim_runs")
 
     async def renew_leases(self, owner: str, uids: list[str], lease_seconds: float) -> set[str]:

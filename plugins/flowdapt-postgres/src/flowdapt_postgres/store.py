@@ -488,21 +488,30 @@ class PostgresStore(DocumentStore):
     # other and never get the same run (a row another claimer just committed is re-checked
     # against the WHERE clause and dropped).
 
-    async def _take(self, where: str, order: str, owner: str, lease_seconds: float, limit: int) -> list[WorkflowRun]:
+    async def _take(
+        self, where: str, order: str, owner: str, lease_seconds: float, limit: int, args: tuple = ()
+    ) -> list[WorkflowRun]:
         if int(limit) <= 0:
             return []
         rows = await self._rows(
             f"WITH picked AS (SELECT seq FROM runs WHERE {where} ORDER BY {order} LIMIT %s FOR UPDATE SKIP LOCKED) "
             "UPDATE runs SET lease_owner = %s, lease_expires = now() + %s * interval '1 second' "
             "FROM picked WHERE runs.seq = picked.seq RETURNING runs.seq, runs.doc",
-            (int(limit), str(owner), float(lease_seconds)),
+            (*args, int(limit), str(owner), float(lease_seconds)),
         )
         return [load_run(doc) for _, doc in sorted(rows)]  # RETURNING has no order: creation order
 
-    async def claim_runs(self, owner: str, lease_seconds: float, limit: int = 1) -> list[WorkflowRun]:
-        return await self._take(
-            f"state = '{_PENDING}' AND (lease_owner IS NULL OR lease_expires < now())", "seq", owner, lease_seconds, limit
-        )
+    async def claim_runs(
+        self, owner: str, lease_seconds: float, limit: int = 1, *, uids: list[str] | None = None
+    ) -> list[WorkflowRun]:
+        where = f"state = '{_PENDING}' AND (lease_owner IS NULL OR lease_expires < now())"
+        args: tuple = ()
+        if uids is not None:
+            if not uids:
+                return []
+            where += " AND uid = ANY(%s)"
+            args = ([str(uid) for uid in uids],)
+        return await self._take(where, "seq", owner, lease_seconds, limit, args)
 
     async def claim_expired(self, owner: str, lease_seconds: float, limit: int = 10) -> list[WorkflowRun]:
         final = ", ".join(f"'{state}'" for state in FINAL_STATES)

@@ -296,8 +296,14 @@ class MemoryStore(DocumentStore):
             docs = [entry.doc for entry in chosen]
         return [load_run(doc) for doc in docs]
 
-    async def claim_runs(self, owner: str, lease_seconds: float, limit: int = 1) -> list[WorkflowRun]:
+    async def claim_runs(
+        self, owner: str, lease_seconds: float, limit: int = 1, *, uids: list[str] | None = None
+    ) -> list[WorkflowRun]:
+        among = None if uids is None else {str(uid) for uid in uids}
+
         def eligible(r: _Run, now: float) -> bool:
+            if among is not None and not any(self._runs.get(uid) is r for uid in among):
+                return False
             return r.state == "pending" and (r.lease_owner is None or r.lease_expires < now)
 
         return self._take(owner, lease_seconds, limit, eligible, lambda r: r.seq)

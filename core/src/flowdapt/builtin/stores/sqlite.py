@@ -603,12 +603,22 @@ class SQLiteStore(DocumentStore):
     # Every read-then-write runs in BEGIN IMMEDIATE, so processes sharing the file never claim
     # the same run twice.
 
-    async def claim_runs(self, owner: str, lease_seconds: float, limit: int = 1) -> list[WorkflowRun]:
+    async def claim_runs(
+        self, owner: str, lease_seconds: float, limit: int = 1, *, uids: list[str] | None = None
+    ) -> list[WorkflowRun]:
+        among, args = "", ()
+        if uids is not None:
+            args = tuple(str(uid) for uid in uids)[:500]
+            if not args:
+                return []
+            among = f" AND uid IN ({', '.join('?' * len(args))})"
         sql = (
-            "SELECT seq, doc FROM runs WHERE state = 'pending' AND (lease_owner IS NULL OR lease_expires < ?) "
-            "ORDER BY seq LIMIT ?"
+            "SELECT seq, doc FROM runs WHERE state = 'pending' AND (lease_owner IS NULL OR lease_expires < ?)"
+            f"{among} ORDER BY seq LIMIT ?"
         )
-        docs = await self._write(self._transaction, self._take_sync, sql, str(owner), float(lease_seconds), int(limit))
+        docs = await self._write(
+            self._transaction, self._take_sync, sql, str(owner), float(lease_seconds), int(limit), args
+        )
         return [load_run(doc) for doc in docs]
 
     async def claim_expired(self, owner: str, lease_seconds: float, limit: int = 10) -> list[WorkflowRun]:
@@ -621,11 +631,13 @@ class SQLiteStore(DocumentStore):
         return [load_run(doc) for doc in docs]
 
     @staticmethod
-    def _take_sync(conn: sqlite3.Connection, sql: str, owner: str, lease_seconds: float, limit: int) -> list[str]:
+    def _take_sync(
+        conn: sqlite3.Connection, sql: str, owner: str, lease_seconds: float, limit: int, among: tuple = ()
+    ) -> list[str]:
         if limit <= 0:
             return []
         now = time.time()
-        rows = conn.execute(sql, (micros_now(now), limit)).fetchall()
+        rows = conn.execute(sql, (micros_now(now), *among, limit)).fetchall()
         if rows:
             expires = micros_now(now + lease_seconds)
             conn.executemany(

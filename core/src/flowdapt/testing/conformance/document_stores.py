@@ -737,6 +737,18 @@ class DocumentStoreConformance:
         assert await queue.get_lease(str(uuid4())) is None
 
     @pytest.mark.asyncio
+    async def test_run_queue_claims_chosen_runs_only(self, queue):
+        pending = await self._pending(queue, 3)
+        wanted = str(pending[2].uid)
+        (taken,) = await queue.claim_runs("canceller", 30, limit=5, uids=[wanted])
+        assert str(taken.uid) == wanted and (await queue.get_lease(wanted))[0] == "canceller"
+        assert await queue.claim_runs("other", 30, limit=5, uids=[wanted]) == []  # held now
+        assert await queue.claim_runs("other", 30, limit=5, uids=[]) == []
+        assert await queue.claim_runs("other", 30, limit=5, uids=[str(uuid4())]) == []
+        rest = await queue.claim_runs("other", 30, limit=5)
+        assert {str(r.uid) for r in rest} == {str(r.uid) for r in pending[:2]}
+
+    @pytest.mark.asyncio
     async def test_run_queue_lease_stays_beside_the_document(self, queue):
         (run,) = await self._pending(queue, 1)
         (claimed,) = await queue.claim_runs("a", 30)

@@ -1,0 +1,233 @@
+"""Several ``flowdapt run`` processes on one PostgreSQL database (and one broker when the NATS
+plugin and broker are there): the multi-server tests of docs/deployment.md.
+
+The database is ``FLOWDAPT_TEST_POSTGRES_DSN`` (a fresh one per test run, made by
+scripts/ci/setup-postgres.sh), else one these tests create on 127.0.0.1:5432; every test gets a
+schema of its own. The broker is ``FLOWDAPT_TEST_NATS_URL`` (scripts/ci/setup-nats.sh) with a
+prefix of the test's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.server.conftest import free_port
+
+ADMIN_DSN = os.environ.get("FLOWDAPT_TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+STAGES = '''
+import time
+
+
+def make(n: int = 10):
+    return list(range(n))
+
+
+def square(x):
+    return x * x
+
+
+def total(xs):
+    return sum(xs)
+
+
+def sleep_then(seconds: float = 1.0):
+    time.sleep(seconds)
+    return seconds
+
+
+def fail(message: str = "boom"):
+    raise RuntimeError(message)
+'''
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    dsn = os.environ.get("FLOWDAPT_TEST_POSTGRES_DSN")
+    if dsn:
+        yield dsn
+        return
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {ADMIN_DSN} (and FLOWDAPT_TEST_POSTGRES_DSN unset): {exc}")
+    name = f"flowdapt_cluster_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def nats_url() -> str | None:
+    """The broker for these tests, when the NATS plugin is installed."""
+    try:
+        import flowdapt_nats  # noqa: F401
+    except ImportError:
+        return None
+    return os.environ.get("FLOWDAPT_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@dataclass
+class Proc:
+    name: str
+    services: str
+    app_dir: Path
+    env: dict[str, str]
+    port: int | None
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        assert self.port is not None, f"{self.name} serves no API"
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Proc:
+        self.starts += 1
+        self.log = self.app_dir / f"server-{self.starts}.log"
+        args = [sys.executable, "-m", "flowdapt.cli.main", "run", "--services", self.services]
+        if self.port is not None:
+            args += ["--port", str(self.port)]
+        self.process = subprocess.Popen(args, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 30) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def output(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.app_dir.glob("server-*.log"))
+        )
+
+
+@dataclass
+class Cluster:
+    root: Path
+    dsn: str
+    schema: str
+    bus: str | None
+    procs: list[Proc] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def env_for(self, app_dir: Path, name: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "FLOWDAPT__APP_DIR": str(app_dir),
+            "FLOWDAPT__NAME": name,
+            "FLOWDAPT__DATABASE__BACKEND": "postgres",
+            "FLOWDAPT__DATABASE__OPTIONS": json.dumps({"dsn": self.dsn, "schema": self.schema}),
+            "FLOWDAPT__EXECUTOR__OPTIONS": json.dumps({"workers": 2}),
+            "FLOWDAPT__COMPUTE__RUN_QUEUE": "on",
+            "FLOWDAPT__COMPUTE__LEASE_SECONDS": "3",
+            "FLOWDAPT__COMPUTE__QUEUE_POLL_SECONDS": "0.5",
+            "FLOWDAPT__API__SHUTDOWN_TIMEOUT": "3",
+            "FLOWDAPT__TRIGGERS__RESYNC_INTERVAL": "2",
+        }
+        if self.bus:
+            env["FLOWDAPT__EVENT_BUS__URL"] = self.bus
+            env["FLOWDAPT__EVENT_BUS__OPTIONS"] = json.dumps({"prefix": self.schema})
+        for key, value in self.settings.items():
+            env[key] = value if isinstance(value, str) else json.dumps(value)
+        env.pop("FLOWDAPT_SERVER", None)
+        return env
+
+    def add(self, services: str, name: str | None = None) -> Proc:
+        name = name or f"{services.replace(',', '+')}-{len(self.procs)}"
+        app_dir = self.root / name
+        (app_dir / "user_modules").mkdir(parents=True, exist_ok=True)
+        (app_dir / "user_modules" / "cluster_stages.py").write_text(STAGES)
+        port = free_port() if "api" in services.split(",") else None
+        proc = Proc(name, services, app_dir, self.env_for(app_dir, name), port)
+        self.procs.append(proc)
+        return proc.start()
+
+    def api(self) -> list[Proc]:
+        return [p for p in self.procs if p.port is not None]
+
+    def http(self, proc: Proc | None = None) -> httpx.Client:
+        return httpx.Client(base_url=(proc or self.api()[0]).url, timeout=60)
+
+    def wait_ready(self, count: int | None = None, timeout: float = 60) -> list[dict[str, Any]]:
+        """Until every API process answers and the cluster lists ``count`` live servers."""
+        count = len([p for p in self.procs if p.alive()]) if count is None else count
+        deadline = time.monotonic() + timeout
+        servers: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.process is not None and proc.process.poll() is not None and proc.starts and proc.process.returncode not in (-9, 0, -15):
+                    raise RuntimeError(f"{proc.name} exited with {proc.process.returncode}:\n{proc.output()}")
+            try:
+                answers = [httpx.get(p.url + "/status", timeout=2).json() for p in self.api() if p.alive()]
+                servers = answers[0].get("cluster", {}).get("servers", []) if answers else []
+                if answers and len(servers) >= count:
+                    return servers
+            except (httpx.TransportError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the cluster did not come up ({len(servers)} of {count} servers):\n" + "\n".join(p.output() for p in self.procs))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.alive():
+                proc.process.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            if proc.process is not None:
+                try:
+                    proc.process.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.process.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path, postgres_dsn) -> Iterator[Cluster]:
+    pytest.importorskip("flowdapt_postgres")
+    c = Cluster(tmp_path, postgres_dsn, f"c_{uuid.uuid4().hex[:12]}", nats_url())
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def workflow(name: str, *stages: tuple[str, str, list[str]], **spec: Any) -> dict[str, Any]:
+    return {
+        "kind": "workflow",
+        "metadata": {"name": name},
+        "spec": {
+            "stages": [{"name": s, "target": f"user_modules.cluster_stages.{fn}", "depends_on": deps} for s, fn, deps in stages],
+            **spec,
+        },
+    }
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
