@@ -46,7 +46,7 @@ def test_a_killed_compute_server_loses_its_run_to_another_within_the_lease(clust
     with cluster.http(api) as http:
         http.post("/workflows/", json=workflow("long", ("sleep", "sleep_then", []), retries=1))
         http.post("/workflows/", json=workflow("once", ("sleep", "sleep_then", [])))
-        retried = _run(http, "long", {"seconds": 3})
+        retried = _run(http, "long", {"seconds": 10})
         failed = _run(http, "once", {"seconds": 30})
         wait_for(lambda: all(http.get(f"/runs/{r['name']}").json()["state"] == "running" for r in (retried, failed)), what="both running")
         second = cluster.add("compute", "compute-b")
@@ -55,7 +55,7 @@ def test_a_killed_compute_server_loses_its_run_to_another_within_the_lease(clust
         first.kill(signal.SIGKILL)
         # retries=1: run again on compute-b; retries=0: failed with the reason, within the lease.
         final = wait_for(lambda: (r := http.get(f"/runs/{retried['name']}").json())["state"] == "finished" and r, timeout=40, what="the retried run")
-        assert final["attempt"] == 1 and final["result"] == 3
+        assert final["attempt"] == 1 and final["result"] == 10
         lost = wait_for(lambda: (r := http.get(f"/runs/{failed['name']}").json())["state"] == "failed" and r, timeout=30, what="the failed run")
         assert "lease expired" in lost["error"]["message"] and "spec.retries" in lost["error"]["message"]
         assert time.monotonic() - killed_at < 3 * 1.5 + 3 + 5  # lease 3s: taken over well within 10 s

@@ -315,12 +315,15 @@ class RunService:
         if workflow is None:
             raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
         plan = self._plan(workflow)
+        # A server that runs compute and has room takes the run itself at once (one claim of this
+        # very run, no queue round trip); otherwise any compute server claims it.
+        local = self.worker is not None and self.worker.room() > 0 and not server.draining
         context = prepare_run(
             plan,
             run_input,
             settings=server.settings,
-            executor=server.settings.executor.backend,
-            config=None,
+            executor=server.executor.name if local and server.executor is not None else server.settings.executor.backend,
+            config=await self.store.list("config") if local else None,
             namespace=namespace,
             source=source,
             triggered_by=triggered_by,
@@ -328,21 +331,29 @@ class RunService:
         )
         run = context.run
         run.input = context.input or None
-        future = self._wait_future(str(run.uid)) if wait else None
+        uid = str(run.uid)
+        future = self._wait_future(uid) if wait else None
         try:
             await self.store.create_run(run)
         except BaseException:
             if future is not None:
-                self._waiters.pop(str(run.uid), None)
+                self._waiters.pop(uid, None)
             raise
         if server.events.listening:
             server.events.publish("run_created", run_event_data(run))
-        if self.worker is not None:
-            self.worker.wake.set()
-        server.event_bus.publish_nowait(queued_event(run))
+        if local and await self.store.claim_runs(server.identity, self.worker.lease, 1, uids=[uid]):
+            run.owner = server.identity
+            active = ActiveRun(plan=plan, context=context, leased=True)
+            self.active[uid] = active
+            self._names[run.name] = uid
+            active.task = asyncio.create_task(self._execute(active), name=f"flowdapt-run-{run.name}")
+        else:
+            if self.worker is not None:
+                self.worker.wake.set()
+            server.event_bus.publish_nowait(queued_event(run))
         if future is None:
             return run.model_dump(mode="json")
-        return await self.wait_final(str(run.uid), future)
+        return await self.wait_final(uid, future)
 
     def _wait_future(self, uid: str) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
