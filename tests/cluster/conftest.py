@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -231,3 +232,105 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Load:
+    """Submits runs to the API servers in turn from a thread; records what each answer said."""
+
+    def __init__(self, urls: list[str], workflow_name: str, every: float, body: dict | None = None):
+        self.urls, self.workflow, self.every, self.body = urls, workflow_name, every, body or {}
+        self.accepted: list[str] = []
+        self.refused = 0  # connection refused: the server was down, nothing recorded
+        self.unknown = 0  # the answer was lost after the request was sent: maybe recorded
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        i = 0
+        clients = [httpx.Client(base_url=u, timeout=10) for u in self.urls]
+        while not self.stop.is_set():
+            client = clients[i % len(clients)]
+            i += 1
+            try:
+                response = client.post(f"/workflows/{self.workflow}/run", params={"wait": "false"}, json=self.body)
+                if response.status_code == 200:
+                    self.accepted.append(response.json()["uid"])
+                elif response.status_code == 503 and "draining" in response.text:
+                    self.refused += 1  # a draining server refuses before recording anything
+                else:
+                    # e.g. 503 "database unavailable": the insert may have committed just before
+                    # the connection dropped (an ambiguous commit), so the run may exist.
+                    self.unknown += 1
+            except httpx.ConnectError:
+                self.refused += 1
+            except httpx.TransportError:
+                self.unknown += 1
+            self.stop.wait(self.every)
+        for c in clients:
+            c.close()
+
+
+class TcpProxy:
+    """A TCP forwarder (in a thread of its own) that can go down and come back on the same port:
+    what a database or broker restart, or a cut network, looks like to the servers behind it."""
+
+    def __init__(self, target_port: int, host: str = "127.0.0.1"):
+        import asyncio
+
+        self.target_port, self.host = target_port, host
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = None
+        self.writers: list = []
+
+    def _call(self, coro):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def start(self) -> None:
+        import asyncio
+
+        async def start():
+            self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+
+        self._call(start())
+
+    def stop(self) -> None:
+        async def stop():
+            self.server.close()
+            for writer in self.writers:
+                writer.transport.abort()
+            self.writers.clear()
+            await self.server.wait_closed()
+
+        self._call(stop())
+
+    def close(self) -> None:
+        if self.server is not None and self.server.is_serving():
+            self.stop()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _handle(self, reader, writer) -> None:
+        import asyncio
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.writers += [writer, up_writer]
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
 
-import httpx
 import pytest
 
-from tests.cluster.conftest import wait_for, workflow
+from tests.cluster.conftest import Load, wait_for, workflow
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -36,38 +34,6 @@ def _rows(cluster, sql: str, *params):
 
 def _runs(cluster) -> list[dict]:
     return [json.loads(doc) if isinstance(doc, str) else doc for (doc,) in _rows(cluster, "SELECT doc FROM runs")]
-
-
-class Load:
-    """Submits runs to the API servers in turn from a thread; records what each answer said."""
-
-    def __init__(self, urls: list[str], workflow_name: str, every: float, body: dict | None = None):
-        self.urls, self.workflow, self.every, self.body = urls, workflow_name, every, body or {}
-        self.accepted: list[str] = []
-        self.refused = 0  # connection refused: the server was down, nothing recorded
-        self.unknown = 0  # the answer was lost after the request was sent: maybe recorded
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        i = 0
-        clients = [httpx.Client(base_url=u, timeout=10) for u in self.urls]
-        while not self.stop.is_set():
-            client = clients[i % len(clients)]
-            i += 1
-            try:
-                response = client.post(f"/workflows/{self.workflow}/run", params={"wait": "false"}, json=self.body)
-                if response.status_code == 200:
-                    self.accepted.append(response.json()["uid"])
-                else:
-                    self.refused += 1  # a draining or starting server answers 503 without recording
-            except httpx.ConnectError:
-                self.refused += 1
-            except httpx.TransportError:
-                self.unknown += 1
-            self.stop.wait(self.every)
-        for c in clients:
-            c.close()
 
 
 def test_two_of_each_service_under_load_with_a_process_of_each_kind_killed(cluster):

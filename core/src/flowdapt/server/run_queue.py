@@ -205,6 +205,13 @@ class RunQueueWorker:
         """A run whose holder's lease expired (now leased to us): queue it again or fail it."""
         holder = run.owner or "a server"
         uid = str(run.uid)
+        active = self.runs.active.get(uid)
+        if active is not None and not active.done:
+            # Our own run, whose lease ran out while the database was out of reach: it goes on
+            # here (the claim just renewed the lease); running it again would run it twice.
+            active.leased = True
+            log.warning("run %s: its lease expired while the database was unreachable; renewed, it goes on here", run.name)
+            return
         if run.state is RunState.pending:
             reset_for_queue(run)
             await self.store.update_run(run)
