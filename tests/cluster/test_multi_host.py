@@ -118,22 +118,25 @@ def hosts(postgres_dsn, tmp_path_factory) -> Iterator[Hosts]:
                 raise RuntimeError(f"the Dask cluster on host dask ({address}) did not start: {exc}\n{text}") from exc
             yield Hosts(net, dask_host, address, _postgres_target(postgres_dsn))
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            # Workers first (they close faster while their scheduler is there), then the scheduler.
+            for group in (procs[1:], procs[:1]):
+                for proc in group:
+                    proc.send_signal(signal.SIGTERM)
+                for proc in group:
+                    try:
+                        proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(5)
 
 
-def _compute_on(cluster: Cluster, hosts: Hosts, label: str) -> tuple[Proc, Site]:
-    """``flowdapt run --services compute`` inside host ``label``, on the Dask cluster of host dask."""
+def _compute_on(cluster: Cluster, hosts: Hosts, label: str, **overrides: object) -> tuple[Proc, Site]:
+    """``flowdapt run --services compute`` inside host ``label``, on the Dask cluster of host dask
+    (``overrides``: environment variables that replace the ones made here)."""
     from psycopg.conninfo import make_conninfo
 
     site = hosts.site(label, cluster.bus)
-    env = {
+    env: dict[str, object] = {
         "FLOWDAPT__DATABASE__OPTIONS": {
             "dsn": make_conninfo(cluster.dsn, host=site.host.gateway, port=str(site.postgres.port)),
             "schema": cluster.schema,
@@ -143,6 +146,7 @@ def _compute_on(cluster: Cluster, hosts: Hosts, label: str) -> tuple[Proc, Site]
     }
     if site.nats is not None:
         env["FLOWDAPT__EVENT_BUS__URL"] = f"nats://{site.nats.address}"
+    env.update(overrides)
     return cluster.add("compute", label, env=env, launcher=site.host.command), site
 
 
@@ -244,3 +248,26 @@ def test_a_compute_server_killed_on_one_host_loses_its_run_to_one_on_another_hos
     # Lease 3 s (+ a reaper pass) then the 4 s run again.
     assert taken_over_in < 3 * 1.5 + 4 + 8, taken_over_in
     assert computes[other].alive()
+
+
+def test_a_compute_server_on_a_host_that_cannot_reach_the_database_or_the_scheduler_says_which_address(cluster, hosts):
+    # Addresses right on one machine, wrong on another host: the root namespace's loopback
+    # database, and the scheduler's own address (no route: nothing forwards between hosts).
+    from psycopg.conninfo import conninfo_to_dict
+
+    pg_host, pg_port = hosts.pg_target
+    scheduler = f"tcp://{hosts.dask.ip}:{SCHEDULER_PORT}"
+    started = time.monotonic()
+    no_db, _ = _compute_on(
+        cluster, hosts, "host-a", FLOWDAPT__DATABASE__OPTIONS={"dsn": cluster.dsn, "schema": cluster.schema}
+    )
+    no_dask, _ = _compute_on(
+        cluster, hosts, "host-b", FLOWDAPT__EXECUTOR__OPTIONS={"address": scheduler, "connect_timeout": 3}
+    )
+    assert no_db.process.wait(30) != 0
+    assert no_dask.process.wait(30) != 0
+    elapsed = time.monotonic() - started
+    assert f"{pg_host}:{pg_port}" in no_db.output() and "database.options.dsn" in no_db.output(), no_db.output()
+    assert conninfo_to_dict(cluster.dsn)["dbname"] in no_db.output()
+    assert f"cannot reach the Dask scheduler at {scheduler} within 3s" in no_dask.output(), no_dask.output()
+    assert elapsed < 25, elapsed
