@@ -88,7 +88,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _netns_names() -> list[str]:
+def netns_names() -> list[str]:
+    """The names `ip netns list` shows."""
     listed = _ip("netns", "list", check=False).stdout
     return [line.split()[0] for line in listed.splitlines() if line.strip()]
 
@@ -96,7 +97,7 @@ def _netns_names() -> list[str]:
 def remove_stale() -> list[str]:
     """Delete the namespaces of test processes that are gone (a run killed before its teardown)."""
     removed = []
-    for name in _netns_names():
+    for name in netns_names():
         match = _NAME.match(name)
         if match and not _pid_alive(int(match.group(1))):
             _ip("netns", "del", name, check=False)

@@ -56,7 +56,7 @@ def test_hosts_reach_their_gateway_and_forwarders_only():
         # Each host has its own hostname.
         assert a.run([sys.executable, "-c", "import socket; print(socket.gethostname())"]).stdout.strip() == "a"
         names = [h.netns for h in net.hosts]
-    assert not set(names) & set(netns._netns_names())
+    assert not set(names) & set(netns.netns_names())
 
 
 def test_teardown_kills_what_is_left_and_removes_hosts_after_a_failure_and_after_a_killed_test():
@@ -65,7 +65,7 @@ def test_teardown_kills_what_is_left_and_removes_hosts_after_a_failure_and_after
         sleeper = host.popen(["sleep", "60"])
         raise ValueError("the test body failed")
     assert sleeper.wait(5) == -signal.SIGKILL
-    assert host.netns not in netns._netns_names()
+    assert host.netns not in netns.netns_names()
     assert subprocess.run(["ip", "link", "show", host.veth_root], capture_output=True).returncode != 0
     # A test process killed before its teardown: the next Network removes its namespace.
     code = (
@@ -76,6 +76,6 @@ def test_teardown_kills_what_is_left_and_removes_hosts_after_a_failure_and_after
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
     stale = killed.stdout.strip()
-    assert killed.returncode == -signal.SIGKILL and stale in netns._netns_names(), killed.stderr
+    assert killed.returncode == -signal.SIGKILL and stale in netns.netns_names(), killed.stderr
     with netns.Network():
-        assert stale not in netns._netns_names()
+        assert stale not in netns.netns_names()
