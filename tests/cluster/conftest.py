@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,14 @@ def sleep_then(seconds: float = 1.0):
 
 def fail(message: str = "boom"):
     raise RuntimeError(message)
+
+
+def where(*_, **__):
+    """Which host and process ran this stage (a Dask worker, a namespace host: tests/cluster/netns.py)."""
+    import os
+    import socket
+
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 '''
 
 
@@ -95,6 +103,8 @@ class Proc:
     process: subprocess.Popen | None = None
     log: Path | None = None
     starts: int = 0
+    #: Wraps the command line, e.g. to run it in a network-namespace host (tests/cluster/netns.py).
+    launcher: Callable[[list[str]], list[str]] | None = None
 
     @property
     def url(self) -> str:
@@ -107,6 +117,8 @@ class Proc:
         args = [sys.executable, "-m", "flowdapt.cli.main", "run", "--services", self.services]
         if self.port is not None:
             args += ["--port", str(self.port)]
+        if self.launcher is not None:
+            args = self.launcher(args)
         self.process = subprocess.Popen(args, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         return self
 
@@ -156,13 +168,25 @@ class Cluster:
         env.pop("FLOWDAPT_SERVER", None)
         return env
 
-    def add(self, services: str, name: str | None = None) -> Proc:
+    def add(
+        self,
+        services: str,
+        name: str | None = None,
+        *,
+        env: dict[str, Any] | None = None,
+        launcher: Callable[[list[str]], list[str]] | None = None,
+    ) -> Proc:
+        """Start a ``flowdapt run --services SERVICES`` process; ``env`` adds to (or overrides) its
+        environment (values that are not strings as JSON), ``launcher`` wraps its command line."""
         name = name or f"{services.replace(',', '+')}-{len(self.procs)}"
         app_dir = self.root / name
         (app_dir / "user_modules").mkdir(parents=True, exist_ok=True)
         (app_dir / "user_modules" / "cluster_stages.py").write_text(STAGES)
         port = free_port() if "api" in services.split(",") else None
-        proc = Proc(name, services, app_dir, self.env_for(app_dir, name), port)
+        proc_env = self.env_for(app_dir, name)
+        for key, value in (env or {}).items():
+            proc_env[key] = value if isinstance(value, str) else json.dumps(value)
+        proc = Proc(name, services, app_dir, proc_env, port, launcher=launcher)
         self.procs.append(proc)
         return proc.start()
 
