@@ -23,13 +23,21 @@ MAX_RECORDED_FAILURES = 100
 #: stage_finished, run_finished. Called in the event loop; must be cheap and must not block.
 RunListener = Callable[[str, WorkflowRun, str | None], None]
 
+#: ``sink(stage, records)``: what a stage call or map chunk printed and logged, as
+#: :mod:`flowdapt.engine.logs` record tuples ``(time, level, stream, logger, item, message)``.
+#: Called in the event loop once per task that produced output; must not block.
+LogSink = Callable[[str, list[tuple]], None]
+
 
 class RunRecorder:
     """Keeps ``run.stages`` current and tells listeners; the scheduler's observer."""
 
-    def __init__(self, run: WorkflowRun, plan: Plan, listeners: Sequence[RunListener] = ()):
+    def __init__(
+        self, run: WorkflowRun, plan: Plan, listeners: Sequence[RunListener] = (), log_sink: LogSink | None = None
+    ):
         self.run = run
         self.listeners = list(listeners)
+        self.log_sink = log_sink
         for name in plan.stages:
             run.stages.setdefault(name, StageRun())
 
@@ -68,6 +76,14 @@ class RunRecorder:
             record.error = [error.type, error.message]
         self.emit("stage_finished", stage)
 
+    def stage_logs(self, stage: str, records: list[tuple]) -> None:
+        if self.log_sink is None:
+            return
+        try:
+            self.log_sink(stage, records)
+        except Exception:  # a broken sink must not break the run
+            log.exception("run log sink failed")
+
     def stage_cancelled(self, stage: str) -> None:
         record = self.run.stages[stage]
         if record.state in (StageState.pending, StageState.running):
@@ -88,10 +104,14 @@ async def execute_plan(
     *,
     listeners: Sequence[RunListener] = (),
     hooks=None,
+    log_sink: LogSink | None = None,
 ) -> WorkflowRun:
-    """Run the plan and fill in ``ctx.run``: state, result, error, timestamps, stage records."""
+    """Run the plan and fill in ``ctx.run``: state, result, error, timestamps, stage records.
+
+    ``log_sink`` receives what the stages print and log, when the run captures it
+    (``ctx.capture``); without one the captured output is dropped."""
     run = ctx.run
-    recorder = RunRecorder(run, plan, listeners)
+    recorder = RunRecorder(run, plan, listeners, log_sink)
     run.state = RunState.running
     run.executor = executor.name
     run.namespace = ctx.namespace
