@@ -88,6 +88,28 @@ RELEASED_SCHEMAS: dict[int, list[str]] = {
         "CREATE INDEX runs_started ON runs (started_at, seq)",
     ],
 }
+RELEASED_SCHEMAS[2] = [
+    *RELEASED_SCHEMAS[1],
+    """CREATE TABLE run_logs (
+            run_uid TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            time REAL NOT NULL,
+            stage TEXT,
+            item INTEGER,
+            stream TEXT NOT NULL,
+            level INTEGER NOT NULL,
+            logger TEXT NOT NULL,
+            message TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (run_uid, seq)
+        ) WITHOUT ROWID""",
+    """CREATE TABLE run_log_totals (
+            run_uid TEXT PRIMARY KEY,
+            bytes INTEGER NOT NULL,
+            dropped_records INTEGER NOT NULL,
+            dropped_bytes INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+]
 
 
 def _micros(value: datetime) -> int:
@@ -130,7 +152,11 @@ def _schema(conn: sqlite3.Connection) -> dict[str, str]:
     return {name: " ".join(sql.split()) for name, sql in rows}
 
 
-#: A migration that only exists in these tests: version 2 adds a `namespace` column to runs,
+#: The version after the latest released one: the test-only migration below takes it.
+NEXT = sqlite_migrations.latest_version() + 1
+
+
+#: A migration that only exists in these tests: the next version adds a `namespace` column to runs,
 #: back-filled from each document, so an upgrade has to read and keep the old data.
 def _backfill_namespace(conn: sqlite3.Connection) -> None:
     for seq, doc in conn.execute("SELECT seq, doc FROM runs").fetchall():
@@ -138,7 +164,7 @@ def _backfill_namespace(conn: sqlite3.Connection) -> None:
 
 
 TEST_V2 = sqlite_migrations.Migration(
-    version=2,
+    version=NEXT,
     description="runs.namespace column (test only)",
     statements=(
         "ALTER TABLE runs ADD COLUMN namespace TEXT NOT NULL DEFAULT ''",
@@ -239,15 +265,15 @@ async def test_sqlite_upgrades_older_file_forward_on_open(tmp_path):
     path = tmp_path / "old.db"
     data = build_v1_file(path)
     store = SQLiteStore(path, migrations=WITH_V2)
-    assert store.schema_version == 2
+    assert store.schema_version == NEXT
     async with store:
-        assert (store.migrated_from, store.migrated_to) == (1, 2)
+        assert (store.migrated_from, store.migrated_to) == (1, NEXT)
         # Nothing lost, and the migration's back-fill used the old documents.
         assert same(await store.get("workflow", "legacy-wf"), data["workflow"])
         assert same(await store.get_run(str(data["run"].uid)), data["run"])
         await store.create_run(make_run("legacy-wf", T0 + timedelta(hours=1)))
         assert await store.count_runs(workflow="legacy-wf") == 2
-    assert _user_version(path) == 2
+    assert _user_version(path) == NEXT
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT namespace FROM runs WHERE name = ?", (data["run"].name,)).fetchone() == ("default",)
     conn.close()
@@ -256,7 +282,7 @@ async def test_sqlite_upgrades_older_file_forward_on_open(tmp_path):
     assert _user_version(store.backup_path) == 1
     # Reopening does nothing more.
     async with SQLiteStore(path, migrations=WITH_V2) as again:
-        assert (again.migrated_from, again.migrated_to) == (2, 2)
+        assert (again.migrated_from, again.migrated_to) == (NEXT, NEXT)
 
 
 async def test_sqlite_newer_file_is_a_clear_error(tmp_path):
@@ -264,7 +290,7 @@ async def test_sqlite_newer_file_is_a_clear_error(tmp_path):
     build_v1_file(path)
     async with SQLiteStore(path, migrations=WITH_V2):
         pass
-    with pytest.raises(ConfigurationError, match="schema version 2.*newer release"):
+    with pytest.raises(ConfigurationError, match=f"schema version {NEXT}.*newer release"):
         await SQLiteStore(path).open()
 
 
@@ -272,12 +298,12 @@ async def test_sqlite_failed_migration_leaves_file_untouched(tmp_path):
     path = tmp_path / "old.db"
     data = build_v1_file(path)
     broken = sqlite_migrations.Migration(
-        version=2,
+        version=NEXT,
         description="broken",
         statements=("ALTER TABLE runs ADD COLUMN extra TEXT", "INSERT INTO no_such_table VALUES (1)"),
     )
     store = SQLiteStore(path, migrations=(*sqlite_migrations.MIGRATIONS, broken), backup_before_migrate=False)
-    with pytest.raises(ConfigurationError, match="version 2.*broken.*left at version 1"):
+    with pytest.raises(ConfigurationError, match=f"version {NEXT}.*broken.*left at version 1"):
         await store.open()
     assert _user_version(path) == 1
     conn = sqlite3.connect(path)
@@ -295,8 +321,8 @@ async def test_sqlite_auto_migrate_off_requires_upgrade(tmp_path):
     with pytest.raises(ConfigurationError, match="flowdapt db upgrade"):
         await store.open()
     assert await store.stored_version() == 1
-    assert await store.upgrade() == (1, 2)
-    assert await store.upgrade() == (2, 2)
+    assert await store.upgrade() == (1, NEXT)
+    assert await store.upgrade() == (NEXT, NEXT)
     assert (await store.get("workflow", "legacy-wf")) is not None
     await store.close()
 
@@ -310,7 +336,7 @@ async def test_sqlite_concurrent_openers_migrate_once(tmp_path):
         calls.append(1)
         _backfill_namespace(conn)
 
-    v2 = sqlite_migrations.Migration(2, "counted", TEST_V2.statements, count_and_backfill)
+    v2 = sqlite_migrations.Migration(NEXT, "counted", TEST_V2.statements, count_and_backfill)
     handles = [SQLiteStore(path, migrations=(*sqlite_migrations.MIGRATIONS, v2)) for _ in range(5)]
 
     async def noop(s, i):
@@ -319,8 +345,8 @@ async def test_sqlite_concurrent_openers_migrate_once(tmp_path):
     results = await asyncio.to_thread(race_in_threads, handles, noop, open_first=False)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len(calls) == 1
-    assert sorted(results) == [(1, 2)] + [(2, 2)] * 4
-    assert _user_version(path) == 2
+    assert sorted(results) == [(1, NEXT)] + [(NEXT, NEXT)] * 4
+    assert _user_version(path) == NEXT
 
 
 async def test_sqlite_store_not_open_is_a_clear_error(tmp_path):
@@ -396,10 +422,10 @@ def test_cli_db_upgrade_backs_up_and_migrates_an_older_file(app_dir, db_cli, mon
     data = build_v1_file(app_dir / "flowdapt.db")
     monkeypatch.setattr(sqlite_module._migrations, "MIGRATIONS", WITH_V2)
     result = db_cli("current")
-    assert "schema version 1 (latest 2), pending migrations" in result.stdout
+    assert f"schema version 1 (latest {NEXT}), pending migrations" in result.stdout
     result = db_cli("upgrade")
     assert result.exit_code == 0, result.stderr
-    assert "upgraded schema from version 1 to 2" in result.stdout and ".v1-" in result.stdout
+    assert f"upgraded schema from version 1 to {NEXT}" in result.stdout and ".v1-" in result.stdout
     async def check():
         async with SQLiteStore(app_dir / "flowdapt.db", migrations=WITH_V2) as store:
             assert same(await store.get("workflow", "legacy-wf"), data["workflow"])

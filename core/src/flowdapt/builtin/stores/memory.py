@@ -9,6 +9,7 @@ it is safe from any number of tasks, event loops and threads.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,7 +34,8 @@ from flowdapt.builtin.stores._common import (
 )
 from flowdapt.resources.base import Resource
 from flowdapt.resources.run import WorkflowRun
-from flowdapt.storage import DocumentStore
+from flowdapt.storage import DocumentStore, RunLogRecord
+from flowdapt.storage.memory_logs import MemoryRunLogs
 
 
 class MemoryStoreOptions(BaseModel):
@@ -74,6 +76,7 @@ class MemoryStore(DocumentStore):
         self._runs: dict[str, _Run] = {}
         self._run_names: dict[str, str] = {}
         self._seq = 0
+        self._logs = MemoryRunLogs()
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -226,6 +229,7 @@ class MemoryStore(DocumentStore):
             uid, entry = found
             del self._runs[uid]
             del self._run_names[entry.name]
+        self._logs.delete(uid)
         return load_run(entry.doc)
 
     def _matching(
@@ -272,4 +276,34 @@ class MemoryStore(DocumentStore):
             for uid in doomed:
                 entry = self._runs.pop(uid)
                 del self._run_names[entry.name]
+        self._logs.delete_many(doomed)
         return len(doomed)
+
+    # -- run logs ------------------------------------------------------------------------
+
+    run_logs = True
+
+    async def append_run_logs(
+        self, run_uid: str, records: Sequence[RunLogRecord], *, max_bytes: int | None = None
+    ) -> None:
+        self._logs.append(str(run_uid), records, max_bytes)
+
+    async def read_run_logs(
+        self,
+        run_uid: str,
+        *,
+        stage: str | None = None,
+        min_level: int | None = None,
+        after_seq: int | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[RunLogRecord]:
+        return self._logs.read(
+            str(run_uid), stage=stage, min_level=min_level, after_seq=after_seq, since=since, limit=limit
+        )
+
+    async def trim_run_logs(self, run_uid: str, max_bytes: int) -> int:
+        return self._logs.trim(str(run_uid), max_bytes)
+
+    async def delete_run_logs(self, run_uid: str) -> int:
+        return self._logs.delete(str(run_uid))
