@@ -199,6 +199,8 @@ def exec_command(
                     plugins=plugins,
                     listeners=[reporter.listener],
                     allowed_beside=here,
+                    # Stage output goes to stderr (above the progress bars), so stdout is the result only.
+                    log_sink=reporter.log_sink,
                 )
             )
     except FlowdaptError as exc:
