@@ -286,7 +286,7 @@ def runs_command(
 
 def logs_command(
     run: Annotated[str, typer.Argument(help="run name or uid")],
-    stage: Annotated[str | None, typer.Option("--stage", "-s", help="only this stage")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="only this stage")] = None,
     level: Annotated[str | None, typer.Option("--level", "-l", help="at least this level (DEBUG, INFO, WARNING, ERROR)")] = None,
     since: Annotated[datetime | None, typer.Option("--since", help="records at or after this time (UTC)")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new records until the run ends")] = False,
