@@ -183,7 +183,9 @@ _STREAM_LEVELS = (STDOUT_LEVEL, STDERR_LEVEL)
 class Capture:
     """The records of one task; see the module docstring."""
 
-    __slots__ = ("level", "max_bytes", "max_line", "records", "size", "dropped", "dropped_bytes", "item", "_partial")
+    __slots__ = (
+        "level", "max_bytes", "max_line", "records", "size", "dropped", "dropped_bytes", "item", "_partial", "_pending"
+    )
 
     def __init__(self, options: CaptureOptions):
         self.level = options.level
@@ -195,7 +197,9 @@ class Capture:
         self.dropped_bytes = 0
         #: The map item being run (index in the whole list), None for a plain call.
         self.item: int | None = None
-        self._partial: list[str] = ["", ""]
+        #: Per stream: the parts of the line not ended yet, and their length.
+        self._partial: tuple[list[str], list[str]] = ([], [])
+        self._pending = [0, 0]
 
     def add(self, level: int, stream: str, logger: str, message: str, when: float | None = None) -> None:
         if len(message) > self.max_line:
@@ -217,15 +221,27 @@ class Capture:
 
     def write(self, index: int, text: str) -> None:
         """A write to stdout (0) or stderr (1): complete lines become records."""
-        if "\n" not in text:
-            partial = self._partial[index] + text if self._partial[index] else text
-            if len(partial) > self.max_line:
-                self.add(_STREAM_LEVELS[index], _STREAM_NAMES[index], "", partial)
-                partial = ""
-            self._partial[index] = partial
+        parts = self._partial[index]
+        if text == "\n":  # print()'s own end: the common case, kept short
+            line = "".join(parts) if len(parts) != 1 else parts[0]
+            parts.clear()
+            self._pending[index] = 0
+            self.add(_STREAM_LEVELS[index], _STREAM_NAMES[index], "", line)
             return
-        if self._partial[index]:
-            text = self._partial[index] + text
+        if "\n" not in text:
+            parts.append(text)
+            self._pending[index] += len(text)
+            if self._pending[index] > self.max_line:
+                line = "".join(parts)
+                parts.clear()
+                self._pending[index] = 0
+                self.add(_STREAM_LEVELS[index], _STREAM_NAMES[index], "", line)
+            return
+        if parts:
+            parts.append(text)
+            text = "".join(parts)
+            parts.clear()
+            self._pending[index] = 0
         if len(text) > 2 * self.max_bytes:
             # Only the end can be kept: count the rest as dropped without splitting it.
             cut = text.rfind("\n", 0, len(text) - self.max_bytes) + 1
@@ -233,7 +249,10 @@ class Capture:
             self.dropped_bytes += cut
             text = text[cut:]
         lines = text.split("\n")
-        self._partial[index] = lines.pop()
+        rest = lines.pop()
+        if rest:
+            parts.append(rest)
+            self._pending[index] = len(rest)
         level, stream, now = _STREAM_LEVELS[index], _STREAM_NAMES[index], time.time()
         for line in lines:
             self.add(level, stream, "", line, now)
@@ -241,8 +260,11 @@ class Capture:
     def finish(self) -> list[tuple]:
         """The task's records (a marker first when some were dropped); partial lines included."""
         for index in (0, 1):
-            if self._partial[index]:
-                rest, self._partial[index] = self._partial[index], ""
+            parts = self._partial[index]
+            if parts:
+                rest = "".join(parts)
+                parts.clear()
+                self._pending[index] = 0
                 self.add(_STREAM_LEVELS[index], _STREAM_NAMES[index], "", rest)
         records = list(self.records)
         if self.dropped:
