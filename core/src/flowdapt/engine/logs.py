@@ -31,10 +31,12 @@ worker's own streams as before.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -184,7 +186,8 @@ class Capture:
     """The records of one task; see the module docstring."""
 
     __slots__ = (
-        "level", "max_bytes", "max_line", "records", "size", "dropped", "dropped_bytes", "item", "_partial", "_pending"
+        "level", "max_bytes", "max_line", "records", "size", "dropped", "dropped_bytes", "item", "_partial",
+        "_pending", "live", "shipped", "lock",
     )
 
     def __init__(self, options: CaptureOptions):
@@ -200,6 +203,12 @@ class Capture:
         #: Per stream: the parts of the line not ended yet, and their length.
         self._partial: tuple[list[str], list[str]] = ([], [])
         self._pending = [0, 0]
+        #: Where records go while the task runs (see :func:`start_capture`), with the bytes
+        #: shipped so far (written by the shipping thread only) and the lock that keeps a ship
+        #: and the task's end apart, so records arrive in order.
+        self.live: Callable[[list[tuple]], None] | None = None
+        self.shipped = 0
+        self.lock: threading.Lock | None = None
 
     def add(self, level: int, stream: str, logger: str, message: str, when: float | None = None) -> None:
         if len(message) > self.max_line:
@@ -207,13 +216,16 @@ class Capture:
             message = f"{message[: self.max_line]} [... {cut} more characters cut]"
         self.records.append((when or time.time(), level, stream, logger, self.item, message))
         self.size += len(message) + len(logger) + RECORD_OVERHEAD
-        if self.size > self.max_bytes:
+        if self.size - self.shipped > self.max_bytes:
             self._trim()
 
     def _trim(self) -> None:
         records = self.records
-        while self.size > self.max_bytes and records:
-            old = records.popleft()
+        while self.size - self.shipped > self.max_bytes and records:
+            try:
+                old = records.popleft()
+            except IndexError:  # shipped meanwhile
+                return
             size = len(old[5]) + len(old[3]) + RECORD_OVERHEAD
             self.size -= size
             self.dropped += 1
@@ -257,8 +269,34 @@ class Capture:
         for line in lines:
             self.add(level, stream, "", line, now)
 
+    def ship(self) -> None:
+        """Send the records so far to ``live`` (from the shipping thread, while the task runs)."""
+        lock = self.lock
+        if lock is None or not self.records:
+            return
+        with lock:
+            if self.live is None:
+                return
+            batch = []
+            records = self.records
+            shipped = 0
+            while True:
+                try:
+                    record = records.popleft()
+                except IndexError:
+                    break
+                batch.append(record)
+                shipped += len(record[5]) + len(record[3]) + RECORD_OVERHEAD
+            self.shipped += shipped
+            if batch:
+                self.live(batch)
+
     def finish(self) -> list[tuple]:
         """The task's records (a marker first when some were dropped); partial lines included."""
+        if self.lock is not None:
+            with self.lock:  # a ship in progress goes first
+                self.live = None
+            _live_captures.discard(self)
         for index in (0, 1):
             parts = self._partial[index]
             if parts:
@@ -409,13 +447,26 @@ def _install_logging(level: int) -> None:
         _logging_level = level if _logging_level is None else min(level, _logging_level)
 
 
-def start_capture(options: CaptureOptions) -> tuple[Capture, Any]:
-    """Capture this context's output from now on; returns the capture and a token for :func:`stop_capture`."""
+def start_capture(options: CaptureOptions, run_uid: str | None = None, stage: str = "") -> tuple[Capture, Any]:
+    """Capture this context's output from now on; returns the capture and a token for :func:`stop_capture`.
+
+    With ``run_uid``, records also leave while the task runs (every ``LIVE_INTERVAL`` seconds)
+    where there is a way to the driver: a worker process's transport (:func:`set_live_transport`)
+    or, in the driver's own process (threads, inline), the run's registered sink
+    (:func:`register_live_sink`). Elsewhere (Ray and Dask workers) they come with the result.
+    """
     if not isinstance(sys.stdout, _Stream) or sys.stdout is not _streams[0] or sys.stderr is not _streams[1]:
         _install_streams()
     if _logging_level is None or _logging_level > options.level or _handler not in logging.getLogger().handlers:
         _install_logging(options.level)
     capture = Capture(options)
+    if run_uid is not None:
+        live = _live_for(run_uid, stage)
+        if live is not None:
+            capture.live = live
+            capture.lock = threading.Lock()
+            _ensure_shipper()
+            _live_captures.add(capture)
     return capture, _active.set(capture)
 
 
@@ -423,6 +474,79 @@ def stop_capture(capture: Capture, token: Any) -> list[tuple]:
     """Stop capturing in this context; returns the task's records."""
     _active.reset(token)
     return capture.finish()
+
+
+# -- shipping records while a task runs --------------------------------------------------------
+
+#: Seconds between ships of a running task's records.
+LIVE_INTERVAL = 0.5
+
+_live_captures: set[Capture] = set()
+_shipper_pid: int | None = None
+#: In a worker process: ``transport(run_uid, stage, records)`` sends records to the driver.
+_transport: Callable[[str, str, list[tuple]], None] | None = None
+#: In the driver's process: run uid -> (event loop, ``sink(stage, records)``) of each active run.
+_driver_sinks: dict[str, tuple[Any, Callable[[str, list[tuple]], None]]] = {}
+
+
+def set_live_transport(transport: Callable[[str, str, list[tuple]], None] | None) -> None:
+    """A worker process's way to send a running task's records to the driver (the Local process
+    pool sends them over the worker's pipe; the driver hands them to :func:`deliver_live`)."""
+    global _transport
+    _transport = transport
+
+
+def register_live_sink(run_uid: str, loop: Any, sink: Callable[[str, list[tuple]], None]) -> None:
+    """Records of the run's running tasks go to ``sink(stage, records)``, called on ``loop``."""
+    _driver_sinks[run_uid] = (loop, sink)
+
+
+def unregister_live_sink(run_uid: str) -> None:
+    _driver_sinks.pop(run_uid, None)
+
+
+def deliver_live(run_uid: str, stage: str, records: list[tuple]) -> None:
+    """Hand records that arrived from a worker to the run's sink, on its loop (any thread)."""
+    entry = _driver_sinks.get(run_uid)
+    if entry is None:
+        return  # the run ended; its final records came with the result
+    loop, sink = entry
+    try:
+        loop.call_soon_threadsafe(sink, stage, records)
+    except RuntimeError:  # the loop is closed
+        pass
+
+
+def _live_for(run_uid: str, stage: str) -> Callable[[list[tuple]], None] | None:
+    transport = _transport
+    if transport is not None:
+        return lambda records: transport(run_uid, stage, records)
+    if run_uid in _driver_sinks:
+        return lambda records: deliver_live(run_uid, stage, records)
+    return None
+
+
+def _ensure_shipper() -> None:
+    global _shipper_pid
+    pid = os.getpid()
+    if _shipper_pid == pid:
+        return
+    with _install_lock:
+        if _shipper_pid == pid:
+            return
+        _live_captures.clear()  # a forked child's copy of its parent's
+        threading.Thread(target=_ship_loop, name="flowdapt-log-shipper", daemon=True).start()
+        _shipper_pid = pid
+
+
+def _ship_loop() -> None:
+    while True:
+        time.sleep(LIVE_INTERVAL)
+        for capture in list(_live_captures):
+            try:
+                capture.ship()
+            except Exception:  # noqa: BLE001 - a broken pipe or closed loop: the result still carries the rest
+                pass
 
 
 # -- the driver side ---------------------------------------------------------------------------

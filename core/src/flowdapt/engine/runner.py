@@ -9,6 +9,7 @@ from typing import Any
 
 from flowdapt.engine.context import RunContext
 from flowdapt.engine.executor import Executor
+from flowdapt.engine.logs import register_live_sink, unregister_live_sink
 from flowdapt.engine.plan import Plan
 from flowdapt.engine.worker import Failure
 from flowdapt.errors import RunCancelledError, StageError
@@ -112,6 +113,20 @@ async def execute_plan(
     (``ctx.capture``); without one the captured output is dropped."""
     run = ctx.run
     recorder = RunRecorder(run, plan, listeners, log_sink)
+    live = log_sink is not None and ctx.capture is not None
+    if live:
+        # Tasks running in this process (threads, inline) or in Local worker processes send
+        # their records while they run, not only with their results.
+        register_live_sink(str(run.uid), asyncio.get_running_loop(), recorder.stage_logs)
+    try:
+        return await _execute(plan, ctx, executor, recorder, hooks)
+    finally:
+        if live:
+            unregister_live_sink(str(run.uid))
+
+
+async def _execute(plan: Plan, ctx: RunContext, executor: Executor, recorder: RunRecorder, hooks) -> WorkflowRun:
+    run = ctx.run
     run.state = RunState.running
     run.executor = executor.name
     run.namespace = ctx.namespace

@@ -314,7 +314,7 @@ def run_task(task: Task) -> TaskResult:
             return _run(task, fn, sig, None)
         finally:
             reset_run_context(token)
-    capture, capture_token = start_capture(options)
+    capture, capture_token = start_capture(options, task.run_uid, task.stage)
     try:
         result = _run(task, fn, sig, capture)
     finally:
@@ -352,13 +352,13 @@ def _run(task: Task, fn, sig: Signature, capture: Capture | None) -> TaskResult:
         return TaskResult(values, failures)
     if simple:
         # The same loop, telling the capture which item a line comes from.
-        for offset, item in enumerate(task.items or ()):
-            capture.item = start + offset
+        for index, item in enumerate(task.items or (), start):
+            capture.item = index
             try:
                 append(fn(item, *rest, **kwargs))
             except Exception as exc:  # noqa: BLE001
                 append(None)
-                failures.append(Failure(start + offset, *_describe(exc)))
+                failures.append(Failure(index, *_describe(exc)))
         capture.item = None
         return TaskResult(values, failures)
     max_attempts = 1
