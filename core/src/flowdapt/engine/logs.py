@@ -5,7 +5,9 @@ calling thread's context; until :meth:`Capture.finish`, that context's writes to
 and ``sys.stderr`` and its ``logging`` records at or above the run's level (``logs.level``) are
 kept as records in the task's :class:`Capture`, not written to the process's streams. The
 records travel back to the driver with the task's result (one list per task, never one message
-per line), where the run's log sink stores them (:class:`RunLogRecord`).
+per line), where the run's log sink stores them (:class:`RunLogRecord`); where there is a way to
+the driver while the task runs (a Local worker process's pipe, or the driver's own process for
+threads and inline), what has piled up also leaves every ``LIVE_INTERVAL`` seconds, in batches.
 
 How it stays cheap and per task:
 
