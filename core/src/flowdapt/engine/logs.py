@@ -17,8 +17,9 @@ How it stays cheap and per task:
   capture into their own task's records, and a write outside any stage goes where it always went.
 * One handler on the root logger does the same for ``logging`` records (the original's
   ``flowdapt.lib.logger.get_logger`` loggers are ``logging`` loggers, so they land here too).
-  The root logger's level is lowered to the capture level once; handlers already on it are raised
-  to the old level, so the process's own log output does not change.
+  The root logger's level is lowered to the capture level once; the handlers already on it get a
+  filter that passes what the old levels passed, so the process's own log output does not change.
+  Records still reach those handlers too (a test's ``caplog``, the server's terminal).
 * A record is a tuple ``(time, level, stream, logger, item, message)``; a line is one record
   (partial writes are joined until the newline), so lines of concurrent workers never mix.
 * The records of one task are bounded (``logs.max_bytes_per_run``): past it the oldest are
@@ -32,6 +33,7 @@ worker's own streams as before.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -412,6 +414,26 @@ class _Handler(logging.Handler):
         self.handle(record)
 
 
+class _AsBefore(logging.Filter):
+    """On a root handler that was there before the root level was lowered for captures: only
+    records the old levels would have passed (the old root level, or a logger's own level)."""
+
+    def __init__(self, root_level: int) -> None:
+        super().__init__()
+        self.root_level = root_level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.root_level:
+            return True
+        logger = logging.Logger.manager.loggerDict.get(record.name)
+        root = logging.getLogger()
+        while isinstance(logger, logging.Logger) and logger is not root:
+            if logger.level:
+                return record.levelno >= logger.level
+            logger = logger.parent
+        return False
+
+
 _install_lock = threading.Lock()
 _streams: list[_Stream | None] = [None, None]
 _handler: _Handler | None = None
@@ -436,14 +458,20 @@ def _install_logging(level: int) -> None:
         if _handler is None or _handler not in root.handlers:
             _handler = _Handler()
             root.addHandler(_handler)
-        if _logging_level is not None and _logging_level <= level and root.level <= level:
+        if _logging_level is not None and _handler in root.handlers and root.level <= level:
             return
         old = root.level if root.level != logging.NOTSET else 0
         if old > level:
-            # Handlers that took everything the root logger passed keep taking what it passed.
+            # The handlers already there get what they got before: a filter lets a record below
+            # the old root level through only when its logger's own level would have.
             for handler in root.handlers:
-                if handler is not _handler and handler.level < old:
-                    handler.setLevel(old)
+                if handler is _handler:
+                    continue
+                kept = [f for f in handler.filters if isinstance(f, _AsBefore)]
+                if kept:
+                    kept[0].root_level = old
+                else:
+                    handler.addFilter(_AsBefore(old))
             _handler.outside_level = old
             root.setLevel(level)
         _logging_level = level if _logging_level is None else min(level, _logging_level)
@@ -459,7 +487,8 @@ def start_capture(options: CaptureOptions, run_uid: str | None = None, stage: st
     """
     if not isinstance(sys.stdout, _Stream) or sys.stdout is not _streams[0] or sys.stderr is not _streams[1]:
         _install_streams()
-    if _logging_level is None or _logging_level > options.level or _handler not in logging.getLogger().handlers:
+    root = logging.root
+    if _logging_level is None or root.level > options.level or _handler not in root.handlers:
         _install_logging(options.level)
     capture = Capture(options)
     if run_uid is not None:
@@ -523,7 +552,15 @@ def _live_for(run_uid: str, stage: str) -> Callable[[list[tuple]], None] | None:
     transport = _transport
     if transport is not None:
         return lambda records: transport(run_uid, stage, records)
-    if run_uid in _driver_sinks:
+    entry = _driver_sinks.get(run_uid)
+    if entry is not None:
+        try:
+            if asyncio.get_running_loop() is entry[0]:
+                # Inline: the stage blocks the loop that would deliver, and its result is handed
+                # over before anything queued for that loop; the records come with the result.
+                return None
+        except RuntimeError:
+            pass
         return lambda records: deliver_live(run_uid, stage, records)
     return None
 
