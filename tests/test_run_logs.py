@@ -155,15 +155,21 @@ def test_binary_and_undecodable_output_is_stored_replaced(tmp_path, mode):
 def test_a_flood_is_cut_at_the_bound_with_a_marker_on_the_worker(tmp_path):
     bound = 64 * 1024
     run, records = run_collecting(
-        tmp_path, workflow(stage("flood", "flood")), {"lines": 20_000}, mode="process", max_bytes_per_run=bound
+        tmp_path, workflow(stage("flood", "flood")), {"lines": 200_000}, mode="process", max_bytes_per_run=bound
     )
-    assert run.state == "finished" and run.result == 20_000
-    marker, kept = records[0], records[1:]
-    assert marker.stream == SYSTEM and "dropped" in marker.message and "logs.max_bytes_per_run" in marker.message
-    assert sum(r.size for r in kept) <= bound
-    assert kept[-1].message.startswith("19999 ")  # the newest lines are kept
+    assert run.state == "finished" and run.result == 200_000
+    (marker,) = [r for r in records if r.stream == SYSTEM]
+    assert "dropped" in marker.message and "logs.max_bytes_per_run" in marker.message
+    lines = [r for r in records if r.stream != SYSTEM]
+    # What left the worker: what it sent while running (at most the bound) and its last lines.
+    assert sum(r.size for r in lines) <= 2 * bound
+    after = lines[records.index(marker) :]
+    assert sum(r.size for r in after) <= bound
+    assert lines[-1].message.startswith("199999 ")  # the newest lines are kept
+    numbers = [int(r.message.split()[0]) for r in lines]
+    assert numbers == sorted(numbers), "in order"
     dropped = int(marker.message.split()[0])
-    assert dropped + len(kept) == 20_000
+    assert dropped + len(lines) == 200_000
 
 
 def test_a_huge_line_is_cut(tmp_path):

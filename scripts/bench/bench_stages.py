@@ -76,3 +76,12 @@ def print_one_floor(x):
         _devnull = open(os.devnull, "w")  # noqa: SIM115 - kept open for the process
     print("item", x, file=_devnull)
     return x
+
+
+def flood_mb(mb: int = 1024, width: int = 100):
+    """Print ``mb`` megabytes in lines of ``width`` characters (the server-memory benchmark)."""
+    row = "f" * (width - 9)
+    lines = mb * 1024 * 1024 // width
+    for i in range(lines):
+        print(f"{i:8d}", row)
+    return lines

@@ -9,7 +9,8 @@
    turned into stored-record objects on the driver as the server does (``from_wire``).
 3. The server's RSS over ``--runs`` runs that each log ``--lines`` lines (a real ``flowdapt run``
    in a subprocess, SQLite store, ``logs.max_bytes_per_run`` default): RSS after a warm-up, half
-   way and at the end (target: flat).
+   way and at the end (target: flat); then after one run whose stage prints ``--flood-mb`` MB
+   (the run goes on, its log is cut at the bound with a marker, the server's RSS stays flat).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def _rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def server_rss(runs: int, lines: int, workers: int) -> list[tuple[int, int]]:
+def server_rss(runs: int, lines: int, workers: int, flood_mb: int = 0) -> list[tuple[object, int]]:
     """(runs done, server RSS KiB) at the warm-up, half way and the end."""
     import httpx
 
@@ -135,6 +136,12 @@ def server_rss(runs: int, lines: int, workers: int) -> list[tuple[int, int]]:
                     "spec": {"stages": [{"name": "lines", "target": "bench_stages.log_lines"}]},
                 }
                 http.post("/workflows/", json=doc).raise_for_status()
+                flood_doc = {
+                    "kind": "workflow",
+                    "metadata": {"name": "flood"},
+                    "spec": {"stages": [{"name": "flood", "target": "bench_stages.flood_mb"}]},
+                }
+                http.post("/workflows/", json=flood_doc).raise_for_status()
                 samples = []
                 warmup = min(20, runs)
                 marks = {warmup, warmup + (runs - warmup) // 2, runs}
@@ -145,6 +152,17 @@ def server_rss(runs: int, lines: int, workers: int) -> list[tuple[int, int]]:
                         samples.append((i, _rss_kib(proc.pid)))
                 last = http.get(f"/runs/{run['uid']}/logs", params={"limit": 1}).json()
                 assert last["items"], "the last run has no stored log"
+                if flood_mb:
+                    start = time.perf_counter()
+                    run = http.post("/workflows/flood/run", json={"mb": flood_mb}).json()
+                    elapsed = time.perf_counter() - start
+                    assert run["state"] == "finished", run
+                    rss = _rss_kib(proc.pid)  # before reading the log back
+                    stored = http.get(f"/runs/{run['uid']}/logs", params={"limit": 100_000}).json()["items"]
+                    kept = sum(len(i["message"]) + len(i["logger"]) + 64 for i in stored[1:])
+                    samples.append((f"+ a stage printing {flood_mb} MB ({elapsed:.0f} s; {len(stored) - 1} lines, "
+                                    f"{kept / 1e6:.1f} MB kept, marker first)", rss))
+                    assert stored[0]["seq"] == 0 and "dropped" in stored[0]["message"]
                 return samples
         finally:
             proc.terminate()
@@ -156,10 +174,11 @@ def server_rss(runs: int, lines: int, workers: int) -> list[tuple[int, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--runs", type=int, default=1000, help="logging runs for the server RSS figure (0: skip)")
     parser.add_argument("--lines", type=int, default=1000, help="lines each of those runs logs")
+    parser.add_argument("--flood-mb", type=int, default=1024, help="then one run printing this many MB (0: skip)")
     args = parser.parse_args()
 
     times = asyncio.run(in_process(args.workers, args.repeat))
@@ -178,7 +197,7 @@ def main() -> None:
     print(f"{N_ITEMS:,}-item maps, Local process pool of {args.workers}, median of {args.repeat}")
     print_table(["workload", "time", "ratio", "target"], rows)
     if args.runs:
-        samples = server_rss(args.runs, args.lines, min(args.workers, 2))
+        samples = server_rss(args.runs, args.lines, min(args.workers, 2), args.flood_mb)
         print()
         print(f"server RSS over {args.runs} runs logging {args.lines} lines each")
         first = samples[0][1]

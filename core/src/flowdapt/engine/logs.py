@@ -276,7 +276,9 @@ class Capture:
     def ship(self) -> None:
         """Send the records so far to ``live`` (from the shipping thread, while the task runs)."""
         lock = self.lock
-        if lock is None or not self.records:
+        if lock is None or not self.records or self.shipped >= self.max_bytes:
+            # Past the bound the task keeps only its newest records, sent with its result: a
+            # stage printing a gigabyte sends the bound, not the gigabyte.
             return
         with lock:
             if self.live is None:
