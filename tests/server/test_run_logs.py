@@ -208,3 +208,33 @@ def test_client_and_cli(logs_server, tmp_path):
     assert result.exit_code == 0 and "start | starting 2" in result.stdout, result.output
     result = runner.invoke(app, ["logs", "no-such-run", "--server", live.url])
     assert result.exit_code == 1 and "404" in result.output
+
+
+def test_async_client_follows_a_live_run(logs_server):
+    import asyncio
+
+    from flowdapt.client import AsyncClient
+
+    live = logs_server()
+    with live.client() as http:
+        run = apply_and_run(http, wf("slow", st("slow", "slow_prints")), {"n": 3, "delay": 0.2}, wait=False)
+
+    async def follow():
+        async with AsyncClient(live.url) as client:
+            return [r["message"] async for r in client.follow_logs(run["name"])]
+
+    assert asyncio.run(follow()) == ["tick 0", "tick 1", "tick 2"]
+
+
+def test_since_filters_by_time(logs_server):
+    from datetime import datetime, timedelta
+
+    live = logs_server()
+    with live.client() as http:
+        run = apply_and_run(http, wf("w", st("start", "start")), {"n": 1})
+        items = http.get(f"/runs/{run['uid']}/logs").json()["items"]
+        last = datetime.fromisoformat(items[-1]["time"])
+        later = http.get(f"/runs/{run['uid']}/logs", params={"since": (last + timedelta(seconds=1)).isoformat()}).json()
+        assert later["items"] == []
+        aware = (last - timedelta(hours=1)).isoformat() + "+00:00"
+        assert len(http.get(f"/runs/{run['uid']}/logs", params={"since": aware}).json()["items"]) == len(items)
