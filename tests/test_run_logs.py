@@ -266,3 +266,19 @@ def test_records_of_a_running_stage_arrive_while_it_runs(tmp_path, mode):
         assert len(arrivals) == 1
     else:
         assert len(arrivals) >= 2 and arrivals[0][0] < total - 0.5, arrivals
+
+
+def test_exec_keeps_stage_output_off_stdout_with_logs_disabled(tmp_path):
+    (tmp_path / "quiet_stages.py").write_text("def make():\n    print('noise')\n    return 7\n")
+    (tmp_path / "wf.yaml").write_text(
+        "kind: workflow\nmetadata: {name: q}\nspec:\n  stages:\n    - {name: make, target: quiet_stages.make}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "flowdapt.cli.main", "--app-dir", str(tmp_path / "app"), "-o", "logs.enabled=false",
+         "exec", str(tmp_path / "wf.yaml"), "--mode", "process", "--no-progress"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FLOWDAPT__")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == 7
+    assert "make | noise" in result.stderr

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from flowdapt.engine.logs import SYSTEM, RunLogRecord, from_wire
+from flowdapt.errors import StorageFullError, StorageUnavailableError
 from flowdapt.storage.memory_logs import MemoryRunLogs
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class RunLogWriter:
         #: Set (and replaced) after each store write; followers wait on it.
         self.stored = asyncio.Event()
         self.closed = False
+        self.store_failed = False
 
     def add(self, stage: str, records: list[tuple]) -> None:
         batch = from_wire(stage, records, self.seq + 1)
@@ -118,8 +120,14 @@ class RunLogWriter:
                 self.dropped = self.dropped_bytes = 0
             try:
                 await self.logs.append_run_logs(self.run_uid, batch, max_bytes=self.max_bytes)
+            except (StorageFullError, StorageUnavailableError) as exc:  # the run goes on; say it once
+                if not self.store_failed:
+                    log.warning("log records of run %s are being dropped: %s", self.run_uid, exc)
+                self.store_failed = True
             except Exception:
                 log.exception("could not store %d log record(s) of run %s", len(batch), self.run_uid)
+            else:
+                self.store_failed = False
             event, self.stored = self.stored, asyncio.Event()
             event.set()
 
