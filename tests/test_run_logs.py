@@ -15,12 +15,15 @@ import pytest
 from flowdapt.api import execute_workflow
 from flowdapt.builtin.local_executor import LocalExecutor
 from flowdapt.engine.logs import STDERR, STDOUT, SYSTEM, from_wire
+from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system
 from flowdapt.settings import load_settings
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # log_stages, for this process and the workers it starts
 
 MODES = ["process", "thread", "inline"]
+#: The built-ins only, whatever else is installed or was set up by other tests.
+PLUGINS = create_plugin_system(load_entry_points=False, plugins=list(BUILTIN_PLUGINS))
 
 
 def settings_for(tmp_path, **logs):
@@ -50,6 +53,7 @@ def run_collecting(tmp_path, wf, run_input=None, mode="thread", workers=2, **log
         run_input or {},
         executor=executor,
         settings=settings_for(tmp_path, **logs),
+        plugins=PLUGINS,
         log_sink=lambda s, records: collected.extend(from_wire(s, records)),
     )
     return run, collected
@@ -127,6 +131,7 @@ def test_two_thread_mode_runs_at_once_keep_their_own_lines(tmp_path):
                         {"xs": [f"{key}{i}" for i in range(10)]},
                         executor=executor,
                         settings=settings,
+                        plugins=PLUGINS,
                         log_sink=lambda s, r, key=key: got[key].extend(from_wire(s, r)),
                     )
                     for key in got
@@ -195,7 +200,11 @@ def test_async_stage_output_is_captured(tmp_path, mode):
 
 def test_python_api_writes_stage_output_to_stderr_by_default(tmp_path, capfd):
     run = execute_workflow(
-        workflow(stage("start", "start")), {"n": 2}, executor=LocalExecutor("inline"), settings=settings_for(tmp_path)
+        workflow(stage("start", "start")),
+        {"n": 2},
+        executor=LocalExecutor("inline"),
+        settings=settings_for(tmp_path),
+        plugins=PLUGINS,
     )
     assert run.state == "finished"
     out, err = capfd.readouterr()
@@ -256,6 +265,7 @@ def test_records_of_a_running_stage_arrive_while_it_runs(tmp_path, mode):
         {"n": 6, "delay": 0.25},
         executor=executor,
         settings=settings_for(tmp_path),
+        plugins=PLUGINS,
         log_sink=lambda s, records: arrivals.append((clock.monotonic() - started, [r[5] for r in records])),
     )
     assert run.state == "finished", run.error

@@ -238,3 +238,30 @@ def test_since_filters_by_time(logs_server):
         assert later["items"] == []
         aware = (last - timedelta(hours=1)).isoformat() + "+00:00"
         assert len(http.get(f"/runs/{run['uid']}/logs", params={"since": aware}).json()["items"]) == len(items)
+
+
+def test_the_server_bounds_what_waits_to_be_stored():
+    """Records that pile up faster than the store takes them are cut to the bound in the server
+    (oldest first, with a note), before the store bounds the run's log again."""
+    import asyncio
+
+    from flowdapt.server.run_logs import MemoryLogStore, RunLogWriter
+
+    async def main():
+        logs = MemoryLogStore()
+        writer = RunLogWriter(logs, "run-1", max_bytes=10_000)
+        for batch in range(20):
+            writer.add("noisy", [(1.0 + i, 20, "stdout", "", i, f"b{batch} l{i} " + "x" * 90) for i in range(10)])
+        assert writer.pending_bytes <= 10_000
+        await writer.close()
+        return await logs.read_run_logs("run-1")
+
+    records = asyncio.run(main())
+    marker, lines = records[0], records[1:]
+    assert marker.seq == 0 and marker.stream == "flowdapt"
+    # One count for everything dropped: in the server before storing, and by the store.
+    assert marker.message.startswith(f"{200 - len(lines)} earlier log record(s)")
+    assert lines[-1].message.startswith("b19 l9 ")
+    assert sum(r.size for r in lines) <= 10_000
+    seqs = [r.seq for r in lines]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)

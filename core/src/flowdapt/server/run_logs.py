@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from flowdapt.engine.logs import SYSTEM, RunLogRecord, from_wire
+from flowdapt.engine.logs import RunLogRecord, from_wire
 from flowdapt.errors import StorageFullError, StorageUnavailableError
 from flowdapt.storage.memory_logs import MemoryRunLogs
 
@@ -46,8 +46,15 @@ class MemoryLogStore:
     def __init__(self, max_runs: int = MEMORY_RUNS) -> None:
         self._logs = MemoryRunLogs(max_runs)
 
-    async def append_run_logs(self, run_uid: str, records: Sequence[RunLogRecord], *, max_bytes: int | None = None) -> None:
-        self._logs.append(run_uid, records, max_bytes)
+    async def append_run_logs(
+        self,
+        run_uid: str,
+        records: Sequence[RunLogRecord],
+        *,
+        max_bytes: int | None = None,
+        dropped: tuple[int, int] = (0, 0),
+    ) -> None:
+        self._logs.append(run_uid, records, max_bytes, dropped)
 
     async def read_run_logs(self, run_uid: str, **filters: Any) -> list[RunLogRecord]:
         return self._logs.read(run_uid, **filters)
@@ -71,7 +78,6 @@ class RunLogWriter:
         self.pending_bytes = 0
         self.dropped = 0
         self.dropped_bytes = 0
-        self._dropped_seq = 0
         self._lock = asyncio.Lock()
         #: Set (and replaced) after each store write; followers wait on it.
         self.stored = asyncio.Event()
@@ -91,8 +97,6 @@ class RunLogWriter:
         i = 0
         while self.pending_bytes > self.max_bytes and i < len(keep):
             size = keep[i].size
-            if not self.dropped:
-                self._dropped_seq = keep[i].seq
             self.pending_bytes -= size
             self.dropped += 1
             self.dropped_bytes += size
@@ -104,22 +108,10 @@ class RunLogWriter:
             if not self.pending and not self.dropped:
                 return
             batch, self.pending, self.pending_bytes = self.pending, [], 0
-            if self.dropped:
-                note = RunLogRecord(
-                    self._dropped_seq,
-                    batch[0].time if batch else 0.0,
-                    None,
-                    None,
-                    SYSTEM,
-                    logging.WARNING,
-                    "",
-                    f"{self.dropped} log record(s) ({self.dropped_bytes} bytes) were dropped before they "
-                    f"could be stored: over logs.max_bytes_per_run ({self.max_bytes} bytes)",
-                )
-                batch.insert(0, note)
-                self.dropped = self.dropped_bytes = 0
+            # What was cut here counts in the store's marker of the run's dropped records.
+            dropped, self.dropped, self.dropped_bytes = (self.dropped, self.dropped_bytes), 0, 0
             try:
-                await self.logs.append_run_logs(self.run_uid, batch, max_bytes=self.max_bytes)
+                await self.logs.append_run_logs(self.run_uid, batch, max_bytes=self.max_bytes, dropped=dropped)
             except (StorageFullError, StorageUnavailableError) as exc:  # the run goes on; say it once
                 if not self.store_failed:
                     log.warning("log records of run %s are being dropped: %s", self.run_uid, exc)

@@ -126,11 +126,17 @@ class DocumentStore(abc.ABC):
     run_logs: bool = False
 
     async def append_run_logs(
-        self, run_uid: str, records: Sequence[RunLogRecord], *, max_bytes: int | None = None
+        self,
+        run_uid: str,
+        records: Sequence[RunLogRecord],
+        *,
+        max_bytes: int | None = None,
+        dropped: tuple[int, int] = (0, 0),
     ) -> None:
         """Add records to a run's log. With ``max_bytes``, then drop the run's oldest records until
         its log (sum of :attr:`RunLogRecord.size`) is within it, and keep one marker record (seq 0,
-        stream ``flowdapt``) that says how many records and bytes were dropped so far."""
+        stream ``flowdapt``) that says how many records and bytes were dropped so far, counting
+        ``dropped`` (records, bytes): what the caller dropped before these, for the same bound."""
         raise NotImplementedError(f"{type(self).__name__} does not store run logs")
 
     async def read_run_logs(

@@ -61,7 +61,13 @@ class MemoryRunLogs:
         self._logs: OrderedDict[str, _Log] = OrderedDict()
         self.max_runs = max_runs
 
-    def append(self, run_uid: str, records: Sequence[RunLogRecord], max_bytes: int | None = None) -> None:
+    def append(
+        self,
+        run_uid: str,
+        records: Sequence[RunLogRecord],
+        max_bytes: int | None = None,
+        dropped: tuple[int, int] = (0, 0),
+    ) -> None:
         with self._lock:
             entry = self._logs.get(run_uid)
             if entry is None:
@@ -73,6 +79,12 @@ class MemoryRunLogs:
                 record.message = clean_text(record.message)
                 entry.records.append(record)
                 entry.size += record.size
+            if dropped[0]:
+                entry.dropped += dropped[0]
+                entry.dropped_bytes += dropped[1]
+                entry.max_bytes = max_bytes
+                if records and not entry.marker_time:
+                    entry.marker_time = records[0].time
             if max_bytes is not None and entry.size > max_bytes:
                 self._trim(entry, max_bytes)
 

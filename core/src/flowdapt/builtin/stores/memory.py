@@ -284,9 +284,14 @@ class MemoryStore(DocumentStore):
     run_logs = True
 
     async def append_run_logs(
-        self, run_uid: str, records: Sequence[RunLogRecord], *, max_bytes: int | None = None
+        self,
+        run_uid: str,
+        records: Sequence[RunLogRecord],
+        *,
+        max_bytes: int | None = None,
+        dropped: tuple[int, int] = (0, 0),
     ) -> None:
-        self._logs.append(str(run_uid), records, max_bytes)
+        self._logs.append(str(run_uid), records, max_bytes, dropped)
 
     async def read_run_logs(
         self,

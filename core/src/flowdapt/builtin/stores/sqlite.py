@@ -608,16 +608,23 @@ class SQLiteStore(DocumentStore):
     run_logs = True
 
     async def append_run_logs(
-        self, run_uid: str, records: Sequence[RunLogRecord], *, max_bytes: int | None = None
+        self,
+        run_uid: str,
+        records: Sequence[RunLogRecord],
+        *,
+        max_bytes: int | None = None,
+        dropped: tuple[int, int] = (0, 0),
     ) -> None:
-        if not records:
+        if not records and not dropped[0]:
             return
         rows = [_log_row(str(run_uid), r) for r in records]
-        await self._write(self._transaction, self._append_logs_sync, str(run_uid), rows, max_bytes)
+        await self._write(
+            self._transaction, self._append_logs_sync, str(run_uid), rows, max_bytes, (int(dropped[0]), int(dropped[1]))
+        )
 
     @classmethod
     def _append_logs_sync(
-        cls, conn: sqlite3.Connection, run_uid: str, rows: list[tuple], max_bytes: int | None
+        cls, conn: sqlite3.Connection, run_uid: str, rows: list[tuple], max_bytes: int | None, dropped: tuple[int, int]
     ) -> None:
         sql = (
             "INSERT INTO run_logs (run_uid, seq, time, stage, item, stream, level, logger, message, size) "
@@ -629,12 +636,16 @@ class SQLiteStore(DocumentStore):
             conn.executemany(sql, [(*row[:8], _utf8(row[8]), row[9]) for row in rows])
         added = sum(row[9] for row in rows)
         conn.execute(
-            "INSERT INTO run_log_totals (run_uid, bytes, dropped_records, dropped_bytes) VALUES (?, ?, 0, 0) "
-            "ON CONFLICT (run_uid) DO UPDATE SET bytes = bytes + excluded.bytes",
-            (run_uid, added),
+            "INSERT INTO run_log_totals (run_uid, bytes, dropped_records, dropped_bytes) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (run_uid) DO UPDATE SET bytes = bytes + excluded.bytes, "
+            "dropped_records = dropped_records + excluded.dropped_records, "
+            "dropped_bytes = dropped_bytes + excluded.dropped_bytes",
+            (run_uid, added, *dropped),
         )
-        if max_bytes is not None:
-            cls._trim_logs_sync(conn, run_uid, max_bytes)
+        trimmed = cls._trim_logs_sync(conn, run_uid, max_bytes) if max_bytes is not None else 0
+        if dropped[0] and not trimmed:
+            when = rows[0][2] if rows else 0.0
+            cls._write_marker(conn, run_uid, when, max_bytes)
 
     @staticmethod
     def _trim_logs_sync(conn: sqlite3.Connection, run_uid: str, max_bytes: int) -> int:
@@ -668,15 +679,31 @@ class SQLiteStore(DocumentStore):
             "UPDATE run_log_totals SET bytes = ?, dropped_records = ?, dropped_bytes = ? WHERE run_uid = ?",
             (max(0, total - cut_bytes), dropped, dropped_bytes, run_uid),
         )
+        SQLiteStore._write_marker(conn, run_uid, when, max_bytes)
+        return count
+
+    @staticmethod
+    def _write_marker(conn: sqlite3.Connection, run_uid: str, when: float, max_bytes: int | None) -> None:
+        """The seq-0 record that says how much of the run's log was dropped (from the totals)."""
+        dropped, dropped_bytes = conn.execute(
+            "SELECT dropped_records, dropped_bytes FROM run_log_totals WHERE run_uid = ?", (run_uid,)
+        ).fetchone()
+        old = conn.execute("SELECT time FROM run_logs WHERE run_uid = ? AND seq = 0", (run_uid,)).fetchone()
         marker = RunLogRecord(
-            0, when, None, None, "flowdapt", logging.WARNING, "", marker_message(dropped, dropped_bytes, max_bytes)
+            0,
+            max(when, old[0]) if old else when,
+            None,
+            None,
+            "flowdapt",
+            logging.WARNING,
+            "",
+            marker_message(dropped, dropped_bytes, max_bytes),
         )
         conn.execute(
             "INSERT OR REPLACE INTO run_logs (run_uid, seq, time, stage, item, stream, level, logger, message, size) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             _log_row(run_uid, marker),
         )
-        return count
 
     async def read_run_logs(
         self,

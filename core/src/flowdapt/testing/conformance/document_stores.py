@@ -776,6 +776,23 @@ class DocumentStoreConformance:
         assert (await store.read_run_logs(uid, after_seq=0, limit=1))[0].seq == kept[0].seq
 
     @pytest.mark.asyncio
+    async def test_run_logs_marker_counts_what_the_caller_dropped(self, logs_store):
+        store = logs_store
+        uid = str((await store.create_run(make_run())).uid)
+        await store.append_run_logs(uid, [log_record(5, "s", "kept", time=50.0)], max_bytes=10_000, dropped=(4, 400))
+        got = await store.read_run_logs(uid)
+        assert [r.seq for r in got] == [0, 5]
+        assert got[0].message.startswith("4 earlier log record(s) (400 bytes)")
+        # Later drops, the store's own and the caller's, add up in the one marker.
+        await store.append_run_logs(uid, [log_record(6 + i, "s", "z" * 500, time=60.0 + i) for i in range(30)], max_bytes=10_000)
+        await store.append_run_logs(uid, [], max_bytes=10_000, dropped=(1, 100))
+        got = await store.read_run_logs(uid)
+        marker, kept = got[0], got[1:]
+        dropped_here = kept[0].seq - 5  # seq 5 and every seq before the first kept one
+        assert marker.message.startswith(f"{4 + dropped_here + 1} earlier log record(s)")
+        assert [r.seq for r in got if r.seq == 0] == [0]
+
+    @pytest.mark.asyncio
     async def test_trim_run_logs(self, logs_store):
         store = logs_store
         uid = str((await store.create_run(make_run())).uid)
