@@ -101,6 +101,28 @@ RELEASED_SCHEMAS[2] = [
             expires INTEGER NOT NULL
         )""",
 ]
+RELEASED_SCHEMAS[3] = [
+    *RELEASED_SCHEMAS[2],
+    """CREATE TABLE run_logs (
+            run_uid TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            time REAL NOT NULL,
+            stage TEXT,
+            item INTEGER,
+            stream TEXT NOT NULL,
+            level INTEGER NOT NULL,
+            logger TEXT NOT NULL,
+            message TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (run_uid, seq)
+        ) WITHOUT ROWID""",
+    """CREATE TABLE run_log_totals (
+            run_uid TEXT PRIMARY KEY,
+            bytes INTEGER NOT NULL,
+            dropped_records INTEGER NOT NULL,
+            dropped_bytes INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+]
 
 
 def _micros(value: datetime) -> int:

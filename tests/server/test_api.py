@@ -378,6 +378,7 @@ def test_openapi_lists_every_endpoint(http):
         "/workflows/{identifier}": {"get", "put", "delete"},
         "/workflows/{identifier}/run": {"get", "post"},
         "/workflows/run/{identifier}": {"get", "delete"},
+        "/workflows/run/{identifier}/logs": {"get"},
         "/configs/": {"get", "post"},
         "/configs/{identifier}": {"get", "put", "delete"},
         "/triggers/": {"get", "post"},
@@ -396,6 +397,7 @@ def test_openapi_lists_every_endpoint(http):
         "/runs/{identifier}": {"get", "delete"},
         "/runs/{identifier}/cancel": {"post"},
         "/runs/{identifier}/result": {"get"},
+        "/runs/{identifier}/logs": {"get"},
         "/events": {"get"},
     }
     for path, methods in expected.items():

@@ -14,6 +14,7 @@ from typing import Any
 
 from flowdapt.engine.context import RunContext  # noqa: F401 - re-exported
 from flowdapt.engine.executor import Executor
+from flowdapt.engine.logs import echo_sink
 from flowdapt.engine.prepare import (  # noqa: F401 - re-exported: the Python API's names for them
     allowed_target_prefixes,
     compile_checked,
@@ -24,7 +25,7 @@ from flowdapt.engine.prepare import (  # noqa: F401 - re-exported: the Python AP
     script_directory,
     stage_types,
 )
-from flowdapt.engine.runner import RunListener, execute_plan
+from flowdapt.engine.runner import LogSink, RunListener, execute_plan
 from flowdapt.errors import RunCancelledError, StageError
 from flowdapt.plugins import PluginSystem, get_plugin_system
 from flowdapt.resources.config import Config
@@ -55,8 +56,13 @@ async def execute_workflow_async(
     executor_options: Mapping[str, Any] | None = None,
     allowed_targets: Sequence[str] = (),
     allowed_beside: str | os.PathLike[str] | None = None,
+    log_sink: LogSink | None = None,
 ) -> WorkflowRun:
     """Run a workflow to its end and return the run record (state, result, per-stage records).
+
+    What the stages print and log (``logs`` settings) goes to ``log_sink(stage, records)``
+    (:mod:`flowdapt.engine.logs` record tuples), by default written to stderr as
+    ``stage[item] | line``.
 
     The run is prepared as the server prepares one (:mod:`flowdapt.engine.prepare`): string
     targets must lie in the allowed modules (plugins, ``user_modules``, ``settings.allowed_targets``
@@ -86,7 +92,9 @@ async def execute_workflow_async(
     if started_here:
         await executor.start()
     try:
-        return await execute_plan(plan, ctx, executor, listeners=listeners, hooks=plugins.hook)
+        return await execute_plan(
+            plan, ctx, executor, listeners=listeners, hooks=plugins.hook, log_sink=log_sink or echo_sink()
+        )
     finally:
         if started_here or owned:
             await executor.stop()

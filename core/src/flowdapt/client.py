@@ -133,6 +133,18 @@ class RunPage:
 
 
 @dataclass
+class LogPage:
+    """Records of a run's log (``GET /runs/{id}/logs``): each a dict with seq, time, stage, item,
+    stream, level, logger, message. ``last_seq`` is what ``after`` takes to read on."""
+
+    run: str
+    name: str
+    state: str
+    items: list[dict[str, Any]]
+    last_seq: int | None
+
+
+@dataclass
 class Event:
     """One server-sent event: ``type`` (run_started, stage_progress, ...) and its JSON ``data``."""
 
@@ -313,6 +325,26 @@ class _Calls:
             _Call("GET", f"/workflows/{identifier}/run", parse=lambda r: [_run(d) for d in r.json()], params={"limit": limit})
         )
 
+    def run_logs(
+        self,
+        identifier: str,
+        *,
+        stage: str | None = None,
+        level: str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+        limit: int = 1000,
+    ) -> LogPage:
+        """A run's log records, oldest first (see :meth:`follow_logs` for a live run)."""
+        params = _log_params(stage, level, since, after)
+        params["limit"] = limit
+
+        def parse(r: httpx.Response) -> LogPage:
+            data = r.json()
+            return LogPage(data["run"], data["name"], data["state"], data["items"], data.get("last_seq"))
+
+        return self._do(_Call("GET", f"/runs/{identifier}/logs", parse=parse, params=params))
+
     def cancel_run(self, identifier: str) -> WorkflowRun:
         return self._do(_Call("POST", f"/runs/{identifier}/cancel", parse=lambda r: _run(r.json())))
 
@@ -386,6 +418,10 @@ def _parse_sse(lines: Iterator[str]) -> Iterator[Event]:
                 event_id = value
 
 
+def _log_params(stage: str | None, level: str | int | None, since: datetime | None, after: int | None) -> dict[str, Any]:
+    return _clean({"stage": stage, "level": str(level) if level is not None else None, "since": since, "after": after})
+
+
 def _event_params(run: str | None, workflow: str | None, types: list[str] | None) -> dict[str, Any]:
     return _clean({"run": run, "workflow": workflow, "types": ",".join(types) if types else None})
 
@@ -439,6 +475,32 @@ class Client(_Calls):
                     response.read()
                     _raise_for(response)
                 yield from _parse_sse(response.iter_lines())
+        except httpx.TransportError as exc:
+            raise _connection_error(self.base_url, exc) from None
+
+    def follow_logs(
+        self,
+        identifier: str,
+        *,
+        stage: str | None = None,
+        level: str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """A run's log records as they come (server-sent events), until the run has ended."""
+        params = {**_log_params(stage, level, since, after), "follow": "true"}
+        try:
+            with self._http.stream(
+                "GET", f"/runs/{identifier}/logs", params=params, timeout=httpx.Timeout(self.timeout, read=None)
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise_for(response)
+                for event in _parse_sse(response.iter_lines()):
+                    if event.type == "end":
+                        return
+                    if event.type == "log":
+                        yield event.data
         except httpx.TransportError as exc:
             raise _connection_error(self.base_url, exc) from None
 
@@ -506,6 +568,36 @@ class AsyncClient(_Calls):
         except httpx.TransportError as exc:
             raise _connection_error(self.base_url, exc) from None
 
+    async def follow_logs(
+        self,
+        identifier: str,
+        *,
+        stage: str | None = None,
+        level: str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        params = {**_log_params(stage, level, since, after), "follow": "true"}
+        try:
+            async with self._http.stream(
+                "GET", f"/runs/{identifier}/logs", params=params, timeout=httpx.Timeout(self.timeout, read=None)
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_for(response)
+                buffer: list[str] = []
+                async for line in response.aiter_lines():
+                    buffer.append(line)
+                    if line == "":
+                        for event in _parse_sse(iter(buffer)):
+                            if event.type == "end":
+                                return
+                            if event.type == "log":
+                                yield event.data
+                        buffer.clear()
+        except httpx.TransportError as exc:
+            raise _connection_error(self.base_url, exc) from None
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -527,6 +619,7 @@ __all__ = [
     "Event",
     "ForbiddenError",
     "InvalidRequestError",
+    "LogPage",
     "NotFoundError",
     "PayloadTooLargeError",
     "RunPage",

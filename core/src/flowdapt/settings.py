@@ -153,6 +153,26 @@ class LoggingSettings(_Section):
         return value.upper()
 
 
+class LogsSettings(_Section):
+    """What runs capture of their stages' output (stdout, stderr, ``logging``); see docs/logs.md."""
+
+    enabled: bool = True
+    #: ``logging`` records below this level are not captured (prints always are).
+    level: str = "INFO"
+    #: A run's stored log is cut to this many bytes, oldest lines first, with a marker line.
+    max_bytes_per_run: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = str(value).strip().upper()
+        if value == "WARN":
+            value = "WARNING"
+        if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"unknown log level {value!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -175,6 +195,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    logs: LogsSettings = Field(default_factory=LogsSettings)
     #: Extra module prefixes stage targets may come from (besides plugins and ``user_modules``).
     allowed_targets: list[str] = Field(default_factory=list)
 

@@ -26,6 +26,8 @@ from flowdapt.engine.fork_server import main_module_hidden
 log = logging.getLogger(__name__)
 
 READY = b"\x00ready"
+#: A running task's log records (engine.logs), sent by the worker before its result.
+LOGS = b"\x00logs"
 START_TIMEOUT = 120.0
 #: Shared blobs (run contexts) a worker keeps; the driver mirrors this FIFO per worker, so each
 #: blob crosses the pipe once per worker and run instead of with every task.
@@ -66,9 +68,19 @@ class _Slot:
 
 
 def _worker_main(conn: connection.Connection, init: Callable[..., None], init_args: tuple, handler: Callable[[Any, Any], Any]) -> None:
+    from flowdapt.engine.logs import set_live_transport
+
     shared: OrderedDict[str, bytes] = OrderedDict()
+    send_lock = threading.Lock()  # the log shipper thread sends too
+
+    def send_logs(run_uid: str, stage: str, records: list) -> None:
+        data = LOGS + pickle.dumps((run_uid, stage, records), protocol=pickle.HIGHEST_PROTOCOL)
+        with send_lock:
+            conn.send_bytes(data)
+
     try:
         init(*init_args)
+        set_live_transport(send_logs)
         conn.send_bytes(READY)
         while True:
             try:
@@ -85,7 +97,8 @@ def _worker_main(conn: connection.Connection, init: Callable[..., None], init_ar
                 out = pickle.dumps((True, result), protocol=pickle.HIGHEST_PROTOCOL)
             except BaseException as exc:  # noqa: BLE001 - reported to the driver, the worker lives on
                 out = pickle.dumps((False, (type(exc).__name__, str(exc))), protocol=pickle.HIGHEST_PROTOCOL)
-            conn.send_bytes(out)
+            with send_lock:
+                conn.send_bytes(out)
     except KeyboardInterrupt:
         return
 
@@ -263,6 +276,14 @@ class ProcessPool:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             self._on_death(slot)
+            return
+        if data[: len(LOGS)] == LOGS:
+            from flowdapt.engine.logs import deliver_live
+
+            try:
+                deliver_live(*pickle.loads(data[len(LOGS) :]))
+            except Exception:  # a bad message must not stop the pool
+                log.exception("could not read log records from worker %d", slot.index)
             return
         with self._lock:
             if data == READY:

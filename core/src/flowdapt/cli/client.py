@@ -1,5 +1,5 @@
 """kubectl-style commands that talk to a running server: apply, get, inspect, delete, start,
-runs, cancel, status. ``--server`` / ``FLOWDAPT_SERVER`` and ``--token`` / ``FLOWDAPT_TOKEN``."""
+runs, logs, cancel, status. ``--server`` / ``FLOWDAPT_SERVER`` and ``--token`` / ``FLOWDAPT_TOKEN``."""
 
 from __future__ import annotations
 
@@ -284,6 +284,45 @@ def runs_command(
         typer.echo(f"({len(runs)} of {page.total}; --offset {offset + len(runs)} for more)")
 
 
+def logs_command(
+    run: Annotated[str, typer.Argument(help="run name or uid")],
+    stage: Annotated[str | None, typer.Option("--stage", help="only this stage")] = None,
+    level: Annotated[str | None, typer.Option("--level", "-l", help="at least this level (DEBUG, INFO, WARNING, ERROR)")] = None,
+    since: Annotated[datetime | None, typer.Option("--since", help="records at or after this time (UTC)")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new records until the run ends")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="records to print (without --follow)")] = 10_000,
+    output: Annotated[str, typer.Option("--output", "-o", help="text, or json (one record per line)")] = "text",
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Print what a run's stages printed and logged: `stage[item] | line`, oldest first."""
+    from flowdapt.client import ApiError
+    from flowdapt.engine.logs import RunLogRecord, format_record
+
+    if output not in ("text", "json"):
+        fail(f"--output must be text or json, not {output!r}", 2)
+
+    def show(record: dict) -> None:
+        if output == "json":
+            typer.echo(orjson.dumps(record).decode())
+        else:
+            typer.echo(format_record(RunLogRecord.from_json(record), with_time=True))
+
+    with cli.client(server, token) as client:
+        if not follow:
+            page = call(client.run_logs, run, stage=stage, level=level, since=since, limit=limit)
+            for record in page.items:
+                show(record)
+            return
+        try:
+            for record in client.follow_logs(run, stage=stage, level=level, since=since):
+                show(record)
+        except ApiError as exc:
+            exit_for(exc)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
 # -- running -----------------------------------------------------------------------------------
 
 
@@ -420,5 +459,6 @@ def register(app: typer.Typer) -> None:
     app.command("delete")(delete_command)
     app.command("start")(start_command)
     app.command("runs")(runs_command)
+    app.command("logs")(logs_command)
     app.command("cancel")(cancel_command)
     app.command("status")(status_command)

@@ -184,6 +184,10 @@ def exec_command(
 
     from flowdapt.cli.progress import RunProgress
 
+    if not settings.logs.enabled:
+        # Stage output goes to stderr even so: stdout is the result alone (`| jq` works).
+        settings = settings.model_copy(update={"logs": settings.logs.model_copy(update={"enabled": True})})
+
     reporter = RunProgress(enabled=progress and sys.stderr.isatty())
     try:
         with reporter:
@@ -199,6 +203,8 @@ def exec_command(
                     plugins=plugins,
                     listeners=[reporter.listener],
                     allowed_beside=here,
+                    # Stage output goes to stderr (above the progress bars), so stdout is the result only.
+                    log_sink=reporter.log_sink,
                 )
             )
     except FlowdaptError as exc:

@@ -36,6 +36,20 @@ class RunProgress:
         if self._progress is not None:
             self._progress.stop()
 
+    def log_sink(self, stage: str, records: list[tuple]) -> None:
+        """What the stages print and log, as ``stage[item] | line`` on stderr (above the bars)."""
+        from flowdapt.engine.logs import format_record, from_wire
+
+        lines = [format_record(r) for r in from_wire(stage, records)]
+        if self._progress is not None:
+            for line in lines:
+                self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            return
+        import sys
+
+        sys.stderr.write("".join(line + "\n" for line in lines))
+        sys.stderr.flush()
+
     def listener(self, event: str, run: WorkflowRun, stage: str | None) -> None:
         if self._progress is None or stage is None:
             return

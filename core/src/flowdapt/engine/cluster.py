@@ -146,18 +146,19 @@ class ClusterExecutor(Executor):
         status, launched = await run_remote_once(
             self, call, stage, f"flowdapt-{task.stage}-{task.run_uid}-adhoc"
         )
+        logs = getattr(status, "logs", None)
         if status.failures and (task.mode == MODE_CALL or status.never_ran):
-            return TaskResult([None] if task.mode == MODE_CALL else [], status.failures, status.attempts)
+            return TaskResult([None] if task.mode == MODE_CALL else [], status.failures, status.attempts, logs)
         (value,) = await self._fetch([launched.value])
         if launched.pair:
             value = value[1]
         if task.mode == MODE_CALL:
-            return TaskResult([value], [], status.attempts)
+            return TaskResult([value], [], status.attempts, logs)
         # Put None back where items failed, as run_task does.
         values = list(value)
         for failure in sorted(status.failures, key=lambda f: f.index):
             values.insert(failure.index - task.start, None)
-        return TaskResult(values, status.failures, status.attempts)
+        return TaskResult(values, status.failures, status.attempts, logs)
 
     async def cancel(self, run_uid: str) -> None:
         handles = self._inflight.get(run_uid)

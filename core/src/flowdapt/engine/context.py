@@ -6,6 +6,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowdapt.engine.logs import CaptureOptions
 from flowdapt.resources.run import WorkflowRun
 from flowdapt.resources.workflow import Workflow
 
@@ -20,6 +21,8 @@ class RunContext:
     run: WorkflowRun
     #: Extra values executors attach (e.g. cluster-memory connection details); not for stage code.
     extras: dict[str, Any] = field(default_factory=dict)
+    #: What the workers capture of the stages' output (``logs`` settings); None: nothing.
+    capture: CaptureOptions | None = None
 
     # The original exposed a pydantic model; keep dict-style access working for old stage code.
     def __getitem__(self, key: str) -> Any:

@@ -33,6 +33,8 @@ class RunObserver(Protocol):
     def items_progress(self, stage: str, done: int, failed: int, failures: Sequence[Failure]) -> None: ...
     def stage_finished(self, stage: str, error: Failure | None, attempts: int) -> None: ...
     def stage_cancelled(self, stage: str) -> None: ...
+    def stage_logs(self, stage: str, records: list[tuple]) -> None:
+        """What a stage call or map chunk printed and logged (engine.logs record tuples)."""
 
 
 class Status(Protocol):
@@ -45,6 +47,8 @@ class Status(Protocol):
     done: int
     #: The task never ran (e.g. its target could not be imported): a stage failure, not an item's.
     never_ran: bool
+    #: What the task printed and logged (engine.logs record tuples), or None. Optional.
+    logs: list[tuple] | None
 
 
 class Backend(Protocol, Generic[Out]):
@@ -116,6 +120,7 @@ async def drive(
             return await _run_map(stage, deps, run_input, backend, observer)
         observer.stage_started(stage.name, None)
         status, output = await backend.call(stage, deps)
+        _ship_logs(observer, stage.name, status)
         if status.failures:
             failure = status.failures[0]
             observer.stage_finished(stage.name, failure, failure.attempts)
@@ -173,6 +178,7 @@ async def _run_map(
                 i = pending.pop(fut)
                 parts[i] = part = fut.result()
                 status = part[0]
+                _ship_logs(observer, stage.name, status)
                 attempts = max(attempts, status.attempts)
                 if status.never_ran:
                     # The chunk never ran (e.g. the target could not be imported): not an item failure.
@@ -190,6 +196,14 @@ async def _run_map(
         raise
     observer.stage_finished(stage.name, None, attempts)
     return backend.map_output(stage, parts)
+
+
+def _ship_logs(observer: RunObserver, stage: str, status: Status) -> None:
+    logs = getattr(status, "logs", None)
+    if logs:
+        sink = getattr(observer, "stage_logs", None)
+        if sink is not None:
+            sink(stage, logs)
 
 
 def _index(failure: Failure) -> int:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowdapt.engine.configs import merge_config_data, select_configs
 from flowdapt.engine.context import RunContext
+from flowdapt.engine.logs import CaptureOptions, level_number
 from flowdapt.engine.plan import Plan, compile_workflow
 from flowdapt.engine.validation import check_stage_resources, check_targets
 from flowdapt.engine.worker import resolve
@@ -308,4 +309,13 @@ def prepare_run(
         executor=executor,
         definition=workflow,
         run=run,
+        capture=capture_options(settings),
     )
+
+
+def capture_options(settings: Settings) -> CaptureOptions | None:
+    """What the run's workers capture of the stages' output (``logs`` settings); None: nothing."""
+    logs = settings.logs
+    if not logs.enabled:
+        return None
+    return CaptureOptions(level=level_number(logs.level), max_bytes=logs.max_bytes_per_run)

@@ -27,6 +27,7 @@ class RemoteStatus:
     length: int | None = None  # len() of the output kept, when it is a list-like (for a downstream map)
     value_type: str = ""
     never_ran: bool = False  # the target could not be resolved: a stage failure, not an item's
+    logs: list[tuple] | None = None  # what the stage printed and logged (engine.logs records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,12 @@ def remote_stage(call: RemoteCall, *values: Any) -> tuple[RemoteStatus, Any]:
     except Exception as exc:  # noqa: BLE001 - e.g. a dependency output that cannot be assembled
         return RemoteStatus([_failure(exc, task.start)], never_ran=True), None
     result = run_task(task)
+    status, value = _status_of(task, result)
+    status.logs = result.logs
+    return status, value
+
+
+def _status_of(task: Task, result) -> tuple[RemoteStatus, Any]:
     if task.mode == MODE_CALL:
         if result.failures:
             return RemoteStatus(result.failures, result.attempts, never_ran=not result.values), None

@@ -9,6 +9,7 @@ from typing import Any
 
 from flowdapt.engine.context import RunContext
 from flowdapt.engine.executor import Executor
+from flowdapt.engine.logs import register_live_sink, unregister_live_sink
 from flowdapt.engine.plan import Plan
 from flowdapt.engine.worker import Failure
 from flowdapt.errors import RunCancelledError, StageError
@@ -23,13 +24,21 @@ MAX_RECORDED_FAILURES = 100
 #: stage_finished, run_finished. Called in the event loop; must be cheap and must not block.
 RunListener = Callable[[str, WorkflowRun, str | None], None]
 
+#: ``sink(stage, records)``: what a stage call or map chunk printed and logged, as
+#: :mod:`flowdapt.engine.logs` record tuples ``(time, level, stream, logger, item, message)``.
+#: Called in the event loop once per task that produced output; must not block.
+LogSink = Callable[[str, list[tuple]], None]
+
 
 class RunRecorder:
     """Keeps ``run.stages`` current and tells listeners; the scheduler's observer."""
 
-    def __init__(self, run: WorkflowRun, plan: Plan, listeners: Sequence[RunListener] = ()):
+    def __init__(
+        self, run: WorkflowRun, plan: Plan, listeners: Sequence[RunListener] = (), log_sink: LogSink | None = None
+    ):
         self.run = run
         self.listeners = list(listeners)
+        self.log_sink = log_sink
         for name in plan.stages:
             run.stages.setdefault(name, StageRun())
 
@@ -68,6 +77,14 @@ class RunRecorder:
             record.error = [error.type, error.message]
         self.emit("stage_finished", stage)
 
+    def stage_logs(self, stage: str, records: list[tuple]) -> None:
+        if self.log_sink is None:
+            return
+        try:
+            self.log_sink(stage, records)
+        except Exception:  # a broken sink must not break the run
+            log.exception("run log sink failed")
+
     def stage_cancelled(self, stage: str) -> None:
         record = self.run.stages[stage]
         if record.state in (StageState.pending, StageState.running):
@@ -88,10 +105,28 @@ async def execute_plan(
     *,
     listeners: Sequence[RunListener] = (),
     hooks=None,
+    log_sink: LogSink | None = None,
 ) -> WorkflowRun:
-    """Run the plan and fill in ``ctx.run``: state, result, error, timestamps, stage records."""
+    """Run the plan and fill in ``ctx.run``: state, result, error, timestamps, stage records.
+
+    ``log_sink`` receives what the stages print and log, when the run captures it
+    (``ctx.capture``); without one the captured output is dropped."""
     run = ctx.run
-    recorder = RunRecorder(run, plan, listeners)
+    recorder = RunRecorder(run, plan, listeners, log_sink)
+    live = log_sink is not None and ctx.capture is not None
+    if live:
+        # Tasks running in this process (threads, inline) or in Local worker processes send
+        # their records while they run, not only with their results.
+        register_live_sink(str(run.uid), asyncio.get_running_loop(), recorder.stage_logs)
+    try:
+        return await _execute(plan, ctx, executor, recorder, hooks)
+    finally:
+        if live:
+            unregister_live_sink(str(run.uid))
+
+
+async def _execute(plan: Plan, ctx: RunContext, executor: Executor, recorder: RunRecorder, hooks) -> WorkflowRun:
+    run = ctx.run
     run.state = RunState.running
     run.executor = executor.name
     run.namespace = ctx.namespace

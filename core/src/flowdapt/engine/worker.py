@@ -21,6 +21,7 @@ from typing import Any
 import cloudpickle
 
 from flowdapt.engine.context import RunContext, reset_run_context, set_run_context
+from flowdapt.engine.logs import Capture, start_capture, stop_capture
 from flowdapt.engine.targets import Signature, import_target
 from flowdapt.errors import StageTimeoutError
 
@@ -62,6 +63,8 @@ class TaskResult:
     values: list[Any]
     failures: list[Failure]
     attempts: int = 1
+    #: What the stage printed and logged (engine.logs record tuples), when the run captures.
+    logs: list[tuple] | None = None
 
     # The driver's view of a finished task (engine.driver.Status).
     @property
@@ -185,10 +188,11 @@ def _run_coroutine(coro, timeout: float | None, stage: str = "") -> Any:
         return _thread_loop().run_until_complete(coro)
     # Called from a thread that already runs a loop (inline mode): use a helper thread.
     box: dict[str, Any] = {}
+    context = contextvars.copy_context()  # the run context and the log capture go with it
 
     def runner() -> None:
         try:
-            box["value"] = asyncio.run(coro)
+            box["value"] = context.run(asyncio.run, coro)
         except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller's thread
             box["error"] = exc
 
@@ -304,39 +308,70 @@ def run_task(task: Task) -> TaskResult:
     except Exception as exc:  # noqa: BLE001 - an unresolvable target fails the stage clearly
         return TaskResult([], [Failure(task.start, *_describe(exc))])
     token = set_run_context(ctx)
+    options = ctx.capture
+    if options is None:
+        try:
+            return _run(task, fn, sig, None)
+        finally:
+            reset_run_context(token)
+    capture, capture_token = start_capture(options, task.run_uid, task.stage)
     try:
-        kwargs = sig.filter_kwargs(task.kwargs) if task.kwargs else {}
-        if task.mode == MODE_CALL:
-            args = sig.bind_positional(task.args)
-            ok, value, attempts = _attempt(task, fn, sig, args, kwargs)
-            if ok:
-                return TaskResult([value], [], attempts)
-            return TaskResult([None], [Failure(task.start, *_describe(value), attempts)], attempts)
-        # MODE_MAP: the per-item loop is the hot path; keep it free of per-item work.
-        rest = task.args
-        if not sig.varargs and len(rest) + 1 > sig.positional:
-            rest = rest[: max(sig.positional - 1, 0)]
-        values: list[Any] = []
-        failures: list[Failure] = []
-        append = values.append
-        simple = not sig.is_async and task.timeout is None and task.retries == 0
-        if simple:
-            for offset, item in enumerate(task.items or ()):
-                try:
-                    append(fn(item, *rest, **kwargs))
-                except Exception as exc:  # noqa: BLE001
-                    append(None)
-                    failures.append(Failure(task.start + offset, *_describe(exc)))
-            return TaskResult(values, failures)
-        max_attempts = 1
-        for offset, item in enumerate(task.items or ()):
-            ok, value, attempts = _attempt(task, fn, sig, (item, *rest), kwargs)
-            max_attempts = max(max_attempts, attempts)
-            if ok:
-                append(value)
-            else:
-                append(None)
-                failures.append(Failure(task.start + offset, *_describe(value), attempts))
-        return TaskResult(values, failures, max_attempts)
+        result = _run(task, fn, sig, capture)
     finally:
+        logs = stop_capture(capture, capture_token)
         reset_run_context(token)
+    if logs:
+        result.logs = logs
+    return result
+
+
+def _run(task: Task, fn, sig: Signature, capture: Capture | None) -> TaskResult:
+    kwargs = sig.filter_kwargs(task.kwargs) if task.kwargs else {}
+    if task.mode == MODE_CALL:
+        args = sig.bind_positional(task.args)
+        ok, value, attempts = _attempt(task, fn, sig, args, kwargs)
+        if ok:
+            return TaskResult([value], [], attempts)
+        return TaskResult([None], [Failure(task.start, *_describe(value), attempts)], attempts)
+    # MODE_MAP: the per-item loop is the hot path; keep it free of per-item work.
+    rest = task.args
+    if not sig.varargs and len(rest) + 1 > sig.positional:
+        rest = rest[: max(sig.positional - 1, 0)]
+    values: list[Any] = []
+    failures: list[Failure] = []
+    append = values.append
+    start = task.start
+    simple = not sig.is_async and task.timeout is None and task.retries == 0
+    if simple and capture is None:
+        for offset, item in enumerate(task.items or ()):
+            try:
+                append(fn(item, *rest, **kwargs))
+            except Exception as exc:  # noqa: BLE001
+                append(None)
+                failures.append(Failure(start + offset, *_describe(exc)))
+        return TaskResult(values, failures)
+    if simple:
+        # The same loop, telling the capture which item a line comes from.
+        for index, item in enumerate(task.items or (), start):
+            capture.item = index
+            try:
+                append(fn(item, *rest, **kwargs))
+            except Exception as exc:  # noqa: BLE001
+                append(None)
+                failures.append(Failure(index, *_describe(exc)))
+        capture.item = None
+        return TaskResult(values, failures)
+    max_attempts = 1
+    for offset, item in enumerate(task.items or ()):
+        if capture is not None:
+            capture.item = start + offset
+        ok, value, attempts = _attempt(task, fn, sig, (item, *rest), kwargs)
+        max_attempts = max(max_attempts, attempts)
+        if ok:
+            append(value)
+        else:
+            append(None)
+            failures.append(Failure(start + offset, *_describe(value), attempts))
+    if capture is not None:
+        capture.item = None
+    return TaskResult(values, failures, max_attempts)

@@ -32,6 +32,7 @@ from flowdapt.resources.run import RunError, RunState, StageState, WorkflowRun
 from flowdapt.resources.workflow import Workflow
 from flowdapt.server import results
 from flowdapt.server.http import RunNotActiveError, ServiceUnavailableError
+from flowdapt.server.run_logs import MemoryLogStore, RunLogWriter
 
 if TYPE_CHECKING:
     from flowdapt.server.core import FlowdaptServer
@@ -104,6 +105,9 @@ class ActiveRun:
     #: Draining: queue the run again for another server instead of recording it failed.
     hand_back: bool = False
 
+    #: Collects and stores what the stages print and log (None when the run captures nothing).
+    log_writer: RunLogWriter | None = None
+
     @property
     def run(self) -> WorkflowRun:
         return self.context.run
@@ -143,6 +147,8 @@ class RunService:
         self._waiters: dict[str, list[asyncio.Future]] = {}
         self._finished_subscription: Any = None
 
+        self._memory_logs: MemoryLogStore | None = None
+
     @property
     def persist(self) -> bool:
         return self.retention != 0
@@ -150,6 +156,22 @@ class RunService:
     @property
     def store(self):
         return self.server.store
+
+    @property
+    def logs(self):
+        """Where run logs are kept: the store, or this process's memory when the store keeps
+        none (``run_logs`` capability) or runs are not stored."""
+        store = self.store
+        if self.persist and getattr(store, "run_logs", False):
+            return store
+        if self._memory_logs is None:
+            self._memory_logs = MemoryLogStore()
+        return self._memory_logs
+
+    async def read_logs(self, identifier: str, **filters: Any) -> tuple[WorkflowRun, list]:
+        """The run (ResourceNotFoundError when unknown or deleted) and its log records."""
+        run = await self.get(identifier)
+        return run, await self.logs.read_run_logs(str(run.uid), **filters)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -448,12 +470,23 @@ class RunService:
                 events.publish(event, run_event_data(run, stage))
 
         flusher = asyncio.create_task(self._flush_progress(active)) if self.persist else None
+        writer = log_flusher = None
+        if active.context.capture is not None:
+            writer = active.log_writer = RunLogWriter(
+                self.logs, str(run.uid), server.settings.logs.max_bytes_per_run
+            )
+            log_flusher = asyncio.create_task(writer.run(), name=f"flowdapt-logs-{run.name}")
         try:
             bus_listener = run_listener(
                 server.event_bus, max_result_bytes=server.settings.event_bus.max_result_bytes, finished=False
             )
             await execute_plan(
-                active.plan, active.context, server.executor, listeners=[listener, bus_listener], hooks=server.plugins.hook
+                active.plan,
+                active.context,
+                server.executor,
+                listeners=[listener, bus_listener],
+                hooks=server.plugins.hook,
+                log_sink=writer.add if writer is not None else None,
             )
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -467,6 +500,10 @@ class RunService:
             active.done = True
             if flusher is not None:
                 flusher.cancel()
+            if writer is not None:
+                log_flusher.cancel()
+                # Stored before the final state, so whoever sees the run ended reads its whole log.
+                await writer.close()
             await self._finish(active)
 
     def _mark_stopped(self, run: WorkflowRun, reason: str | None, state: RunState | None = None) -> None:
@@ -690,6 +727,8 @@ class RunService:
         run = await self.store.delete_run(identifier) if self.persist else None
         if run is None:
             raise ResourceNotFoundError(f"Resource not found: no workflow run with uid or name {identifier!r}")
+        if self.logs is not self.store:  # a store with run logs deletes them with the run
+            await self.logs.delete_run_logs(str(run.uid))
         await asyncio.to_thread(results.delete_result, self.server.settings, run)
         return run
 

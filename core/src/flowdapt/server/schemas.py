@@ -119,6 +119,25 @@ class RunPage(BaseModel):
     offset: int
 
 
+class RunLogLine(BaseModel):
+    seq: int = Field(description="increasing per run; 0 is the marker of records dropped by the size bound")
+    time: datetime = Field(description="naive UTC")
+    stage: str | None
+    item: int | None = Field(description="the map item index, when the line came from one")
+    stream: Literal["stdout", "stderr", "log", "flowdapt"]
+    level: str
+    logger: str = Field(description="the logger's name for log records, empty for prints")
+    message: str
+
+
+class RunLogPage(BaseModel):
+    run: UUID
+    name: str
+    state: str
+    items: list[RunLogLine]
+    last_seq: int | None = Field(description="pass as `after` to read the records that follow")
+
+
 class Ping(BaseModel):
     app: str
     version: str

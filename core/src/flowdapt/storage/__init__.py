@@ -9,11 +9,15 @@ All methods are async; a store backed by a blocking driver runs it off the loop.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from flowdapt.engine.logs import RunLogRecord
 from flowdapt.resources.base import Resource
 from flowdapt.resources.run import WorkflowRun
+
+__all__ = ["DocumentStore", "RunLogRecord"]
 
 
 class DocumentStore(abc.ABC):
@@ -170,3 +174,52 @@ class DocumentStore(abc.ABC):
     async def remove_server(self, server_id: str) -> None:
         """Forget a server's record (a clean shutdown); no-op when absent."""
         raise self._no_run_queue("remove_server")
+
+    # -- run logs (capability ``run_logs``) ----------------------------------------------
+    #
+    # What a run's stages printed and logged, kept with the run: ``delete_run`` and
+    # ``delete_runs_before`` remove a run's log with it. Records carry a ``seq`` the caller
+    # assigns (increasing per run, from 1); seq 0 is reserved for the marker the store keeps when
+    # ``max_bytes`` made it drop a run's oldest records. A store without this capability keeps the
+    # defaults below (the server then keeps logs in memory, see docs/logs.md).
+
+    #: The store implements the run-log methods below.
+    run_logs: bool = False
+
+    async def append_run_logs(
+        self,
+        run_uid: str,
+        records: Sequence[RunLogRecord],
+        *,
+        max_bytes: int | None = None,
+        dropped: tuple[int, int] = (0, 0),
+    ) -> None:
+        """Add records to a run's log. With ``max_bytes``, then drop the run's oldest records until
+        its log (sum of :attr:`RunLogRecord.size`) is within it, and keep one marker record (seq 0,
+        stream ``flowdapt``) that says how many records and bytes were dropped so far, counting
+        ``dropped`` (records, bytes): what the caller dropped before these, for the same bound."""
+        raise NotImplementedError(f"{type(self).__name__} does not store run logs")
+
+    async def read_run_logs(
+        self,
+        run_uid: str,
+        *,
+        stage: str | None = None,
+        min_level: int | None = None,
+        after_seq: int | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[RunLogRecord]:
+        """A run's records in ``seq`` order (the marker first), filtered: one stage, ``level >=
+        min_level``, ``seq > after_seq``, ``time >= since`` (epoch seconds); at most ``limit``.
+        An unknown run has no records."""
+        raise NotImplementedError(f"{type(self).__name__} does not store run logs")
+
+    async def trim_run_logs(self, run_uid: str, max_bytes: int) -> int:
+        """Drop the run's oldest records until its log is within ``max_bytes`` (updating the
+        marker); returns how many were dropped."""
+        raise NotImplementedError(f"{type(self).__name__} does not store run logs")
+
+    async def delete_run_logs(self, run_uid: str) -> int:
+        """Remove a run's log; returns how many records were removed."""
+        raise NotImplementedError(f"{type(self).__name__} does not store run logs")

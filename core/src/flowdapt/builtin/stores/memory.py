@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,7 +38,8 @@ from flowdapt.builtin.stores._common import (
 )
 from flowdapt.resources.base import Resource
 from flowdapt.resources.run import WorkflowRun
-from flowdapt.storage import DocumentStore
+from flowdapt.storage import DocumentStore, RunLogRecord
+from flowdapt.storage.memory_logs import MemoryRunLogs
 
 
 class MemoryStoreOptions(BaseModel):
@@ -84,6 +86,8 @@ class MemoryStore(DocumentStore):
         self._seq = 0
         #: server_id -> (info, last_seen, expires), times in ``time.time()`` seconds.
         self._servers: dict[str, tuple[dict[str, Any], float, float]] = {}
+
+        self._logs = MemoryRunLogs()
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -237,6 +241,7 @@ class MemoryStore(DocumentStore):
             uid, entry = found
             del self._runs[uid]
             del self._run_names[entry.name]
+        self._logs.delete(uid)
         return load_run(entry.doc)
 
     def _matching(
@@ -283,6 +288,7 @@ class MemoryStore(DocumentStore):
             for uid in doomed:
                 entry = self._runs.pop(uid)
                 del self._run_names[entry.name]
+        self._logs.delete_many(doomed)
         return len(doomed)
 
     # -- run queue --------------------------------------------------------------------------
@@ -353,3 +359,37 @@ class MemoryStore(DocumentStore):
     async def remove_server(self, server_id: str) -> None:
         with self._lock:
             self._servers.pop(str(server_id), None)
+
+    # -- run logs ------------------------------------------------------------------------
+
+    run_logs = True
+
+    async def append_run_logs(
+        self,
+        run_uid: str,
+        records: Sequence[RunLogRecord],
+        *,
+        max_bytes: int | None = None,
+        dropped: tuple[int, int] = (0, 0),
+    ) -> None:
+        self._logs.append(str(run_uid), records, max_bytes, dropped)
+
+    async def read_run_logs(
+        self,
+        run_uid: str,
+        *,
+        stage: str | None = None,
+        min_level: int | None = None,
+        after_seq: int | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[RunLogRecord]:
+        return self._logs.read(
+            str(run_uid), stage=stage, min_level=min_level, after_seq=after_seq, since=since, limit=limit
+        )
+
+    async def trim_run_logs(self, run_uid: str, max_bytes: int) -> int:
+        return self._logs.trim(str(run_uid), max_bytes)
+
+    async def delete_run_logs(self, run_uid: str) -> int:
+        return self._logs.delete(str(run_uid))

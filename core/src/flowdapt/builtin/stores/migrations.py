@@ -96,8 +96,41 @@ V2 = Migration(
     ),
 )
 
+#: Version 3: run logs (what stages printed and logged), one row per line keyed by run and seq,
+#: and per-run totals for the size bound (bytes kept, records and bytes dropped). ``size`` is the
+#: record's counted size (``RunLogRecord.size``); ``time`` is epoch seconds.
+V3 = Migration(
+    version=3,
+    description="run_logs and run_log_totals tables",
+    statements=(
+        """
+        CREATE TABLE run_logs (
+            run_uid TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            time REAL NOT NULL,
+            stage TEXT,
+            item INTEGER,
+            stream TEXT NOT NULL,
+            level INTEGER NOT NULL,
+            logger TEXT NOT NULL,
+            message TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (run_uid, seq)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE run_log_totals (
+            run_uid TEXT PRIMARY KEY,
+            bytes INTEGER NOT NULL,
+            dropped_records INTEGER NOT NULL,
+            dropped_bytes INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
 #: Every migration, oldest first. Append only.
-MIGRATIONS: tuple[Migration, ...] = (V1, V2)
+MIGRATIONS: tuple[Migration, ...] = (V1, V2, V3)
 
 
 def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:

@@ -51,10 +51,12 @@ from flowdapt.builtin.stores._common import (
     state_values,
     uid_conflict,
 )
+from flowdapt.engine.logs import clean_text
 from flowdapt.errors import ConfigurationError, FlowdaptError, StorageFullError, StorageUnavailableError
 from flowdapt.resources.base import Resource
 from flowdapt.resources.run import WorkflowRun
-from flowdapt.storage import DocumentStore
+from flowdapt.storage import DocumentStore, RunLogRecord
+from flowdapt.storage.memory_logs import low_water, marker_message
 
 log = logging.getLogger(__name__)
 
@@ -537,7 +539,9 @@ class SQLiteStore(DocumentStore):
         row = cls._find_run(conn, identifier)
         if row is None:
             return None
+        (uid,) = conn.execute("SELECT uid FROM runs WHERE seq = ?", (row[0],)).fetchone()
         conn.execute("DELETE FROM runs WHERE seq = ?", (row[0],))
+        cls._delete_logs_sync(conn, uid)
         return row[1]
 
     @staticmethod
@@ -588,13 +592,17 @@ class SQLiteStore(DocumentStore):
         return conn.execute(sql, params).fetchone()[0]
 
     async def delete_runs_before(self, before: datetime) -> int:
-        return await self._write(self._delete_runs_before_sync, micros(before))
+        return await self._write(self._transaction, self._delete_runs_before_sync, micros(before))
 
     @staticmethod
     def _delete_runs_before_sync(conn: sqlite3.Connection, before: int) -> int:
         placeholders = ", ".join("?" * len(FINAL_STATES))
+        doomed = f"SELECT uid FROM runs WHERE started_at < ? AND state IN ({placeholders})"
+        params = (before, *FINAL_STATES)
+        conn.execute(f"DELETE FROM run_logs WHERE run_uid IN ({doomed})", params)
+        conn.execute(f"DELETE FROM run_log_totals WHERE run_uid IN ({doomed})", params)
         cursor = conn.execute(
-            f"DELETE FROM runs WHERE started_at < ? AND state IN ({placeholders})", (before, *FINAL_STATES)
+            f"DELETE FROM runs WHERE started_at < ? AND state IN ({placeholders})", params
         )
         return cursor.rowcount
 
@@ -708,9 +716,170 @@ class SQLiteStore(DocumentStore):
         await self._write(self._execute_sync, "DELETE FROM servers WHERE server_id = ?", (str(server_id),))
 
 
+    # -- run logs ------------------------------------------------------------------------
+
+    run_logs = True
+
+    async def append_run_logs(
+        self,
+        run_uid: str,
+        records: Sequence[RunLogRecord],
+        *,
+        max_bytes: int | None = None,
+        dropped: tuple[int, int] = (0, 0),
+    ) -> None:
+        if not records and not dropped[0]:
+            return
+        rows = [_log_row(str(run_uid), r) for r in records]
+        await self._write(
+            self._transaction, self._append_logs_sync, str(run_uid), rows, max_bytes, (int(dropped[0]), int(dropped[1]))
+        )
+
+    @classmethod
+    def _append_logs_sync(
+        cls, conn: sqlite3.Connection, run_uid: str, rows: list[tuple], max_bytes: int | None, dropped: tuple[int, int]
+    ) -> None:
+        sql = (
+            "INSERT INTO run_logs (run_uid, seq, time, stage, item, stream, level, logger, message, size) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        try:
+            conn.executemany(sql, rows)
+        except UnicodeEncodeError:  # text that is not UTF-8 (lone surrogates): stored replaced
+            conn.executemany(sql, [(*row[:8], _utf8(row[8]), row[9]) for row in rows])
+        added = sum(row[9] for row in rows)
+        conn.execute(
+            "INSERT INTO run_log_totals (run_uid, bytes, dropped_records, dropped_bytes) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (run_uid) DO UPDATE SET bytes = bytes + excluded.bytes, "
+            "dropped_records = dropped_records + excluded.dropped_records, "
+            "dropped_bytes = dropped_bytes + excluded.dropped_bytes",
+            (run_uid, added, *dropped),
+        )
+        trimmed = cls._trim_logs_sync(conn, run_uid, max_bytes) if max_bytes is not None else 0
+        if dropped[0] and not trimmed:
+            when = rows[0][2] if rows else 0.0
+            cls._write_marker(conn, run_uid, when, max_bytes)
+
+    @staticmethod
+    def _trim_logs_sync(conn: sqlite3.Connection, run_uid: str, max_bytes: int) -> int:
+        row = conn.execute(
+            "SELECT bytes, dropped_records, dropped_bytes FROM run_log_totals WHERE run_uid = ?", (run_uid,)
+        ).fetchone()
+        if row is None or row[0] <= max_bytes:
+            return 0
+        total, dropped, dropped_bytes = row
+        excess = total - low_water(max_bytes)
+        cut = conn.execute(
+            "SELECT seq, cum, n, time FROM (SELECT seq, time, "
+            "SUM(size) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS cum, "
+            "COUNT(*) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS n "
+            "FROM run_logs WHERE run_uid = ? AND seq > 0) WHERE cum >= ? ORDER BY seq LIMIT 1",
+            (run_uid, excess),
+        ).fetchone()
+        if cut is None:  # every record together is less than the excess (totals off): drop all
+            cut = conn.execute(
+                "SELECT max(seq), coalesce(sum(size), 0), count(*), max(time) FROM run_logs "
+                "WHERE run_uid = ? AND seq > 0",
+                (run_uid,),
+            ).fetchone()
+            if not cut[2]:
+                return 0
+        seq, cut_bytes, count, when = cut
+        conn.execute("DELETE FROM run_logs WHERE run_uid = ? AND seq > 0 AND seq <= ?", (run_uid, seq))
+        dropped += count
+        dropped_bytes += cut_bytes
+        conn.execute(
+            "UPDATE run_log_totals SET bytes = ?, dropped_records = ?, dropped_bytes = ? WHERE run_uid = ?",
+            (max(0, total - cut_bytes), dropped, dropped_bytes, run_uid),
+        )
+        SQLiteStore._write_marker(conn, run_uid, when, max_bytes)
+        return count
+
+    @staticmethod
+    def _write_marker(conn: sqlite3.Connection, run_uid: str, when: float, max_bytes: int | None) -> None:
+        """The seq-0 record that says how much of the run's log was dropped (from the totals)."""
+        dropped, dropped_bytes = conn.execute(
+            "SELECT dropped_records, dropped_bytes FROM run_log_totals WHERE run_uid = ?", (run_uid,)
+        ).fetchone()
+        old = conn.execute("SELECT time FROM run_logs WHERE run_uid = ? AND seq = 0", (run_uid,)).fetchone()
+        marker = RunLogRecord(
+            0,
+            max(when, old[0]) if old else when,
+            None,
+            None,
+            "flowdapt",
+            logging.WARNING,
+            "",
+            marker_message(dropped, dropped_bytes, max_bytes),
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO run_logs (run_uid, seq, time, stage, item, stream, level, logger, message, size) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _log_row(run_uid, marker),
+        )
+
+    async def read_run_logs(
+        self,
+        run_uid: str,
+        *,
+        stage: str | None = None,
+        min_level: int | None = None,
+        after_seq: int | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[RunLogRecord]:
+        clauses = ["run_uid = ?"]
+        params: list[Any] = [str(run_uid)]
+        if stage is not None:
+            clauses.append("(stage = ? OR seq = 0)")
+            params.append(stage)
+        if min_level is not None:
+            clauses.append("level >= ?")
+            params.append(int(min_level))
+        if after_seq is not None:
+            clauses.append("seq > ?")
+            params.append(int(after_seq))
+        if since is not None:
+            clauses.append("time >= ?")
+            params.append(float(since))
+        sql = (
+            "SELECT seq, time, stage, item, stream, level, logger, message FROM run_logs WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY seq LIMIT ?"
+        )
+        params.append(-1 if limit is None or limit < 0 else int(limit))
+        rows = await self._read(self._select_rows, sql, params)
+        return [RunLogRecord(*row) for row in rows]
+
+    @staticmethod
+    def _select_rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple]:
+        return conn.execute(sql, params).fetchall()
+
+    async def trim_run_logs(self, run_uid: str, max_bytes: int) -> int:
+        return await self._write(self._transaction, self._trim_logs_sync, str(run_uid), int(max_bytes))
+
+    async def delete_run_logs(self, run_uid: str) -> int:
+        return await self._write(self._transaction, self._delete_logs_sync, str(run_uid))
+
+    @staticmethod
+    def _delete_logs_sync(conn: sqlite3.Connection, run_uid: str) -> int:
+        removed = conn.execute("DELETE FROM run_logs WHERE run_uid = ? AND seq > 0", (run_uid,)).rowcount
+        conn.execute("DELETE FROM run_logs WHERE run_uid = ?", (run_uid,))
+        conn.execute("DELETE FROM run_log_totals WHERE run_uid = ?", (run_uid,))
+        return removed
+
+
 def micros_now(seconds: float) -> int:
     """A ``time.time()`` value as the integer microseconds the lease and server columns hold."""
     return round(seconds * 1_000_000)
+
+
+def _log_row(run_uid: str, r: RunLogRecord) -> tuple:
+    return (run_uid, r.seq, r.time, r.stage, r.item, r.stream, r.level, r.logger, r.message, r.size)
+
+
+def _utf8(text: str) -> str:
+    return clean_text(text)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

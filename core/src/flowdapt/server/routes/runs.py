@@ -13,7 +13,7 @@ from flowdapt.resources.run import RunState, WorkflowRun
 from flowdapt.server.events import RESOURCE_EVENTS, RUN_EVENTS, Subscriber
 from flowdapt.server.http import json_response, read_body
 from flowdapt.server.routes.common import ERRORS, object_body, server_of, version_of
-from flowdapt.server.schemas import RunPage, WorkflowRunRead
+from flowdapt.server.schemas import RunLogPage, RunPage, WorkflowRunRead
 from flowdapt.server.versioning import SUPPORTED_VERSIONS, render
 
 RUN = "workflow_run"
@@ -146,6 +146,97 @@ async def get_run_result(request: Request, identifier: str):
     server = server_of(request)
     run = await server.runs.get(identifier)
     return json_response(await server.runs.full_result(run))
+
+
+LOGS_DESCRIPTION = (
+    "What the run's stages printed (stdout, stderr) and logged (`logging` records at `logs.level` and "
+    "above), in order, each with its stage, map item, time, stream, level and logger. Filters: stage, "
+    "level (at least), since (time), after (seq). With follow=true or `Accept: text/event-stream` the "
+    "answer is a stream of server-sent events: `log` events (id = seq, data = one record) for the "
+    "records so far and then new ones while the run is active, and an `end` event when it has ended. "
+    "404 for an unknown or deleted run."
+)
+
+
+async def _run_logs(
+    request: Request,
+    identifier: str,
+    stage: str | None,
+    level: str | None,
+    since: datetime | None,
+    after: int | None,
+    limit: int,
+    follow: bool,
+):
+    from datetime import UTC
+
+    from flowdapt.engine.logs import level_number
+    from flowdapt.errors import ValidationError
+    from flowdapt.server.run_logs import follow as follow_logs
+
+    runs = server_of(request).runs
+    try:
+        min_level = level_number(level) if level not in (None, "") else None
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="level") from None
+    since_epoch = to_naive_utc(since).replace(tzinfo=UTC).timestamp() if since else None
+    wants_stream = follow or "text/event-stream" in request.headers.get("accept", "")
+    if wants_stream:
+        run = await runs.get(identifier)  # 404 before the stream starts
+        return StreamingResponse(
+            follow_logs(runs, str(run.uid), stage=stage, min_level=min_level, after_seq=after, since=since_epoch),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    run, records = await runs.read_logs(
+        identifier, stage=stage, min_level=min_level, after_seq=after, since=since_epoch, limit=limit
+    )
+    return json_response(
+        {
+            "run": str(run.uid),
+            "name": run.name,
+            "state": run.state.value,
+            "items": [r.to_json() for r in records],
+            "last_seq": records[-1].seq if records else after,
+        }
+    )
+
+
+_LOG_RESPONSES = {200: {"model": RunLogPage, "content": {"text/event-stream": {}}}, **ERRORS}
+
+
+@router.get("/runs/{identifier}/logs", summary="A run's logs", description=LOGS_DESCRIPTION, responses=_LOG_RESPONSES, operation_id="get_run_logs")
+async def get_run_logs(
+    request: Request,
+    identifier: str,
+    stage: str | None = Query(None, description="only this stage"),
+    level: str | None = Query(None, description="at least this level: DEBUG, INFO, WARNING, ERROR (prints count as INFO, stderr as WARNING)"),
+    since: datetime | None = Query(None, description="records at or after this time (ISO; naive means UTC)"),
+    after: int | None = Query(None, ge=0, le=2**63 - 1, description="records after this seq (the last_seq of a previous page)"),
+    limit: int = Query(1000, ge=1, le=100_000),
+    follow: bool = Query(False, description="stream as server-sent events until the run ends"),
+):
+    return await _run_logs(request, identifier, stage, level, since, after, limit, follow)
+
+
+@router.get(
+    "/workflows/run/{identifier}/logs",
+    summary="A run's logs (beside /workflows/run/{identifier})",
+    description=LOGS_DESCRIPTION,
+    responses=_LOG_RESPONSES,
+    operation_id="get_workflow_run_logs",
+)
+async def get_workflow_run_logs(
+    request: Request,
+    identifier: str,
+    stage: str | None = Query(None, description="only this stage"),
+    level: str | None = Query(None, description="at least this level"),
+    since: datetime | None = Query(None, description="records at or after this time (ISO; naive means UTC)"),
+    after: int | None = Query(None, ge=0, le=2**63 - 1, description="records after this seq"),
+    limit: int = Query(1000, ge=1, le=100_000),
+    follow: bool = Query(False, description="stream as server-sent events until the run ends"),
+):
+    return await _run_logs(request, identifier, stage, level, since, after, limit, follow)
 
 
 @router.post(

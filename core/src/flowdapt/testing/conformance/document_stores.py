@@ -53,7 +53,7 @@ except ImportError:  # pragma: no cover - pytest-asyncio is in every Flowdapt te
 
 KIND_NAMES = ("workflow", "config", "trigger_rule")
 
-__all__ = ["T0", "DocumentStoreConformance", "make_resource", "make_run", "race_in_threads", "same"]
+__all__ = ["T0", "DocumentStoreConformance", "log_record", "make_resource", "make_run", "race_in_threads", "same"]
 
 
 # -- builders ------------------------------------------------------------------------------
@@ -913,3 +913,175 @@ class DocumentStoreConformance:
         (run,) = await self._pending(queue, 1)
         assert [r.uid for r in await other.claim_runs("other", 30)] == [run.uid]
         assert await queue.claim_runs("here", 30) == []
+
+    # -- run logs (capability ``run_logs``) -----------------------------------------------------
+
+    @pytest.fixture
+    def logs_store(self, store):
+        if not getattr(store, "run_logs", False):
+            pytest.skip(f"{type(store).__name__} does not store run logs (run_logs = False)")
+        return store
+
+    @pytest.mark.asyncio
+    async def test_run_logs_round_trip_in_seq_order(self, logs_store):
+        store = logs_store
+        run = await store.create_run(make_run())
+        uid = str(run.uid)
+        records = [
+            log_record(1, "load", "hello", time=1000.0),
+            log_record(2, "map", "item line", item=7, time=1001.5),
+            log_record(3, "map", "careful", stream="log", level=30, logger="user.mod", time=1002.0),
+        ]
+        await store.append_run_logs(uid, records[:2])
+        await store.append_run_logs(uid, records[2:])
+        got = await store.read_run_logs(uid)
+        assert [r.seq for r in got] == [1, 2, 3]
+        for want, have in zip(records, got, strict=True):
+            assert (have.stage, have.item, have.stream, have.level, have.logger, have.message) == (
+                want.stage, want.item, want.stream, want.level, want.logger, want.message,
+            )
+            assert abs(have.time - want.time) < 1e-3
+        assert await store.read_run_logs(str(uuid4())) == []
+
+    @pytest.mark.asyncio
+    async def test_run_logs_filters(self, logs_store):
+        store = logs_store
+        uid = str((await store.create_run(make_run())).uid)
+        await store.append_run_logs(
+            uid,
+            [
+                log_record(1, "a", "a1", time=10.0),
+                log_record(2, "b", "b1", level=30, stream="stderr", time=20.0),
+                log_record(3, "a", "a2", level=40, stream="log", logger="x", time=30.0),
+                log_record(4, "b", "b2", time=40.0),
+            ],
+        )
+
+        async def seqs(**filters):
+            return [r.seq for r in await store.read_run_logs(uid, **filters)]
+
+        assert await seqs(stage="a") == [1, 3]
+        assert await seqs(min_level=30) == [2, 3]
+        assert await seqs(after_seq=2) == [3, 4]
+        assert await seqs(since=25.0) == [3, 4]
+        assert await seqs(limit=2) == [1, 2]
+        assert await seqs(stage="b", after_seq=2, limit=5) == [4]
+        assert await seqs(stage="none") == []
+
+    @pytest.mark.asyncio
+    async def test_run_logs_bound_drops_oldest_with_a_marker(self, logs_store):
+        store = logs_store
+        uid = str((await store.create_run(make_run())).uid)
+        bound = 20_000
+        seq = 0
+        for _batch in range(10):
+            batch = []
+            for _ in range(50):
+                seq += 1
+                batch.append(log_record(seq, "noisy", f"line {seq} " + "x" * 100, time=float(seq)))
+            await store.append_run_logs(uid, batch, max_bytes=bound)
+        got = await store.read_run_logs(uid)
+        marker, kept = got[0], got[1:]
+        assert marker.seq == 0 and marker.stream == "flowdapt"
+        assert sum(r.size for r in kept) <= bound
+        assert kept[-1].seq == seq, "the newest records are kept"
+        assert [r.seq for r in kept] == list(range(kept[0].seq, seq + 1)), "what is kept is contiguous"
+        dropped = kept[0].seq - 1
+        assert f"{dropped} earlier log record" in marker.message
+        # A filtered read still says the log was cut; after_seq=0 leaves the marker out.
+        assert (await store.read_run_logs(uid, stage="noisy", limit=1))[0].seq == 0
+        assert (await store.read_run_logs(uid, after_seq=0, limit=1))[0].seq == kept[0].seq
+
+    @pytest.mark.asyncio
+    async def test_run_logs_marker_counts_what_the_caller_dropped(self, logs_store):
+        store = logs_store
+        uid = str((await store.create_run(make_run())).uid)
+        await store.append_run_logs(uid, [log_record(5, "s", "kept", time=50.0)], max_bytes=10_000, dropped=(4, 400))
+        got = await store.read_run_logs(uid)
+        assert [r.seq for r in got] == [0, 5]
+        assert got[0].message.startswith("4 earlier log record(s) (400 bytes)")
+        # Later drops, the store's own and the caller's, add up in the one marker.
+        await store.append_run_logs(uid, [log_record(6 + i, "s", "z" * 500, time=60.0 + i) for i in range(30)], max_bytes=10_000)
+        await store.append_run_logs(uid, [], max_bytes=10_000, dropped=(1, 100))
+        got = await store.read_run_logs(uid)
+        marker, kept = got[0], got[1:]
+        dropped_here = kept[0].seq - 5  # seq 5 and every seq before the first kept one
+        assert marker.message.startswith(f"{4 + dropped_here + 1} earlier log record(s)")
+        assert [r.seq for r in got if r.seq == 0] == [0]
+
+    @pytest.mark.asyncio
+    async def test_trim_run_logs(self, logs_store):
+        store = logs_store
+        uid = str((await store.create_run(make_run())).uid)
+        await store.append_run_logs(uid, [log_record(i, "s", "y" * 200, time=float(i)) for i in range(1, 101)])
+        assert await store.trim_run_logs(uid, 10**9) == 0
+        dropped = await store.trim_run_logs(uid, 5_000)
+        got = await store.read_run_logs(uid)
+        assert dropped > 0 and got[0].seq == 0 and got[1].seq == dropped + 1
+        assert sum(r.size for r in got[1:]) <= 5_000
+
+    @pytest.mark.asyncio
+    async def test_run_logs_go_with_their_run(self, logs_store):
+        store = logs_store
+        old = await store.create_run(make_run(started_at=T0, state="finished"))
+        live = await store.create_run(make_run(started_at=T0, state="running"))
+        deleted = await store.create_run(make_run(started_at=T0 + timedelta(days=2)))
+        kept = await store.create_run(make_run(started_at=T0 + timedelta(days=2)))
+        for run in (old, live, deleted, kept):
+            await store.append_run_logs(str(run.uid), [log_record(1, "s", f"from {run.name}")], max_bytes=10_000)
+        await store.delete_run(deleted.name)
+        assert await store.read_run_logs(str(deleted.uid)) == []
+        assert await store.delete_runs_before(T0 + timedelta(days=1)) == 1
+        assert await store.read_run_logs(str(old.uid)) == []
+        assert [r.message for r in await store.read_run_logs(str(live.uid))] == [f"from {live.name}"]
+        assert await store.delete_run_logs(str(kept.uid)) == 1
+        assert await store.read_run_logs(str(kept.uid)) == []
+        assert await store.get_run(kept.name) is not None, "deleting a log leaves the run"
+        # A run created again under a deleted run's uid starts with an empty log and fresh totals.
+        await store.append_run_logs(str(kept.uid), [log_record(1, "s", "again")], max_bytes=10_000)
+        assert [r.seq for r in await store.read_run_logs(str(kept.uid))] == [1]
+
+    @pytest.mark.asyncio
+    async def test_run_logs_store_any_text(self, logs_store):
+        store = logs_store
+        uid = str((await store.create_run(make_run())).uid)
+        texts = [
+            "bad \udcff\udcfe bytes",  # undecodable bytes as surrogate escapes
+            "nul \x00 inside",
+            "emoji \U0001f600 and accents éà",
+            "",
+        ]
+        await store.append_run_logs(uid, [log_record(i + 1, "s", t) for i, t in enumerate(texts)])
+        got = [r.message for r in await store.read_run_logs(uid)]
+        assert got[0] == "bad \ufffd\ufffd bytes"
+        assert got[1:] == texts[1:]
+
+    @pytest.mark.asyncio
+    async def test_run_logs_concurrent_appends_to_several_runs(self, logs_store):
+        store = logs_store
+        runs = [await store.create_run(make_run()) for _ in range(4)]
+
+        async def write(run, n=25):
+            for i in range(1, n + 1):
+                await store.append_run_logs(str(run.uid), [log_record(i, "s", f"{run.name} {i}")], max_bytes=10**6)
+
+        await asyncio.gather(*(write(r) for r in runs))
+        for run in runs:
+            got = await store.read_run_logs(str(run.uid))
+            assert [r.message for r in got] == [f"{run.name} {i}" for i in range(1, 26)]
+
+
+def log_record(
+    seq: int,
+    stage: str | None,
+    message: str,
+    *,
+    item: int | None = None,
+    stream: str = "stdout",
+    level: int = 20,
+    logger: str = "",
+    time: float = 1_700_000_000.0,
+):
+    from flowdapt.storage import RunLogRecord
+
+    return RunLogRecord(seq, time, stage, item, stream, level, logger, message)

@@ -477,3 +477,32 @@ class ExecutorConformance:
         assert read.state == "finished", read.error
         assert read.result == [pytest.approx(float(i), abs=1e-6) for i in range(20)]
 
+    # -- run logs ---------------------------------------------------------------------------------
+
+    def test_stage_output_is_captured_per_stage_and_item(self, executor, reference):
+        """What stages print and log reaches the run's log sink from any worker, tagged with its
+        stage and map item, one record per line, as on the reference executor."""
+        from flowdapt.engine.logs import from_wire
+
+        workflow = wf(
+            stage("start", "prints_and_logs"),
+            stage("each", "item_output", depends_on=["start"], type="parameterized", chunk_size=2),
+        )
+
+        def lines(on):
+            got = []
+            r = run(workflow, {"n": 6}, on, log_sink=lambda s, records: got.extend(from_wire(s, records)))
+            assert r.state == "finished", r.error
+            return sorted(
+                (x.stage, -1 if x.item is None else x.item, x.stream, x.level, x.logger, x.message) for x in got
+            )
+
+        got = lines(executor)
+        assert got == lines(reference)
+        assert ("start", -1, "stdout", 20, "", "printed 6") in got
+        assert ("start", -1, "stderr", 30, "", "on stderr") in got
+        assert ("start", -1, "log", 20, "conformance.stages", "logged 6") in got
+        assert ("start", -1, "log", 30, "conformance.structured", "Structured n=6") in got
+        for i in range(6):
+            assert ("each", i, "stdout", 20, "", f"{i}p{i}q{i}r{i}s") in got
+            assert ("each", i, "log", 30, "conformance.stages", f"item {i}") in got

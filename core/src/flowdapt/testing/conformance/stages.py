@@ -270,3 +270,32 @@ def env_var(name: str):
 
 def needs_resources(x=1):
     return x
+
+
+# -- output (run logs) -------------------------------------------------------------------------
+
+
+def prints_and_logs(n: int = 3) -> list[int]:
+    """A line on stdout, on stderr, a ``logging`` record and a ``flowdapt.lib.logger`` one."""
+    import logging
+    import sys
+
+    from flowdapt.lib.logger import get_logger
+
+    print("printed", n)
+    print("on stderr", file=sys.stderr)
+    logging.getLogger("conformance.stages").info("logged %s", n)
+    get_logger("conformance.structured").warning("Structured", n=n)
+    return list(range(n))
+
+
+def item_output(x):
+    """One line from several writes, and a log record, per item."""
+    import logging
+    import sys
+
+    for part in ("p", "q", "r", "s"):
+        sys.stdout.write(f"{x}{part}")
+    sys.stdout.write("\n")
+    logging.getLogger("conformance.stages").warning("item %s", x)
+    return x
