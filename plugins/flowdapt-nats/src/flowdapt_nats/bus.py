@@ -101,7 +101,8 @@ class NatsEventBusOptions(BaseModel):
     #: Stream limits: nothing is kept longer, and a stream never holds more than this.
     max_age: float = Field(86_400.0, gt=0)
     max_msgs: int = Field(1_000_000, ge=1)
-    max_bytes: int = Field(1024 * 1024 * 1024, ge=1)
+    #: Bytes per stream (the broker reserves them against its JetStream storage at creation).
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1)
     #: ``file`` survives a broker restart; ``memory`` does not.
     storage: Literal["file", "memory"] = "file"
     replicas: int = Field(1, ge=1, le=5)
@@ -149,6 +150,14 @@ def parse_servers(url: str, extra: Iterable[str] = ()) -> list[str]:
             part = DEFAULT_URL
         servers.append(part)
     return servers or [DEFAULT_URL]
+
+
+async def _cancel(task: asyncio.Task | None) -> None:
+    """Cancel ``task`` and wait for it to end. Cancelling again until it does: Python 3.11's
+    ``asyncio.wait_for`` (inside nats-py's fetch) can swallow a cancellation that meets a result."""
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
 
 
 # -- subscriptions -----------------------------------------------------------------------------------
@@ -221,6 +230,7 @@ class _PullSubscription(Subscription):
         self._psub = None
         self._task: asyncio.Task | None = None
         self._inflight = None
+        self._closed = False
 
     def consumer_config(self) -> api.ConsumerConfig:
         options = self.bus.options
@@ -249,7 +259,7 @@ class _PullSubscription(Subscription):
     async def _loop(self) -> None:
         bus = self.bus
         failures = 0
-        while True:
+        while not self._closed:
             try:
                 msgs = await self._psub.fetch(1, timeout=bus.options.fetch_timeout)
             except nats.errors.TimeoutError:
@@ -271,6 +281,10 @@ class _PullSubscription(Subscription):
                 log.info("event bus: pulling %s/%s again", self.stream, self.consumer)
                 failures = 0
             for msg in msgs:
+                if self._closed:  # a cancellation lost in fetch: give the message back
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
+                    continue
                 await self._handle(msg)
 
     async def _handle(self, msg) -> None:
@@ -301,11 +315,9 @@ class _PullSubscription(Subscription):
 
     async def close(self) -> None:
         self.bus._subs.discard(self)
+        self._closed = True
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _cancel(task)
         msg, self._inflight = self._inflight, None
         if msg is not None:  # taken but not handled to the end: to another member now
             with contextlib.suppress(Exception):
@@ -511,6 +523,12 @@ class NatsEventBus(EventBus):
                     continue
                 except nats.js.errors.BadRequestError:  # another server created it just now
                     info = await js.stream_info(config.name)
+                except nats.js.errors.APIError as exc:
+                    raise ConfigurationError(
+                        f"event bus: NATS at {self.display_url} cannot create stream {config.name!r} "
+                        f"({exc.description or exc}); with 'insufficient storage', lower "
+                        "event_bus.options.max_bytes (reserved per stream) or give JetStream more storage"
+                    ) from None
             current = info.config
             if current.retention != config.retention:
                 raise ConfigurationError(
@@ -550,9 +568,7 @@ class NatsEventBus(EventBus):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._outbox.join(), timeout=min(self.options.publish_timeout, 5.0))
         for task in [self._pump, *self._background]:
-            if task is not None and not task.done():
-                task.cancel()
-        await asyncio.gather(*[t for t in [self._pump, *self._background] if t is not None], return_exceptions=True)
+            await _cancel(task)
         self._pump = None
         nc, self._nc = self._nc, None
         with contextlib.suppress(Exception):
