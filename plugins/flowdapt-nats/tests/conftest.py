@@ -66,11 +66,12 @@ def free_port() -> int:
 class NatsServer:
     """A nats-server of the test's own (JetStream, store under ``store_dir``), to stop and restart."""
 
-    def __init__(self, store_dir, port: int | None = None):
+    def __init__(self, store_dir, port: int | None = None, jetstream: bool = True):
         if NATS_SERVER is None:
             pytest.skip("nats-server is not installed, so the broker cannot be stopped and restarted here")
         self.port = port or free_port()
         self.store_dir = store_dir
+        self.jetstream = jetstream
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -79,7 +80,8 @@ class NatsServer:
 
     def start(self) -> NatsServer:
         self.proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir)],
+            [NATS_SERVER, *(["-js"] if self.jetstream else []), "-a", "127.0.0.1", "-p", str(self.port),
+             "-sd", str(self.store_dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15

@@ -589,8 +589,16 @@ class NatsEventBus(EventBus):
         while True:
             remaining = deadline - time.monotonic()
             try:
-                await js.publish(subject, payload, timeout=max(0.05, min(remaining, 2.0)), headers=headers)
-                return
+                try:
+                    await js.publish(subject, payload, timeout=max(0.05, min(remaining, 2.0)), headers=headers)
+                    return
+                except nats.js.errors.APIError as exc:
+                    if exc.err_code:  # a JetStream verdict (a full stream, a wrong subject): final
+                        raise EventBusUnavailableError(
+                            f"event bus: NATS at {self.display_url} refused {what} {event.type} ({event.id}): "
+                            f"{exc.description or exc}"
+                        ) from None
+                    raise
             except _TRANSIENT as exc:
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ") or type(exc).__name__
                 if isinstance(exc, nats.errors.NoRespondersError | nats.js.errors.NoStreamResponseError):
