@@ -183,9 +183,15 @@ async def test_the_broker_restarted_mid_load(tmp_path, keep_store, caplog):
             await publisher.enqueue("runs", ev(i))
         await wait_until(lambda: {*range(20, 40)} <= set(fanout) and {*range(20, 40)} <= set(group)
                          and {*range(20, 40)} <= set(queue), timeout=30, what="delivery after the restart")
-        assert "during outage" in fanout and "nowait during outage" in fanout
-        assert fanout.count("during outage") == 1  # the retried publish reached each subscriber once
-        assert "lost" not in fanout
+        # The events published while the broker was away went out once it was back. Fan-out is at
+        # most once (a subscriber whose connection is not back yet misses them), a retried publish
+        # reaches it once at most; the group's durable consumer has them when the broker kept its store.
+        assert fanout.count("during outage") <= 1 and fanout.count("nowait during outage") <= 1
+        if keep_store:
+            await wait_until(lambda: "during outage" in group and "nowait during outage" in group)
+            await asyncio.sleep(0.5)
+            assert group.count("during outage") == 1 and group.count("nowait during outage") == 1
+        assert "lost" not in fanout and "lost" not in group
         assert "reconnected to NATS" in caplog.text and "hunter2" not in caplog.text
     finally:
         await publisher.stop()
@@ -288,20 +294,27 @@ async def test_publish_to_handler_latency(nats_url, prefix, capsys):
             await a.publish(ev(i))
             await asyncio.sleep(0.002)
         await wait_until(lambda: len(fan) == n and len(grp) == n)
-        started = time.perf_counter()
-        for i in range(n):
-            await a.publish(ev(f"t{i}"))
-        rate = n / (time.perf_counter() - started)
 
         def ms(got):
             lat = sorted((got[i] - sent[i]) * 1000 for i in range(n))
             return statistics.median(lat), lat[int(n * 0.99) - 1]
 
         (f50, f99), (g50, g99) = ms(fan), ms(grp)
+        started = time.perf_counter()
+        for i in range(n):
+            await a.publish(ev(f"t{i}"))
+        rate = n / (time.perf_counter() - started)
+        fan.clear()
+        started = time.perf_counter()
+        for i in range(3000):
+            a.publish_nowait(ev(i))
+        await wait_until(lambda: len(fan) == 3000, timeout=60)
+        nowait_rate = 3000 / (time.perf_counter() - started)
+        assert list(fan) == list(range(3000))  # pipelined, still in order
         with capsys.disabled():
             print(
                 f"\n[nats latency] fan-out p50 {f50:.2f} ms p99 {f99:.2f} ms; group p50 {g50:.2f} ms "
-                f"p99 {g99:.2f} ms; acknowledged publish {rate:.0f}/s"
+                f"p99 {g99:.2f} ms; acknowledged publish {rate:.0f}/s; publish_nowait to a handler {nowait_rate:.0f}/s"
             )
         assert f50 < 50 and g50 < 50
     finally:

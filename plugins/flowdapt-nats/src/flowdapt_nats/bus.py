@@ -639,29 +639,64 @@ class NatsEventBus(EventBus):
                 )
 
     async def _pump_outbox(self) -> None:
-        """Publish what publish_nowait() queued, in order; an outage holds the queue, not the caller."""
+        """Publish what publish_nowait() queued, in order; an outage holds the queue, not the caller.
+
+        What is waiting goes out pipelined (up to ``PIPELINE`` publishes before their acknowledgements);
+        an event the broker did not acknowledge is published again on its own (the id dedupes it)."""
         outbox = self._outbox
         assert outbox is not None
         while True:
-            event = await outbox.get()
+            batch = [await outbox.get()]
+            while not outbox.empty() and len(batch) < self.PIPELINE:
+                batch.append(outbox.get_nowait())
             try:
-                while True:
-                    try:
-                        await self._publish(self.event_subject(event.channel), event, "event")
-                        break
-                    except EventBusUnavailableError as exc:
-                        if self._stopping or self._nc is None or self._nc.is_closed:
-                            raise
-                        if "refused" in str(exc):
-                            log.warning("%s; dropped", exc)
-                            break
-                        log.warning("%s; still trying", exc)
+                failed = batch if len(batch) == 1 else await self._publish_pipelined(batch)
+                for event in failed:
+                    await self._publish_until_taken(event)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - never let the pump die
-                log.warning("event bus: event %s (%s) not published: %s", event.type, event.id, exc)
+                log.warning("event bus: %d event(s) not published: %s", len(batch), exc)
             finally:
-                outbox.task_done()
+                for _ in batch:
+                    outbox.task_done()
+
+    #: Events the outbox pump sends before it waits for their acknowledgements.
+    PIPELINE = 256
+
+    async def _publish_pipelined(self, batch: list[Event]) -> list[Event]:
+        """Publish ``batch`` without waiting between events; the events not acknowledged."""
+        js = self.js
+        futures: list[asyncio.Future] = []
+        try:
+            for event in batch:
+                futures.append(
+                    await js.publish_async(
+                        self.event_subject(event.channel), event.to_json(), headers={"Nats-Msg-Id": str(event.id)}
+                    )
+                )
+        except Exception:  # noqa: BLE001 - reconnecting, buffer full: the rest go one by one
+            pass
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), timeout=min(self.options.publish_timeout, 5.0)
+            )
+        except TimeoutError:
+            return batch
+        return [e for e, r in zip(batch, results, strict=False) if isinstance(r, BaseException)] + batch[len(futures) :]
+
+    async def _publish_until_taken(self, event: Event) -> None:
+        while True:
+            try:
+                await self._publish(self.event_subject(event.channel), event, "event")
+                return
+            except EventBusUnavailableError as exc:
+                if self._stopping or self._nc is None or self._nc.is_closed:
+                    raise
+                if "refused" in str(exc):
+                    log.warning("%s; dropped", exc)
+                    return
+                log.warning("%s; still trying", exc)
 
     # -- subscribing ----------------------------------------------------------------------------------
 
