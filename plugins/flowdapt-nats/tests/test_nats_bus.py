@@ -320,3 +320,14 @@ async def test_publish_to_handler_latency(nats_url, prefix, capsys):
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_stopped_bus_refuses_publish_and_drops_publish_nowait(nats_url, prefix):
+    bus = make(nats_url, prefix=prefix)
+    await bus.start()
+    await bus.stop()
+    with pytest.raises(EventBusUnavailableError, match="not started"):
+        await bus.publish(ev("after stop"))
+    bus.publish_nowait(ev("after stop"))  # from a run listener during shutdown: never raises
+    assert bus.dropped == 1
+    await bus.stop()  # stopping twice is harmless

@@ -570,6 +570,7 @@ class NatsEventBus(EventBus):
         for task in [self._pump, *self._background]:
             await _cancel(task)
         self._pump = None
+        self._outbox = None
         nc, self._nc = self._nc, None
         with contextlib.suppress(Exception):
             await nc.flush(timeout=1)
@@ -625,8 +626,10 @@ class NatsEventBus(EventBus):
         await self._publish(self.event_subject(event.channel), event, "event")
 
     def publish_nowait(self, event: Event) -> None:
-        if self._outbox is None:
-            raise EventBusUnavailableError(f"event bus on NATS at {self.display_url} is not started")
+        if self._outbox is None or self._pump is None:  # not started, or stopped: never raise into a run
+            self.dropped += 1
+            log.warning("event bus on NATS at %s is not running; event %s dropped", self.display_url, event.type)
+            return
         self.observe_published(event)
         try:
             self._outbox.put_nowait(event)
