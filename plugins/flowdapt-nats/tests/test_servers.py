@@ -5,6 +5,7 @@ requests is taken by one compute server."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import textwrap
 import threading
@@ -134,3 +135,48 @@ def test_a_condition_fires_once_across_two_trigger_services(cluster):
     assert all(r["triggered_by"]["rule"] == "a_then_b" for r in runs)
     fired = [live.server.triggers.events_seen for live in cluster]
     assert sum(fired) >= n  # the events were split between the two trigger services
+
+
+def listen(live, received, connected, until_uid_box):
+    """Collect (type, data) from ``GET /events`` until a run_finished of the uid in the box."""
+    with httpx.stream("GET", f"http://127.0.0.1:{live.port}/events", params={"workflow": "wf_a"}, timeout=30) as response:
+        event = None
+        for line in response.iter_lines():
+            if line.startswith(": connected"):
+                connected.set()
+            elif line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event:
+                data = json.loads(line[6:])
+                received.append((event, data))
+                if event == "run_finished" and until_uid_box and data["uid"] == until_uid_box[0]:
+                    return
+
+
+def test_the_live_stream_of_any_api_server_shows_runs_of_any_compute_server(cluster):
+    one, two = cluster
+    doc = {"kind": "workflow", "metadata": {"name": "wf_a"}, "spec": {"stages": [{"name": "p", "target": f"{STAGES}.produce"}]}}
+    assert one.http.post("/workflows/", json=doc).status_code == 200
+    streams = []
+    uid_box: list[str] = []
+    for live in (one, two):
+        received, connected = [], threading.Event()
+        thread = threading.Thread(target=listen, args=(live, received, connected, uid_box), daemon=True)
+        thread.start()
+        assert connected.wait(10)
+        streams.append((received, thread))
+    # A run executed by server one (the API call runs it there) ...
+    run = one.http.post("/workflows/wf_a/run", json={"value": 7}, params={"wait": False}).json()
+    uid_box.append(run["uid"])
+    for _, thread in streams:
+        thread.join(15)
+    (local, _), (remote, _) = streams
+    # ... shows on server two's stream, from the bus, with its result ...
+    remote_types = [t for t, d in remote if d["uid"] == run["uid"]]
+    assert "run_started" in remote_types and remote_types[-1] == "run_finished", remote
+    assert "stage_finished" in remote_types
+    finished = [d for t, d in remote if t == "run_finished" and d["uid"] == run["uid"]][0]
+    assert finished["state"] == "finished" and finished["result"] == 7 and finished["remote"] is True
+    # ... and once on server one's own stream (its own bus events are not forwarded back to it).
+    local_finished = [d for t, d in local if t == "run_finished" and d["uid"] == run["uid"]]
+    assert len(local_finished) == 1 and "remote" not in local_finished[0]

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import re
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -47,6 +48,10 @@ from flowdapt.events.envelope import Event
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
+
+#: NATS message header naming the bus object (the server) that published an event; the event itself
+#: is unchanged. ``subscribe_remote`` skips a bus's own events with it.
+ORIGIN_HEADER = "Flowdapt-Origin"
 
 #: Errors after which an operation is worth retrying: the broker is (re)connecting or slow.
 _TRANSIENT = (
@@ -169,10 +174,11 @@ class _FanoutSubscription(Subscription):
     #: Event ids remembered per subscription to drop a publish retried across a reconnect.
     RECENT = 2048
 
-    def __init__(self, bus: NatsEventBus, handler: Handler, channels: frozenset[str] | None):
+    def __init__(self, bus: NatsEventBus, handler: Handler, channels: frozenset[str] | None, remote_only: bool = False):
         self.bus = bus
         self.handler = handler
         self.channels = channels
+        self.remote_only = remote_only
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._sub = None
 
@@ -186,6 +192,8 @@ class _FanoutSubscription(Subscription):
         self._sub = await self.bus.connection.subscribe(subject, cb=self._on_msg)
 
     async def _on_msg(self, msg) -> None:
+        if self.remote_only and msg.headers and msg.headers.get(ORIGIN_HEADER) == self.bus.origin:
+            return
         event = self.bus.decode(msg)
         if event is None or (self.channels is not None and event.channel not in self.channels):
             return
@@ -346,6 +354,8 @@ class NatsEventBus(EventBus):
         self.options = options
         self.prefix = options.prefix
         self.connection_name = options.connection_name or connection_name
+        #: Names this bus object in the messages it publishes (see ``subscribe_remote``).
+        self.origin = uuid.uuid4().hex
         self.events_stream = f"{self.prefix}_events"
         self.queues_stream = f"{self.prefix}_queues"
         self._nc: NATS | None = None
@@ -583,7 +593,7 @@ class NatsEventBus(EventBus):
         """JetStream publish with retries until ``publish_timeout``; the event id dedupes retries."""
         js = self.js
         payload = event.to_json()
-        headers = {"Nats-Msg-Id": str(event.id)}
+        headers = {"Nats-Msg-Id": str(event.id), ORIGIN_HEADER: self.origin}
         timeout = self.options.publish_timeout
         deadline = time.monotonic() + timeout
         attempt = 0
@@ -675,7 +685,9 @@ class NatsEventBus(EventBus):
             for event in batch:
                 futures.append(
                     await js.publish_async(
-                        self.event_subject(event.channel), event.to_json(), headers={"Nats-Msg-Id": str(event.id)}
+                        self.event_subject(event.channel),
+                        event.to_json(),
+                        headers={"Nats-Msg-Id": str(event.id), ORIGIN_HEADER: self.origin},
                     )
                 )
         except Exception:  # noqa: BLE001 - reconnecting, buffer full: the rest go one by one
@@ -723,6 +735,15 @@ class NatsEventBus(EventBus):
                 self, handler, stream=self.events_stream, consumer=consumer, filter_subject=subject,
                 channels=chans, deliver_policy=api.DeliverPolicy.NEW,
             )
+        self.connection  # noqa: B018 - raises when not started
+        await sub.start()
+        self._subs.add(sub)
+        return sub
+
+    async def subscribe_remote(self, handler: Handler, *, channels: Iterable[str] | None = None) -> Subscription:
+        """Like a plain :meth:`subscribe`, without the events this bus object published itself (a
+        server forwarding other servers' run events to its own live stream)."""
+        sub = _FanoutSubscription(self, handler, frozenset(channels) if channels is not None else None, remote_only=True)
         self.connection  # noqa: B018 - raises when not started
         await sub.start()
         self._subs.add(sub)
