@@ -178,11 +178,26 @@ async def test_the_broker_restarted_mid_load(tmp_path, keep_store, caplog):
             server.store_dir = tmp_path / "fresh-store"
         server.start()
         await asyncio.wait_for(pending, 20)
+        # Both buses are back (fan-out reaches a subscriber once its connection is), and the
+        # worker's consumers exist again (made anew when the broker lost its store; until then a
+        # group misses what is published, as nothing holds it).
+        await wait_until(lambda: worker._nc.is_connected and publisher._nc.is_connected, what="the reconnects")
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                for sub in list(worker._subs):
+                    if hasattr(sub, "consumer"):
+                        await worker.js.consumer_info(sub.stream, sub.consumer)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "the worker's consumers did not come back"
+                await asyncio.sleep(0.1)
         for i in range(20, 40):
             await publisher.publish(ev(i))
             await publisher.enqueue("runs", ev(i))
         await wait_until(lambda: {*range(20, 40)} <= set(fanout) and {*range(20, 40)} <= set(group)
-                         and {*range(20, 40)} <= set(queue), timeout=30, what="delivery after the restart")
+                         and {*range(20, 40)} <= set(queue), timeout=30,
+                         what=f"delivery after the restart (fan-out {fanout[-5:]}, group {group[-5:]}, queue {queue[-5:]})")
         # The events published while the broker was away went out once it was back. Fan-out is at
         # most once (a subscriber whose connection is not back yet misses them), a retried publish
         # reaches it once at most; the group's durable consumer has them when the broker kept its store.
