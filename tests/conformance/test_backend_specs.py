@@ -28,6 +28,18 @@ def test_name_alone_and_options_as_key_values():
     }
 
 
+def test_an_event_bus_by_name_or_by_url_with_options():
+    by_name = parse_backend_spec("event_buses", "memory")
+    assert by_name.name == "memory" and by_name.options == {} and by_name.settings_for("/x") == {"event_bus.url": "memory://"}
+    by_url = parse_backend_spec("event_buses", "nats://user:pw@127.0.0.1:4222:prefix=t_{unique},ack_wait=2")
+    assert by_url.name == "nats"
+    assert by_url.options == {"prefix": "t_{unique}", "ack_wait": 2}
+    assert by_url.settings == {"event_bus.url": "nats://user:pw@127.0.0.1:4222"}
+    assert parse_backend_spec("event_buses", "NATS://h:4222").settings == {"event_bus.url": "NATS://h:4222"}
+    assert parse_backend_spec("event_buses", 'nats://a:1,b:2:{"prefix": "p"}').options == {"prefix": "p"}
+    assert parse_backend_spec("event_buses", "nats://a:1,b:2").settings == {"event_bus.url": "nats://a:1,b:2"}
+
+
 def test_options_as_a_json_object():
     backend = parse_backend_spec("cluster_memory", 'dask:{"address": "tcp://h:8786", "prefix": "p,q"}')
     assert backend.options == {"address": "tcp://h:8786", "prefix": "p,q"}
@@ -77,16 +89,17 @@ def test_the_shipped_suites_run_from_the_command_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "flowdapt.testing.conformance", "-q", "-rs",
          "-p", "no:cacheprovider", "--flowdapt-store", "memory", "--flowdapt-cluster-memory", "memory",
-         "--flowdapt-executor", "local:mode=thread,workers=2", "-k", "not processes"],
+         "--flowdapt-executor", "local:mode=thread,workers=2", "--flowdapt-event-bus", "memory://",
+         "-k", "not processes"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert " failed" not in out and " error" not in out
     # What the backends say they cannot do (thread workers share the driver's memory).
-    assert "memory is not persistent" in out and "one worker process" in out
+    assert "memory is not persistent" in out and "one worker process" in out and "memory bus is not shared" in out
     passed = int(out.strip().splitlines()[-1].split(" passed")[0].split()[-1])
-    assert passed >= 80, out[-2000:]  # all three suites ran (86 cases today)
+    assert passed >= 95, out[-2000:]  # all four suites ran (86 + 17 cases today)
 
 
 def test_a_suite_without_its_option_says_which_to_pass(tmp_path):

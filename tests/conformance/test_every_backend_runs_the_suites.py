@@ -1,4 +1,4 @@
-"""Every executor, document store and cluster memory that a plugin of this workspace registers
+"""Every executor, document store, cluster memory and event bus that a plugin of this workspace registers
 runs the shipped conformance suite of its kind in that plugin's tests, so a new backend cannot
 skip its suite by accident (the PostgreSQL store, a new executor...).
 
@@ -18,6 +18,7 @@ SUITES = {
     "executors": "ExecutorConformance",
     "document_stores": "DocumentStoreConformance",
     "cluster_memory": "ClusterMemoryConformance",
+    "event_buses": "EventBusConformance",
 }
 
 
@@ -58,4 +59,4 @@ def test_every_registered_backend_of_the_workspace_runs_its_suite():
             if (kind, name) not in backends or suite not in suites:
                 missing.append(f"{kind} '{name}' of {info.distribution} (subclass {suite} in {dirs[0]})")
     assert not missing, "backends that do not run the shipped conformance suite: " + "; ".join(missing)
-    assert {"executors/local", "document_stores/sqlite", "cluster_memory/memory"} <= set(checked)
+    assert {"executors/local", "document_stores/sqlite", "cluster_memory/memory", "event_buses/memory", "event_buses/nats"} <= set(checked)

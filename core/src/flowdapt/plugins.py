@@ -51,6 +51,7 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("cluster_memory", "dask"): "flowdapt-dask",
     ("document_stores", "postgres"): "flowdapt-postgres",
     ("document_stores", "postgresql"): "flowdapt-postgres",
+    ("event_buses", "nats"): "flowdapt-nats",
 }
 
 #: ``backend: auto`` picks the first of these that a loaded plugin registers. The last one of each

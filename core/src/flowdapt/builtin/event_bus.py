@@ -75,6 +75,10 @@ class _QueueConsumer(Subscription):
 
 class MemoryEventBus(EventBus):
     name = "memory"
+    #: Capabilities the event-bus conformance suite asks about: another bus object (another server)
+    #: shares nothing with this one, and what a closed member had taken is gone with it.
+    shared = False
+    redelivers = False
 
     def __init__(self) -> None:
         super().__init__()

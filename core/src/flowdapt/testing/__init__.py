@@ -13,11 +13,12 @@ these fixtures without importing anything:
   or the name of a workflow a loaded plugin ships) in this process and return the
   :class:`~flowdapt.resources.WorkflowRun`. Stages run in the calling thread, so breakpoints work.
 - ``flowdapt_definitions``: the resources the loaded plugins ship (``flowdapt_resource_definitions``).
-- ``flowdapt_executor_backend``, ``flowdapt_store_backend``, ``flowdapt_cluster_memory_backend``:
-  the :class:`~flowdapt.testing.conformance.Backend` the conformance suites
-  (:mod:`flowdapt.testing.conformance`) run against, from the pytest options
-  ``--flowdapt-executor``, ``--flowdapt-store`` and ``--flowdapt-cluster-memory``
-  (``NAME[:key=value,...]``); a plugin's tests override them to pick their own backend.
+- ``flowdapt_executor_backend``, ``flowdapt_store_backend``, ``flowdapt_cluster_memory_backend``,
+  ``flowdapt_event_bus_backend``: the :class:`~flowdapt.testing.conformance.Backend` the
+  conformance suites (:mod:`flowdapt.testing.conformance`) run against, from the pytest options
+  ``--flowdapt-executor``, ``--flowdapt-store``, ``--flowdapt-cluster-memory``
+  (``NAME[:key=value,...]``) and ``--flowdapt-event-bus`` (the same, or
+  ``URL[:key=value,...]``); a plugin's tests override them to pick their own backend.
 
 The helpers behind them (:func:`run_workflow_inline`, :func:`workflow_from`) work without pytest.
 """
@@ -134,16 +135,17 @@ _BACKEND_OPTIONS = {
     "executors": ("--flowdapt-executor", "flowdapt_executor", "executor"),
     "document_stores": ("--flowdapt-store", "flowdapt_store", "document store"),
     "cluster_memory": ("--flowdapt-cluster-memory", "flowdapt_cluster_memory", "cluster memory backend"),
+    "event_buses": ("--flowdapt-event-bus", "flowdapt_event_bus", "event bus"),
 }
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flowdapt", "Flowdapt conformance suites (flowdapt.testing.conformance)")
-    for option, dest, what in _BACKEND_OPTIONS.values():
+    for kind, (option, dest, what) in _BACKEND_OPTIONS.items():
         group.addoption(
             option,
             dest=dest,
-            metavar="NAME[:key=value,...]",
+            metavar="URL_OR_NAME[:key=value,...]" if kind == "event_buses" else "NAME[:key=value,...]",
             default=None,
             help=f"the registered {what} the conformance suite runs against, with its options "
             "(values are JSON when they parse; {app_dir} and {unique} expand per test)",
@@ -156,7 +158,8 @@ def _backend_from_option(config: pytest.Config, kind: str) -> Any:
     option, dest, what = _BACKEND_OPTIONS[kind]
     spec = config.getoption(dest)
     if not spec:
-        pytest.skip(f"no {what} to test: pass {option} NAME[:key=value,...] (or override this fixture)")
+        metavar = "URL_OR_NAME" if kind == "event_buses" else "NAME"
+        pytest.skip(f"no {what} to test: pass {option} {metavar}[:key=value,...] (or override this fixture)")
     try:
         return parse_backend_spec(kind, spec)
     except ValueError as exc:
@@ -179,6 +182,12 @@ def flowdapt_store_backend(pytestconfig: pytest.Config) -> Any:
 def flowdapt_cluster_memory_backend(pytestconfig: pytest.Config) -> Any:
     """The cluster memory the cluster-memory suite runs against (``--flowdapt-cluster-memory``)."""
     return _backend_from_option(pytestconfig, "cluster_memory")
+
+
+@pytest.fixture(scope="session")
+def flowdapt_event_bus_backend(pytestconfig: pytest.Config) -> Any:
+    """The event bus the event-bus suite runs against (``--flowdapt-event-bus``)."""
+    return _backend_from_option(pytestconfig, "event_buses")
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -281,6 +290,7 @@ __all__ = [
     "flowdapt_builtin_plugins",
     "flowdapt_cluster_memory_backend",
     "flowdapt_definitions",
+    "flowdapt_event_bus_backend",
     "flowdapt_executor_backend",
     "flowdapt_plugins",
     "flowdapt_settings",

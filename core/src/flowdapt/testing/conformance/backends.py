@@ -1,8 +1,10 @@
 """Which backend a conformance suite runs against: a registry name, options and the plugins to load.
 
 A :class:`Backend` is built from a spec string (the ``--flowdapt-executor``,
-``--flowdapt-store`` and ``--flowdapt-cluster-memory`` pytest options) or directly in a plugin's
-tests. The suites create every backend the way the server does, through the plugin registry
+``--flowdapt-store``, ``--flowdapt-cluster-memory`` and ``--flowdapt-event-bus`` pytest options)
+or directly in a plugin's tests. An event bus is picked by the scheme of ``event_bus.url``, so its
+spec may be that URL (``nats://127.0.0.1:4222:prefix=t_{unique}``): the scheme is the name and the
+URL goes into the ``event_bus.url`` setting the factory reads. The suites create every backend the way the server does, through the plugin registry
 (``plugins.create(kind, name, options, settings)``), so the options are validated by the
 plugin's own options model; nothing in the suites knows a backend by name.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ OPTIONS: dict[str, str] = {
     "executors": "--flowdapt-executor",
     "document_stores": "--flowdapt-store",
     "cluster_memory": "--flowdapt-cluster-memory",
+    "event_buses": "--flowdapt-event-bus",
 }
 
 #: Capabilities a suite asks about, per kind, with the default assumed when the backend object
@@ -57,6 +61,14 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         "exact_stats": True,
     },
     "executors": {},
+    "event_buses": {
+        # Two bus objects built from the same URL and options (two servers) share events: fan-out
+        # reaches the subscribers of both, a group or a work queue spans both.
+        "shared": True,
+        # A group event or work item that a member took but did not finish (closed mid-handler,
+        # or died) is delivered again to another member.
+        "redelivers": True,
+    },
 }
 
 
@@ -90,15 +102,34 @@ def _split_top_level(text: str, sep: str = ",") -> list[str]:
     return [p for p in (part.strip() for part in parts) if p]
 
 
+#: Where the options start in ``scheme://host:port:key=value``: the first ``:`` before a ``key=`` or ``{``.
+_URL_OPTIONS = re.compile(r":(?=\s*(?:\{|[A-Za-z_][\w.-]*\s*=))")
+
+
+def _split_url_spec(spec: str) -> tuple[str, str, str]:
+    """``(name, url, options text)`` of an event bus spec written as its URL."""
+    scheme, _, after = spec.partition("://")
+    match = _URL_OPTIONS.search(after)
+    address, rest = (after[: match.start()], after[match.end() :]) if match else (after, "")
+    return scheme.strip().lower(), f"{scheme.strip()}://{address.strip()}", rest
+
+
 def parse_backend_spec(kind: str, spec: str) -> Backend:
     """``NAME``, ``NAME:key=value,key=value`` or ``NAME:{json object}`` as a :class:`Backend`.
 
     Values are JSON when they parse (``workers=2``, ``processes=false``, ``pip=["x"]``), else
     strings (``address=127.0.0.1:6379``: only the first colon separates name and options).
+    An event bus may also be given by URL, ``SCHEME://ADDRESS[:key=value,...]`` (the options start
+    at the first ``:`` followed by ``key=`` or ``{``); the URL becomes its ``event_bus.url``.
     """
     if kind not in OPTIONS:
         raise ValueError(f"unknown backend kind {kind!r}; one of {sorted(OPTIONS)}")
-    name, _, rest = spec.strip().partition(":")
+    settings: dict[str, Any] = {}
+    if kind == "event_buses" and "://" in spec:
+        name, url, rest = _split_url_spec(spec.strip())
+        settings["event_bus.url"] = url
+    else:
+        name, _, rest = spec.strip().partition(":")
     if not name:
         raise ValueError(f"{OPTIONS[kind]} {spec!r}: a backend spec starts with the registered name")
     rest = rest.strip()
@@ -114,7 +145,7 @@ def parse_backend_spec(kind: str, spec: str) -> Backend:
             if not eq or not key.strip():
                 raise ValueError(f"{OPTIONS[kind]} {spec!r}: expected key=value, got {item!r}")
             options[key.strip()] = _parse_value(value.strip())
-    return Backend(kind=kind, name=name, options=options)
+    return Backend(kind=kind, name=name, options=options, settings=settings)
 
 
 def unique_for(app_dir: Path | str) -> str:
@@ -136,7 +167,7 @@ def _expand(value: Any, app_dir: Path) -> Any:
 class Backend:
     """One backend of one registry kind, as the suites build it."""
 
-    #: Registry kind: ``executors``, ``document_stores`` or ``cluster_memory``.
+    #: Registry kind: ``executors``, ``document_stores``, ``cluster_memory`` or ``event_buses``.
     kind: str
     #: The name it is registered under (what ``executor.backend``/``database.backend``/... name).
     name: str
@@ -150,7 +181,8 @@ class Backend:
     sys_path: tuple[str, ...] = ()
     #: Capabilities that override what the backend object declares (see ``CAPABILITIES``).
     capabilities: Mapping[str, Any] = field(default_factory=dict)
-    #: Dotted settings keys for the suite's app dir (the executor suite: ``cluster_memory.backend``).
+    #: Dotted settings keys for the suite's app dir (the executor suite: ``cluster_memory.backend``;
+    #: an event bus: ``event_bus.url``, by default ``NAME://``). ``{app_dir}``/``{unique}`` expand.
     settings: Mapping[str, Any] = field(default_factory=dict)
     #: Test id; defaults to the name.
     id: str | None = None
@@ -161,6 +193,13 @@ class Backend:
 
     def options_for(self, app_dir: Path, **extra: Any) -> dict[str, Any]:
         return {**_expand(dict(self.options), Path(app_dir)), **extra}
+
+    def settings_for(self, app_dir: Path) -> dict[str, Any]:
+        """The settings overrides the backend's factory sees (an event bus: its ``event_bus.url``)."""
+        overrides = _expand(dict(self.settings), Path(app_dir))
+        if self.kind == "event_buses":
+            overrides.setdefault("event_bus.url", f"{self.name}://")
+        return overrides
 
     def plugin_system(self):
         from flowdapt.plugins import create_plugin_system
@@ -185,7 +224,9 @@ class Backend:
         from flowdapt.settings import load_settings
 
         if settings is None:
-            settings = load_settings(app_dir=app_dir, config_file="-", create=False)
+            settings = load_settings(
+                app_dir=app_dir, config_file="-", overrides=self.settings_for(app_dir) or None, create=False
+            )
         return self.plugin_system().create(self.kind, self.name, self.options_for(app_dir, **extra_options), settings)
 
     def capability(self, instance: Any, name: str) -> Any:
@@ -206,6 +247,7 @@ class Backend:
                 if self.plugins is None
                 else [list(p) if isinstance(p, tuple) else p for p in self.plugins],
                 "sys_path": list(self.sys_path),
+                "settings": self.settings_for(app_dir),
             }
         )
 
@@ -221,5 +263,7 @@ def from_spec(spec: Mapping[str, Any]) -> Any:
         plugins=None if spec["plugins"] is None else tuple(tuple(p) if isinstance(p, list) else p for p in spec["plugins"]),
         sys_path=tuple(spec.get("sys_path", ())),
     )
-    settings = load_settings(app_dir=spec["app_dir"], config_file="-", create=False)
+    settings = load_settings(
+        app_dir=spec["app_dir"], config_file="-", overrides=spec.get("settings") or None, create=False
+    )
     return backend.plugin_system().create(backend.kind, backend.name, dict(backend.options), settings)
