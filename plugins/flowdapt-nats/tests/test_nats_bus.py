@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -346,3 +347,22 @@ async def test_a_stopped_bus_refuses_publish_and_drops_publish_nowait(nats_url, 
     bus.publish_nowait(ev("after stop"))  # from a run listener during shutdown: never raises
     assert bus.dropped == 1
     await bus.stop()  # stopping twice is harmless
+
+
+def test_flowdapt_run_with_an_unreachable_broker_says_so_and_exits(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWDAPT__")}
+    port = free_port()
+    env.update({
+        "FLOWDAPT__APP_DIR": str(tmp_path / "app"),
+        "FLOWDAPT__EVENT_BUS__URL": f"nats://127.0.0.1:{port}",
+        "FLOWDAPT__EVENT_BUS__OPTIONS": '{"connect_timeout": 2}',
+        "FLOWDAPT__API__PORT": str(free_port()),
+    })
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("flowdapt")), "run"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0 and time.monotonic() - started < 30
+    out = proc.stdout + proc.stderr
+    assert f"cannot connect to NATS at nats://127.0.0.1:{port} within 2 s" in out
+    assert "Traceback" not in out

@@ -25,7 +25,13 @@ from flowdapt_postgres import migrations as pg_migrations
 
 from flowdapt.errors import ConfigurationError, StorageUnavailableError
 from flowdapt.plugins import BUILTIN_PLUGINS, create_plugin_system
-from flowdapt.testing.conformance.document_stores import make_resource, make_run, race_in_threads, same
+from flowdapt.testing.conformance.document_stores import (
+    log_record,
+    make_resource,
+    make_run,
+    race_in_threads,
+    same,
+)
 
 PLUGINS = (*BUILTIN_PLUGINS, ("postgres", "flowdapt_postgres.plugin"))
 
@@ -83,6 +89,7 @@ async def _backfill_namespace(conn) -> None:
         await conn.execute("UPDATE runs SET namespace = %s WHERE seq = %s", (json.loads(doc)["namespace"], seq))
 
 
+LATEST = pg_migrations.latest_version()
 #: A migration that only exists in these tests: the version after the latest.
 NEXT = pg_migrations.latest_version() + 1
 TEST_NEXT = pg_migrations.Migration(
@@ -106,11 +113,11 @@ async def test_open_creates_the_schema_at_the_latest_version(postgres_dsn, schem
     rows = query(postgres_dsn, f"SELECT version, description FROM {schema}.schema_version ORDER BY version")
     assert [r[0] for r in rows] == list(range(1, pg_migrations.latest_version() + 1))
     tables = {r[0] for r in query(postgres_dsn, "SELECT tablename FROM pg_tables WHERE schemaname = %s", schema)}
-    assert tables == {"resources", "runs", "servers", "schema_version"}
+    assert tables == {"resources", "runs", "servers", "run_logs", "run_log_totals", "schema_version"}
     # Nothing landed in public: the store keeps to its schema.
     assert query(postgres_dsn, "SELECT to_regclass('public.resources')") == [(None,)]
     async with make(postgres_dsn, schema) as again:
-        assert (again.migrated_from, again.migrated_to) == (1, 1)
+        assert (again.migrated_from, again.migrated_to) == (LATEST, LATEST)
         assert [r.name for r in await again.list("workflow")] == ["w"]
 
 
@@ -178,10 +185,10 @@ async def test_failed_migration_leaves_the_schema_untouched(postgres_dsn, schema
 
 async def test_auto_migrate_off_requires_db_upgrade(postgres_dsn, schema):
     store = make(postgres_dsn, schema, auto_migrate=False)
-    with pytest.raises(ConfigurationError, match="schema version 0 and this Flowdapt needs 1; run `flowdapt db upgrade`"):
+    with pytest.raises(ConfigurationError, match=f"schema version 0 and this Flowdapt needs {LATEST}; run `flowdapt db upgrade`"):
         await store.open()
     assert await store.upgrade() == (0, pg_migrations.latest_version())
-    assert await store.upgrade() == (1, 1)  # already open: checks again, nothing to do
+    assert await store.upgrade() == (LATEST, LATEST)  # already open: checks again, nothing to do
     await store.create(make_resource("workflow", "after-upgrade"))
     await store.close()
 
@@ -208,6 +215,63 @@ async def test_servers_starting_together_migrate_once(postgres_dsn, schema):
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len(calls) == 1
     assert sorted(results) == [(NEXT - 1, NEXT)] + [(NEXT, NEXT)] * 4
+
+
+# -- run logs -------------------------------------------------------------------------------
+
+
+async def test_a_version_1_schema_gains_run_logs_on_open(postgres_dsn, schema):
+    async with PostgresStore({"dsn": postgres_dsn, "schema": schema}, migrations=pg_migrations.MIGRATIONS[:1]) as old:
+        run = await old.create_run(make_run("wf"))
+    async with make(postgres_dsn, schema) as store:
+        assert (store.migrated_from, store.migrated_to) == (1, LATEST)
+        assert same(await store.get_run(run.name), run)
+        await store.append_run_logs(str(run.uid), [log_record(1, "s", "after the upgrade")])
+        assert [r.message for r in await store.read_run_logs(str(run.uid))] == ["after the upgrade"]
+
+
+async def test_run_log_appends_from_two_handles_keep_exact_totals(postgres_dsn, schema):
+    """Two stores (two pools, as two servers) append to one run at once, with a bound that trims
+    on most appends; then a flush is retried. The totals row must match what is stored."""
+    async with make(postgres_dsn, schema) as first, make(postgres_dsn, schema) as second:
+        uid = str((await first.create_run(make_run())).uid)
+        bound, written = 30_000, []
+
+        async def write(store, offset):
+            for batch in range(40):
+                records = [log_record(10 * batch + offset + i, "s", f"{offset} {batch} " + "x" * 200) for i in range(1, 6)]
+                written.extend(records)
+                await store.append_run_logs(uid, records, max_bytes=bound)
+
+        await asyncio.gather(write(first, 0), write(second, 5))
+        # The last batch again (a flush retried after its commit was not acknowledged).
+        await second.append_run_logs(uid, written[-5:], max_bytes=bound)
+        got = await first.read_run_logs(uid)
+    marker, kept = got[0], got[1:]
+    ((total, dropped, dropped_bytes),) = query(
+        postgres_dsn, f"SELECT bytes, dropped_records, dropped_bytes FROM {schema}.run_log_totals WHERE run_uid = %s", uid
+    )
+    assert marker.seq == 0 and len({r.seq for r in kept}) == len(kept)
+    assert total == sum(r.size for r in kept) <= bound
+    assert dropped + len(kept) == len(written) == 400
+    assert dropped_bytes + total == sum(r.size for r in written)
+    assert marker.message.startswith(f"{dropped} earlier log record(s) ({dropped_bytes} bytes)")
+
+
+async def test_run_log_text_postgresql_cannot_hold(postgres_dsn, schema):
+    """NUL in a message round-trips (stored as a flagged JSON literal); in a stage or logger name
+    it becomes U+FFFD, like undecodable bytes."""
+    async with make(postgres_dsn, schema) as store:
+        uid = str((await store.create_run(make_run())).uid)
+        await store.append_run_logs(
+            uid,
+            [log_record(1, "s", "plain"), log_record(2, "s\x00x", "a \x00 b \udcff", stream="log", logger="lo\x00g")],
+        )
+        got = await store.read_run_logs(uid)
+        assert [(r.stage, r.logger, r.message) for r in got] == [("s", "", "plain"), ("s\ufffdx", "lo\ufffdg", "a \x00 b \ufffd")]
+        assert [r.seq for r in await store.read_run_logs(uid, stage="s\ufffdx")] == [2]
+    rows = query(postgres_dsn, f"SELECT seq, json_message FROM {schema}.run_logs WHERE run_uid = %s ORDER BY seq", uid)
+    assert rows == [(1, False), (2, True)]
 
 
 # -- unreachable, silent, dropped connections -------------------------------------------------
@@ -374,13 +438,13 @@ def test_flowdapt_db_current_and_upgrade_on_postgres(postgres_dsn, schema, tmp_p
     result = _cli(app_dir, env, "db", "current")
     assert result.returncode == 0, result.stderr
     assert "PostgresStore postgresql://postgres@127.0.0.1:5432/" in result.stdout and f"schema={schema}" in result.stdout
-    assert "schema version 0 (latest 1), not created yet" in result.stdout
+    assert f"schema version 0 (latest {LATEST}), not created yet" in result.stdout
     result = _cli(app_dir, env, "db", "upgrade", "-o", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert (data["backend"], data["from_version"], data["to_version"]) == ("postgres", 0, 1)
+    assert (data["backend"], data["from_version"], data["to_version"]) == ("postgres", 0, LATEST)
     result = _cli(app_dir, env, "db", "current")
-    assert "schema version 1 (latest 1), up to date" in result.stdout
+    assert f"schema version {LATEST} (latest {LATEST}), up to date" in result.stdout
     query(postgres_dsn, f"INSERT INTO {schema}.schema_version (version, description) VALUES (7, 'future')")
     result = _cli(app_dir, env, "db", "upgrade")
     assert result.returncode == 1 and "schema version 7" in result.stderr and "newer release" in result.stderr

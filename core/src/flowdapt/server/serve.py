@@ -99,6 +99,7 @@ def serve(
     port = settings.api.port if port is None else port
     check_bind_allowed(settings, host)
     asyncio.run(_check_store_opens(settings, plugins))
+    asyncio.run(_check_event_bus_connects(settings, plugins))
     server = FlowdaptServer(settings, plugins, services)
     app = create_app(settings, plugins, server=server)
     config = uvicorn.Config(
@@ -151,6 +152,16 @@ async def _check_store_opens(settings: Settings, plugins: PluginSystem) -> None:
     store = plugins.create("document_stores", settings.database.backend, settings.database.options, settings)
     await store.open()
     await store.close()
+
+
+async def _check_event_bus_connects(settings: Settings, plugins: PluginSystem) -> None:
+    """Connect to (and leave) the event bus before serving, so that an unreachable broker is one
+    clear message (the bus's ConfigurationError naming its URL), not a traceback from the lifespan."""
+    from flowdapt.events import create_event_bus
+
+    bus = create_event_bus(settings, plugins)
+    await bus.start()
+    await bus.stop()
 
 
 async def _headless(server: FlowdaptServer) -> None:

@@ -410,6 +410,8 @@ class NatsEventBus(EventBus):
         )
 
     async def _on_disconnected(self) -> None:
+        if self._nc is None:  # the first connect is still being tried: start() reports it
+            return
         if not self._stopping and not self._disconnected:
             self._disconnected = True
             log.warning("event bus: lost the connection to NATS at %s; reconnecting", self.display_url)

@@ -89,8 +89,44 @@ V1 = Migration(
     ),
 )
 
+#: Version 2: run logs (what stages printed and logged), one row per line keyed by run and seq,
+#: and per-run totals for the size bound (bytes kept, records and bytes dropped), as the SQLite
+#: store's version 3. ``size`` is the record's counted size (``RunLogRecord.size``); ``time`` is
+#: epoch seconds. PostgreSQL ``text`` cannot hold NUL characters, so a message that has any is
+#: stored as its JSON string literal with ``json_message`` set (and read back exactly).
+V2 = Migration(
+    version=2,
+    description="run_logs and run_log_totals tables",
+    statements=(
+        """
+        CREATE TABLE run_logs (
+            run_uid text NOT NULL,
+            seq bigint NOT NULL,
+            time double precision NOT NULL,
+            stage text,
+            item bigint,
+            stream text NOT NULL,
+            level integer NOT NULL,
+            logger text NOT NULL,
+            message text NOT NULL,
+            json_message boolean NOT NULL DEFAULT false,
+            size bigint NOT NULL,
+            PRIMARY KEY (run_uid, seq)
+        )
+        """,
+        """
+        CREATE TABLE run_log_totals (
+            run_uid text PRIMARY KEY,
+            bytes bigint NOT NULL,
+            dropped_records bigint NOT NULL,
+            dropped_bytes bigint NOT NULL
+        )
+        """,
+    ),
+)
+
 #: Every migration, oldest first. Append only.
-MIGRATIONS: tuple[Migration, ...] = (V1,)
+MIGRATIONS: tuple[Migration, ...] = (V1, V2)
 
 
 def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:

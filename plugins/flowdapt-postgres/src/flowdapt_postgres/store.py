@@ -11,6 +11,11 @@ Design (see this plugin's README and ``docs/storage.md``):
   constraint; compare-and-set locks the row (``SELECT ... FOR UPDATE``) so racing servers see one
   winner; the run queue claims rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` and judges leases
   by the server's ``now()``.
+* Run logs (capability ``run_logs``): one row per line in ``run_logs`` keyed by (run uid, seq),
+  per-run totals in ``run_log_totals``, as the SQLite store. An append is one transaction whose
+  first statement inserts the batch and adds it to the run's totals row (which it locks), so
+  appends to one run from several connections serialize on that row and the totals stay exact; a
+  record whose seq is already stored (a retried flush) is neither stored nor counted again.
 * The schema version is the ``schema_version`` table; ``open()`` applies pending migrations
   (``flowdapt_postgres.migrations``) in one transaction under an advisory lock.
 * The pool belongs to the event loop that opened the store. A call from another loop (a thread
@@ -22,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -50,10 +55,12 @@ from flowdapt.builtin.stores.common import (
     state_values,
     uid_conflict,
 )
+from flowdapt.engine.logs import SYSTEM, clean_text
 from flowdapt.errors import ConfigurationError, FlowdaptError, StorageUnavailableError
 from flowdapt.resources.base import Resource
 from flowdapt.resources.run import WorkflowRun
-from flowdapt.storage import DocumentStore
+from flowdapt.storage import DocumentStore, RunLogRecord
+from flowdapt.storage.memory_logs import low_water, marker_message
 from flowdapt_postgres import migrations as _migrations
 from flowdapt_postgres.options import PostgresStoreOptions, strip_password
 
@@ -75,6 +82,7 @@ class PostgresStore(DocumentStore):
 
     schema_version: int = _migrations.latest_version()
     run_queue = True
+    run_logs = True
 
     def __init__(
         self,
@@ -433,7 +441,9 @@ class PostgresStore(DocumentStore):
             row = await self._find(conn, "runs", None, str(identifier), lock=True)
             if row is None:
                 return None
-            await conn.execute("DELETE FROM runs WHERE seq = %s", (row[0],))
+            cur = await conn.execute("DELETE FROM runs WHERE seq = %s RETURNING uid", (row[0],))
+            (uid,) = await cur.fetchone()
+            await conn.execute(_DELETE_LOGS, (uid, uid))
         return load_run(row[1])
 
     @staticmethod
@@ -476,11 +486,15 @@ class PostgresStore(DocumentStore):
         return int(rows[0][0])
 
     async def delete_runs_before(self, before: datetime) -> int:
-        async with self._conn() as conn:
-            cur = await conn.execute(
-                "DELETE FROM runs WHERE started_at < %s AND state = ANY(%s)", (micros(before), list(FINAL_STATES))
-            )
-            return cur.rowcount
+        # One statement: the runs and their logs go together (data-modifying CTEs all run).
+        rows = await self._rows(
+            "WITH doomed AS (DELETE FROM runs WHERE started_at < %s AND state = ANY(%s) RETURNING uid), "
+            "logs AS (DELETE FROM run_logs WHERE run_uid IN (SELECT uid FROM doomed)), "
+            "totals AS (DELETE FROM run_log_totals WHERE run_uid IN (SELECT uid FROM doomed)) "
+            "SELECT count(*) FROM doomed",
+            (micros(before), list(FINAL_STATES)),
+        )
+        return int(rows[0][0])
 
     # -- run queue -----------------------------------------------------------------------
     # Leases are judged by the database server's clock (now()), so hosts with skewed clocks
@@ -563,3 +577,178 @@ class PostgresStore(DocumentStore):
 
     async def remove_server(self, server_id: str) -> None:
         await self._rows("DELETE FROM servers WHERE server_id = %s", (str(server_id),))
+
+    # -- run logs ------------------------------------------------------------------------
+
+    async def append_run_logs(
+        self,
+        run_uid: str,
+        records: Sequence[RunLogRecord],
+        *,
+        max_bytes: int | None = None,
+        dropped: tuple[int, int] = (0, 0),
+    ) -> None:
+        if not records and not dropped[0]:
+            return
+        uid = str(run_uid)
+        caller_dropped = (int(dropped[0]), int(dropped[1]))
+        async with self._conn() as conn, conn.transaction():
+            cur = await conn.execute(_APPEND_LOGS, (uid, *_log_columns(records), uid, *caller_dropped))
+            totals = await cur.fetchone()
+            trimmed = await self._trim_logs(conn, uid, int(max_bytes), totals) if max_bytes is not None else 0
+            if caller_dropped[0] and not trimmed:
+                await self._write_marker(conn, uid, records[0].time if records else 0.0, max_bytes, totals[1], totals[2])
+
+    @staticmethod
+    async def _trim_logs(
+        conn: psycopg.AsyncConnection, run_uid: str, max_bytes: int, totals: tuple[int, int, int] | None = None
+    ) -> int:
+        """Inside the caller's transaction; ``totals``: the run's totals row as this transaction
+        left it (locked), else it is read and locked here."""
+        if totals is None:
+            cur = await conn.execute(
+                "SELECT bytes, dropped_records, dropped_bytes FROM run_log_totals WHERE run_uid = %s FOR UPDATE",
+                (run_uid,),
+            )
+            totals = await cur.fetchone()
+        if totals is None or totals[0] <= max_bytes:
+            return 0
+        total, dropped, dropped_bytes = (int(v) for v in totals)
+        cur = await conn.execute(
+            "SELECT seq, cum, n, time FROM (SELECT seq, time, "
+            "(SUM(size) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING))::bigint AS cum, "
+            "COUNT(*) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS n "
+            "FROM run_logs WHERE run_uid = %s AND seq > 0) AS running WHERE cum >= %s ORDER BY seq LIMIT 1",
+            (run_uid, total - low_water(max_bytes)),
+        )
+        cut = await cur.fetchone()
+        if cut is None:  # every record together is less than the excess (totals off): drop all
+            cur = await conn.execute(
+                "SELECT max(seq), coalesce(sum(size), 0)::bigint, count(*), max(time) FROM run_logs "
+                "WHERE run_uid = %s AND seq > 0",
+                (run_uid,),
+            )
+            cut = await cur.fetchone()
+            if not cut[2]:
+                return 0
+        seq, cut_bytes, count, when = cut
+        await conn.execute("DELETE FROM run_logs WHERE run_uid = %s AND seq > 0 AND seq <= %s", (run_uid, seq))
+        dropped += count
+        dropped_bytes += cut_bytes
+        await conn.execute(
+            "UPDATE run_log_totals SET bytes = %s, dropped_records = %s, dropped_bytes = %s WHERE run_uid = %s",
+            (max(0, total - cut_bytes), dropped, dropped_bytes, run_uid),
+        )
+        await PostgresStore._write_marker(conn, run_uid, when, max_bytes, dropped, dropped_bytes)
+        return int(count)
+
+    @staticmethod
+    async def _write_marker(
+        conn: psycopg.AsyncConnection, run_uid: str, when: float, max_bytes: int | None, dropped: int, dropped_bytes: int
+    ) -> None:
+        """The seq-0 record that says how much of the run's log was dropped (from the totals)."""
+        message = marker_message(int(dropped), int(dropped_bytes), max_bytes)
+        marker = RunLogRecord(0, float(when), None, None, SYSTEM, logging.WARNING, "", message)
+        await conn.execute(
+            "INSERT INTO run_logs (run_uid, seq, time, stage, item, stream, level, logger, message, size) "
+            "VALUES (%s, 0, %s, NULL, NULL, %s, %s, '', %s, %s) ON CONFLICT (run_uid, seq) DO UPDATE SET "
+            "time = greatest(run_logs.time, excluded.time), message = excluded.message, size = excluded.size",
+            (run_uid, marker.time, marker.stream, marker.level, marker.message, marker.size),
+        )
+
+    async def read_run_logs(
+        self,
+        run_uid: str,
+        *,
+        stage: str | None = None,
+        min_level: int | None = None,
+        after_seq: int | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[RunLogRecord]:
+        clauses = ["run_uid = %s"]
+        params: list[Any] = [str(run_uid)]
+        if stage is not None:
+            clauses.append("(stage = %s OR seq = 0)")
+            params.append(_text(stage))
+        if min_level is not None:
+            clauses.append("level >= %s")
+            params.append(int(min_level))
+        if after_seq is not None:
+            clauses.append("seq > %s")
+            params.append(int(after_seq))
+        if since is not None:
+            clauses.append("time >= %s")
+            params.append(float(since))
+        params.append(None if limit is None or limit < 0 else int(limit))
+        rows = await self._rows(
+            "SELECT seq, time, stage, item, stream, level, logger, message, json_message FROM run_logs WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY seq LIMIT %s",
+            params,
+        )
+        return [
+            RunLogRecord(seq, when, stage_, item, stream, level, logger, orjson.loads(message) if encoded else message)
+            for seq, when, stage_, item, stream, level, logger, message, encoded in rows
+        ]
+
+    async def trim_run_logs(self, run_uid: str, max_bytes: int) -> int:
+        async with self._conn() as conn, conn.transaction():
+            return await self._trim_logs(conn, str(run_uid), int(max_bytes))
+
+    async def delete_run_logs(self, run_uid: str) -> int:
+        uid = str(run_uid)
+        rows = await self._rows(_DELETE_LOGS, (uid, uid))
+        return int(rows[0][0])
+
+
+#: Insert a batch of log records (unnest of one array per column: one round trip whatever its
+#: size) and add what was inserted, and what the caller dropped, to the run's totals row, which
+#: the upsert locks until the transaction ends. Returns the run's totals.
+_APPEND_LOGS = (
+    "WITH added AS ("
+    "INSERT INTO run_logs (run_uid, seq, time, stage, item, stream, level, logger, message, json_message, size) "
+    "SELECT %s::text, * FROM unnest(%s::bigint[], %s::float8[], %s::text[], %s::bigint[], %s::text[], "
+    "%s::integer[], %s::text[], %s::text[], %s::boolean[], %s::bigint[]) "
+    "ON CONFLICT (run_uid, seq) DO NOTHING RETURNING size) "
+    "INSERT INTO run_log_totals AS t (run_uid, bytes, dropped_records, dropped_bytes) "
+    "SELECT %s::text, coalesce(sum(size), 0), %s, %s FROM added "
+    "ON CONFLICT (run_uid) DO UPDATE SET bytes = t.bytes + excluded.bytes, "
+    "dropped_records = t.dropped_records + excluded.dropped_records, "
+    "dropped_bytes = t.dropped_bytes + excluded.dropped_bytes "
+    "RETURNING bytes, dropped_records, dropped_bytes"
+)
+
+#: A run's whole log and totals; returns how many records (the marker not counted) went.
+_DELETE_LOGS = (
+    "WITH gone AS (DELETE FROM run_logs WHERE run_uid = %s RETURNING seq), "
+    "totals AS (DELETE FROM run_log_totals WHERE run_uid = %s) "
+    "SELECT count(*) FILTER (WHERE seq > 0) FROM gone"
+)
+
+
+def _text(value: str) -> str:
+    """Text PostgreSQL takes: valid UTF-8 (lone surrogates become U+FFFD) without NUL (U+FFFD)."""
+    value = clean_text(value)
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _log_columns(records: Iterable[RunLogRecord]) -> list[list[Any]]:
+    """One list per column of ``_APPEND_LOGS``'s unnest. A message with NUL characters (which
+    ``text`` cannot hold) is stored as its JSON string literal, flagged, and read back exactly."""
+    columns: list[list[Any]] = [[] for _ in range(10)]
+    seq, when, stage, item, stream, level, logger, message, encoded, size = columns
+    for r in records:
+        text = clean_text(r.message)
+        nul = "\x00" in text
+        seq.append(int(r.seq))
+        when.append(float(r.time))
+        stage.append(None if r.stage is None else _text(r.stage))
+        item.append(None if r.item is None else int(r.item))
+        stream.append(_text(r.stream))
+        level.append(int(r.level))
+        logger.append(_text(r.logger))
+        message.append(orjson.dumps(text).decode() if nul else text)
+        encoded.append(nul)
+        size.append(int(r.size))
+    return columns
