@@ -82,10 +82,22 @@ def test_two_of_each_service_under_load_with_a_process_of_each_kind_killed(clust
     started = time.monotonic()
     work.thread.start()
     chain.thread.start()
-    plan = [(0.25, computes[0]), (0.45, apis[0]), (0.65, triggers[0])]
-    for fraction, victim in plan:
+    def busy_compute():
+        """The compute process that holds runs right now (so the kill has something to lose)."""
+        owners = _rows(cluster, "SELECT lease_owner FROM runs WHERE lease_owner IS NOT NULL AND state IN ('pending', 'running')")
+        busy = {int(owner.split(":")[1]) for (owner,) in owners}
+        return next((p for p in computes if p.process.pid in busy), None)
+
+    killed: list[str] = []
+    plan = [(0.25, busy_compute), (0.45, lambda: apis[0]), (0.65, lambda: triggers[0])]
+    for fraction, choose in plan:
         time.sleep(max(0.0, started + fraction * LOAD_SECONDS - time.monotonic()))
+        victim = wait_for(choose, timeout=10, interval=0.05, what="a process to kill")
+        pid = victim.process.pid
         assert victim.kill(signal.SIGKILL) == -signal.SIGKILL
+        held_at_kill = _rows(cluster, "SELECT uid, state FROM runs WHERE lease_owner LIKE %s AND state IN ('pending', 'running')", f"%:{pid}:%")
+        print("KILL", victim.name, pid, held_at_kill)
+        killed.extend(uid for uid, _ in held_at_kill)
         time.sleep(3)
         victim.start()
     time.sleep(max(0.0, started + LOAD_SECONDS - time.monotonic()))
@@ -105,8 +117,10 @@ def test_two_of_each_service_under_load_with_a_process_of_each_kind_killed(clust
     runs = wait_for(settled, timeout=90, interval=1.0, what="every run to end")
     by_uid = {r["uid"]: r for r in runs}
     by_workflow = Counter(r["workflow"] for r in runs)
+    attempts = Counter((r["workflow"], r.get("attempt", 0)) for r in runs)
+    owners = Counter((r.get("owner") or "?").split(":")[1] for r in runs)
     report = (
-        f"{len(runs)} runs {dict(by_workflow)}; work accepted {len(work.accepted)} refused {work.refused} "
+        f"{len(runs)} runs {dict(by_workflow)}; attempts {dict(attempts)}; owner pids {dict(owners)}; work accepted {len(work.accepted)} refused {work.refused} "
         f"unknown {work.unknown}; chain_a accepted {len(chain.accepted)}"
     )
     print(report)
@@ -120,6 +134,7 @@ def test_two_of_each_service_under_load_with_a_process_of_each_kind_killed(clust
     assert 0 <= extra <= work.unknown, f"runs nobody asked for: {report}"
     states = Counter(by_uid[uid]["state"] for uid in work.accepted)
     assert set(states) == {"finished"}, f"{states}; {report}"
+    print("HELD BY THE KILLED", [(by_uid[u]["state"], by_uid[u]["attempt"], by_uid[u]["owner"]) for u in killed if u in by_uid])
     assert any(by_uid[uid]["attempt"] for uid in work.accepted), "no run was taken over from the killed compute server"
 
     # 2. Schedules: one run per due time, none missed beyond the misfire grace.

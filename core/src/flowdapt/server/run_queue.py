@@ -14,9 +14,9 @@ i.e. is not ``memory://``, and the document store has the run-queue capability),
    per lease. A server that loses a lease (it was cut off for longer than that) stops the run
    without recording it: another server has it now.
 4. **Taken over.** Every compute server looks for expired leases (``claim_expired``): the holder
-   died (``kill -9``, a lost host). A run that had not started yet is queued again; a started run is
-   run again when its workflow allows (``spec.retries``, counted in the run's ``attempt``), else
-   recorded ``failed`` with the reason. The time from a kill to the run running again is at most
+   died (``kill -9``, a lost host). The run is run again when its workflow allows (``spec.retries``,
+   counted in the run's ``attempt``), else recorded ``failed`` with the reason: a claimed run may
+   have started even when its record still says pending, so it is never run again silently. The time from a kill to the run running again is at most
    the lease plus one reaper interval (``lease_seconds / 2``).
 5. **Drained.** A compute server that stops (SIGTERM, a rolling restart) claims nothing more, lets
    its runs finish within ``api.shutdown_timeout`` and hands the rest back to the queue (pending
@@ -212,13 +212,9 @@ class RunQueueWorker:
             active.leased = True
             log.warning("run %s: its lease expired while the database was unreachable; renewed, it goes on here", run.name)
             return
-        if run.state is RunState.pending:
-            reset_for_queue(run)
-            await self.store.update_run(run)
-            await self.store.release_lease(self.owner, uid)
-            log.warning("run %s: %s claimed it and stopped before starting it; queued again", run.name, holder)
-            self.wake.set()
-            return
+        # A run's record may still say pending while it runs (progress is written every 0.5 s):
+        # a lease is only taken to start the run at once, so an expired one counts as a started
+        # run, whatever the record says; the workflow's retries decide.
         workflow = await self.store.get("workflow", run.workflow)
         retries = workflow.spec.retries if workflow is not None else 0
         if run.attempt < retries:

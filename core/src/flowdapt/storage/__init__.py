@@ -135,8 +135,9 @@ class DocumentStore(abc.ABC):
     async def claim_runs(
         self, owner: str, lease_seconds: float, limit: int = 1, *, uids: list[str] | None = None
     ) -> list[WorkflowRun]:
-        """Atomically take up to ``limit`` runs in state ``pending`` that no live lease holds,
-        oldest created first; each gets the lease (owner, expires = now + lease_seconds).
+        """Atomically take up to ``limit`` runs in state ``pending`` that hold no lease, oldest
+        created first (a run whose lease expired is :meth:`claim_expired`'s: its holder may have
+        started it even though its record still says pending); each gets the lease (owner, expires = now + lease_seconds).
         Concurrent callers in other processes or hosts never get the same run. ``uids``: only
         among these runs (a server cancelling a waiting run takes that one)."""
         raise self._no_run_queue("claim_runs")

@@ -518,7 +518,7 @@ class PostgresStore(DocumentStore):
     async def claim_runs(
         self, owner: str, lease_seconds: float, limit: int = 1, *, uids: list[str] | None = None
     ) -> list[WorkflowRun]:
-        where = f"state = '{_PENDING}' AND (lease_owner IS NULL OR lease_expires < now())"
+        where = f"state = '{_PENDING}' AND lease_owner IS NULL"
         args: tuple = ()
         if uids is not None:
             if not uids:

@@ -310,7 +310,7 @@ class MemoryStore(DocumentStore):
         def eligible(r: _Run, now: float) -> bool:
             if among is not None and not any(self._runs.get(uid) is r for uid in among):
                 return False
-            return r.state == "pending" and (r.lease_owner is None or r.lease_expires < now)
+            return r.state == "pending" and r.lease_owner is None
 
         return self._take(owner, lease_seconds, limit, eligible, lambda r: r.seq)
 

@@ -621,7 +621,7 @@ class SQLiteStore(DocumentStore):
                 return []
             among = f" AND uid IN ({', '.join('?' * len(args))})"
         sql = (
-            "SELECT seq, doc FROM runs WHERE state = 'pending' AND (lease_owner IS NULL OR lease_expires < ?)"
+            "SELECT seq, doc FROM runs WHERE state = 'pending' AND lease_owner IS NULL AND ? > 0"
             f"{among} ORDER BY seq LIMIT ?"
         )
         docs = await self._write(

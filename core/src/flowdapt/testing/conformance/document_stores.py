@@ -810,12 +810,13 @@ class DocumentStoreConformance:
         assert await queue.renew_leases("dead", [str(runs[0].uid), str(runs[1].uid)], 30) == set()
         await queue.release_lease("dead", str(runs[0].uid))
         assert (await queue.get_lease(str(runs[0].uid)))[0] == "heir"
-        # A pending run whose lease expired is claimable by claim_runs too; one never leased is not
-        # something claim_expired takes.
+        # A pending run whose lease expired is not claim_runs' (its holder may have started it):
+        # claim_expired takes it; one never leased is not something claim_expired takes.
         fresh = await queue.create_run(make_run(state="pending"))
         await queue.claim_runs("brief", 0.2)
         await asyncio.sleep(0.4)
-        assert [str(r.uid) for r in await queue.claim_runs("next", 30, limit=5)] == [str(fresh.uid)]
+        assert await queue.claim_runs("next", 30, limit=5) == []
+        assert [str(r.uid) for r in await queue.claim_expired("next", 30, limit=5)] == [str(fresh.uid)]
         late = await queue.create_run(make_run(state="pending"))
         assert str(late.uid) not in {str(r.uid) for r in await queue.claim_expired("x", 30, limit=50)}
         assert await queue.claim_expired("x", 30, limit=0) == []
