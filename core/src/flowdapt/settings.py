@@ -132,6 +132,9 @@ class ComputeSettings(_Section):
     default_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]+$", max_length=253)
     run_retention_duration: int | str = -1
     max_result_bytes: int = 1024 * 1024
+    #: A run input whose JSON is larger is kept in ``<app_dir>/inputs/`` and the run record holds
+    #: ``input_ref`` instead (-1: never).
+    max_input_bytes: int = 64 * 1024
     #: Runs go through the database's run queue, so several servers share the work and a run
     #: survives the death of the process running it (docs/deployment.md). ``auto``: on when the
     #: event bus crosses processes (not ``memory://``) and the store has a run queue.

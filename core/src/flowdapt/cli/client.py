@@ -377,6 +377,58 @@ def start_command(
         raise typer.Exit(EXIT_FAILED)
 
 
+def _follow(client, run, *, wait: bool, progress: bool, output: str) -> None:
+    """Wait for a submitted run with live progress (when ``wait``), print it, exit 1 unless it finished."""
+    if wait:
+        display = _StageDisplay(progress and sys.stderr.isatty())
+        delay = 0.05
+        try:
+            while run.state in ("pending", "running"):
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                run = call(client.get_run, run.name, include_result=False)
+                display.update(run)
+            run = call(client.get_run, run.name)
+            display.update(run)
+        except KeyboardInterrupt:
+            display.close()
+            typer.echo(f"interrupted; the run goes on: flowdapt cancel {run.name}", err=True)
+            raise typer.Exit(130) from None
+        display.close()
+    document = run.model_dump(mode="json", exclude={"owner"})
+    if output == "summary":
+        typer.echo(f"run/{run.name} {run.state}" + ("" if not wait else f" in {_duration(document)}"))
+        if run.state == "finished":
+            typer.echo(orjson.dumps(run.result, option=orjson.OPT_NON_STR_KEYS).decode() if run.result is not None else "null")
+        elif run.state in ("failed", "cancelled"):
+            error = run.error
+            where = f" in stage {error.stage}" if error and error.stage else ""
+            typer.secho(f"{error.type if error else 'error'}{where}: {error.message if error else run.result}", fg="red", err=True)
+    else:
+        dump(document, output)
+    if wait and run.state != "finished":
+        raise typer.Exit(EXIT_FAILED)
+
+
+def rerun_command(
+    run: Annotated[str, typer.Argument(help="run name or uid to run again")],
+    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="change an input key: key=value (value parsed as YAML; repeatable)")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input-file", help="input keys to change, as a JSON object file")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait for the run to end (default) or return once submitted")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="live per-stage progress on stderr")] = True,
+    output: Annotated[str, typer.Option("--output", "-o", help="summary, json or yaml")] = "summary",
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Run a run again with the input it had (--input changes keys of it). Exit codes as `start`."""
+    from flowdapt.cli.core import parse_inputs
+
+    overrides = parse_inputs(input, input_file)
+    with cli.client(server, token) as client:
+        new = call(client.rerun, run, overrides or None, wait=False)
+        _follow(client, new, wait=wait, progress=progress, output=output)
+
+
 def cancel_command(
     run: Annotated[str, typer.Argument(help="run name or uid")],
     server: Server = None,
@@ -421,4 +473,5 @@ def register(app: typer.Typer) -> None:
     app.command("start")(start_command)
     app.command("runs")(runs_command)
     app.command("cancel")(cancel_command)
+    app.command("rerun")(rerun_command)
     app.command("status")(status_command)
