@@ -75,6 +75,8 @@ class TriggerSettings(_Section):
     #: Seconds between full reloads of the rules from the database, a safety net for changes made
     #: by servers that share the database but not the event bus. 0 turns it off.
     resync_interval: float = Field(default=60.0, ge=0)
+    #: Fires kept per rule in its history (``GET /triggers/{id}/history``); 0 keeps none.
+    history_size: int = Field(default=20, ge=0, le=1000)
     #: Networks (CIDR, e.g. ``10.0.0.0/8``, ``127.0.0.1/32``) that webhook actions may reach
     #: although they are not public. Empty: webhooks reach public addresses only.
     webhook_allowed_networks: list[str] = Field(default_factory=list)

@@ -86,9 +86,20 @@ def _resource_rows(kind: str, items: list[dict]) -> None:
                 i["metadata"]["name"], i["spec"]["type"], i["spec"]["action"]["target"],
                 status.get("next_fire") or "-",
                 status.get("last_fire") or i["metadata"].get("annotations", {}).get("flowdapt.ai/last_run") or "-",
+                _last_outcome(status.get("last_outcome")),
                 _age(i["metadata"]["created_at"]), i["metadata"]["uid"],
             ])
-        print_table(["NAME", "TYPE", "ACTION", "NEXT FIRE", "LAST FIRE", "AGE", "UID"], rows)
+        print_table(["NAME", "TYPE", "ACTION", "NEXT FIRE", "LAST FIRE", "LAST OUTCOME", "AGE", "UID"], rows)
+
+
+def _last_outcome(record: dict | None) -> str:
+    """A trigger's last fire, for the table: fired (the run) or failed (the error type)."""
+    if not record:
+        return "-"
+    if record.get("outcome") == "failed":
+        error = record.get("error") or ["error", ""]
+        return f"[red]failed[/] ({error[0]})"
+    return "[green]fired[/]" + (f" ({record['run'][:8]})" if record.get("run") else "")
 
 
 def _run_rows(runs: list[dict]) -> None:
