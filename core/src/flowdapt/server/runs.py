@@ -574,6 +574,10 @@ class RunService:
                 except Exception as exc:  # it expires by itself; the reaper sees a final run and skips it
                     log.warning("could not release the lease of run %s: %s", run.name, exc)
             self._wake_waiters(uid)
+            for stage, record in run.stages.items():  # stage durations (Prometheus exposition)
+                if record.started_at is not None and record.finished_at is not None:
+                    seconds = (record.finished_at - record.started_at).total_seconds()
+                    server.metrics.stage_done(run.workflow, stage, record.state.value, seconds)
             server.metrics.run_done(
                 run.state is not RunState.finished,
                 run.duration,
