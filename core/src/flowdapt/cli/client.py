@@ -3,6 +3,7 @@ runs, cancel, status. ``--server`` / ``FLOWDAPT_SERVER`` and ``--token`` / ``FLO
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from datetime import datetime
@@ -102,10 +103,51 @@ def _last_outcome(record: dict | None) -> str:
     return "[green]fired[/]" + (f" ({record['run'][:8]})" if record.get("run") else "")
 
 
+def stage_summary(stages: dict[str, dict]) -> str:
+    """``3/4 stages · 1 failed · 1 skipped``: stages that finished out of all, then the failed,
+    cancelled and skipped ones each counted as what they are (a skipped stage is not done)."""
+    if not stages:
+        return "-"
+    states = [s.get("state") for s in stages.values()]
+    text = f"{states.count('finished')}/{len(states)} stages"
+    for state in ("failed", "cancelled", "skipped"):
+        if states.count(state):
+            text += f" · {states.count(state)} {state}"
+    return text
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.I)
+_UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_since(text: str) -> datetime:
+    """``--since``: an ISO time (naive means UTC) or a duration before now (``90s``, ``30m``,
+    ``1h``, ``2d``, ``1w``, ``1h30m``). Anything else exits with code 2."""
+    from datetime import UTC, timedelta
+
+    raw = text.strip()
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        pass
+    total, pos = 0.0, 0
+    for match in _DURATION_PART.finditer(raw):
+        if raw[pos : match.start()].strip():
+            break
+        total += float(match.group(1)) * _UNIT[match.group(2).lower()]
+        pos = match.end()
+    if pos == 0 or raw[pos:].strip():
+        fail(f"--since {text!r}: use an ISO time (2026-01-31T12:00) or a duration ago such as 30m, 1h, 2d, 1h30m")
+    return datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=total)
+
+
 def _run_rows(runs: list[dict]) -> None:
     print_table(
-        ["NAME", "WORKFLOW", "STATE", "STARTED", "DURATION", "SOURCE"],
-        [[r["name"], r["workflow"], _state(r["state"]), _age(r["started_at"]), _duration(r), r.get("source") or "-"] for r in runs],
+        ["NAME", "WORKFLOW", "STATE", "STARTED", "DURATION", "STAGES", "SOURCE"],
+        [
+            [r["name"], r["workflow"], _state(r["state"]), _age(r["started_at"]), _duration(r), stage_summary(r.get("stages") or {}), r.get("source") or "-"]
+            for r in runs
+        ],
     )
 
 
@@ -273,16 +315,17 @@ def inspect_command(
 def runs_command(
     workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="only this workflow")] = None,
     state_: Annotated[list[str] | None, typer.Option("--state", help="only these states (repeatable)")] = None,
-    since: Annotated[datetime | None, typer.Option("--since", help="started at or after (UTC)")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    since: Annotated[str | None, typer.Option("--since", help="started at or after: an ISO time (naive is UTC) or a duration ago (30m, 1h, 2d, 1h30m)")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-l", help="at most this many runs")] = 20,
     offset: Annotated[int, typer.Option("--offset")] = 0,
     output: Output = "table",
     server: Server = None,
     token: Token = None,
 ) -> None:
     """List runs across workflows, newest first."""
+    since_time = parse_since(since) if since is not None else None
     with cli.client(server, token) as client:
-        page = call(client.list_runs, workflow=workflow, state=state_, since=since, limit=limit, offset=offset)
+        page = call(client.list_runs, workflow=workflow, state=state_, since=since_time, limit=limit, offset=offset)
     runs = [r.model_dump(mode="json", exclude={"owner"}) for r in page.items]
     if output != "table":
         dump({"items": runs, "total": page.total, "limit": page.limit, "offset": page.offset}, output)
