@@ -118,3 +118,20 @@ def test_rerun_cli(live):
     assert failing.exit_code == 1
     missing = runner.invoke(app, ["rerun", "no-such-run"], env=env)
     assert missing.exit_code == 1 and "404" in missing.output
+
+
+def test_a_queued_run_with_a_large_input_reads_it_back_when_claimed(make_server):
+    # One run at a time: the second waits in the queue and is claimed later by the claim loop
+    # (RunService.start_claimed), which reads its input back from the reference.
+    live = make_server({"compute.run_queue": "on", "executor.max_concurrent_runs": 1, "compute.max_input_bytes": 100})
+    with live.client() as http:
+        assert http.post("/workflows/", json=workflow_doc("nap", [{"name": "nap", "target": f"{STAGES}.sleep_then"}])).status_code == 200
+        assert http.post("/workflows/", json=workflow_doc("echo", [{"name": "echo", "target": f"{STAGES}.identity"}])).status_code == 200
+        http.post("/workflows/nap/run", params={"wait": "false"}, json={"seconds": 0.5})
+        big = "q" * 500
+        queued = http.post("/workflows/echo/run", params={"wait": "false"}, json={"x": big}).json()
+        assert queued["state"] == "pending" and queued["input"] is None and queued["input_ref"]
+        done = http.post("/workflows/echo/run", json={"x": big}).json()  # waits its turn as well
+        assert done["state"] == "finished" and done["result"] == big
+        first = http.get(f"/runs/{queued['uid']}").json()
+        assert first["state"] == "finished" and first["result"] == big and first["input"] == {"x": big}
