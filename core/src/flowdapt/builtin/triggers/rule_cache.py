@@ -50,6 +50,7 @@ class RuleCache:
             new.cyclic, new.last_error = state.cyclic, state.last_error
             new.pending_history = state.pending_history
             new.history_raw, new.history_known = state.history_raw, state.history_known
+            new.history_lock = state.history_lock
             self._by_name.pop(state.name, None)
         new.note_stored_last_run(raw)
         self.rules[uid] = new

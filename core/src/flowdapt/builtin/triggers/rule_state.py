@@ -59,6 +59,8 @@ class RuleState:
     #: expected value, so a write needs no read unless another server wrote meanwhile).
     history_raw: str | None = None
     history_known: bool = False
+    #: One history write at a time per rule in this process (a write takes every pending record).
+    history_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def uid(self) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,6 +65,9 @@ CONDITION_GROUP = "triggers"
 #: Condition rules write their last fire to the database at most this often (seconds), off the
 #: event path; the in-memory status is current at once.
 PERSIST_DELAY = 1.0
+#: Compare-and-set attempts of one history write before it gives up (the records stay pending
+#: and go with the next write).
+HISTORY_ATTEMPTS = 20
 
 
 class TriggerService:
@@ -387,30 +391,32 @@ class TriggerService:
 
     async def write_history(self, state: RuleState) -> None:
         """Merge the rule's pending fire records into its stored history (compare-and-set, retried
-        when another server wrote meanwhile)."""
-        if not state.pending_history:
-            return
-        pending = list(state.pending_history)
-        size = self.options.history_size
-        known = state.history_known
-        raw = state.history_raw if known else state.rule.metadata.annotations.get(history.HISTORY)
-        try:
-            for attempt in range(8):
-                if attempt:  # lost the race (or our view was stale): read what is stored now
-                    current = await self.store.get(KIND, state.uid)
-                    if current is None:
-                        state.pending_history.clear()
+        when another server wrote meanwhile). One write at a time per rule in this process; each
+        takes every record pending, so concurrent fires share a write."""
+        async with state.history_lock:
+            if not state.pending_history:
+                return
+            pending = list(state.pending_history)
+            size = self.options.history_size
+            raw = state.history_raw if state.history_known else state.rule.metadata.annotations.get(history.HISTORY)
+            try:
+                for attempt in range(HISTORY_ATTEMPTS):
+                    if attempt:  # lost the race (or our view was stale): read what is stored now
+                        await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+                        current = await self.store.get(KIND, state.uid)
+                        if current is None:
+                            state.pending_history.clear()
+                            return
+                        raw = current.metadata.annotations.get(history.HISTORY)
+                    value = history.encode(history.merge(pending, history.parse(raw), size))
+                    if await self.store.compare_and_set_annotation(KIND, state.uid, history.HISTORY, raw, value):
+                        state.history_raw, state.history_known = value, True
+                        written = {r["id"] for r in pending}
+                        state.pending_history[:] = [r for r in state.pending_history if r["id"] not in written]
                         return
-                    raw = current.metadata.annotations.get(history.HISTORY)
-                value = history.encode(history.merge(pending, history.parse(raw), size))
-                if await self.store.compare_and_set_annotation(KIND, state.uid, history.HISTORY, raw, value):
-                    state.history_raw, state.history_known = value, True
-                    written = {r["id"] for r in pending}
-                    state.pending_history[:] = [r for r in state.pending_history if r["id"] not in written]
-                    return
-            log.warning("trigger rule %s: could not record its fire history (too many concurrent writers)", state.name)
-        except Exception:
-            log.exception("trigger rule %s: could not record its fire history", state.name)
+                log.warning("trigger rule %s: could not record its fire history (too many concurrent writers)", state.name)
+            except Exception:
+                log.exception("trigger rule %s: could not record its fire history", state.name)
 
     async def history(self, identifier: str, limit: int | None = None) -> dict[str, Any]:
         """``{rule, uid, items}``: the rule's recent fires, newest first: the stored history (every
