@@ -79,6 +79,7 @@ async def test_two_processes_real_clock_fire_once_per_second(settings, plugins, 
     store = plugins.create("document_stores", "sqlite", {"path": db}, settings)
     await store.open()
     await store.create(parse_resource(rule("tick", "schedule", ["* * * * * *"])))
+    await store.create(parse_resource({"kind": "workflow", "metadata": {"name": "wf"}, "spec": {"stages": [{"name": "a", "target": "builtins.print"}]}}))
     await store.close()
     procs = [
         await asyncio.create_subprocess_exec(
@@ -94,3 +95,11 @@ async def test_two_processes_real_clock_fire_once_per_second(settings, plugins, 
     everything = per_process[0] + per_process[1]
     assert len(everything) == len(set(everything)), per_process  # no due time fired twice
     assert len(everything) >= 2  # both processes ran ~4 s of a 1-second schedule
+    # Both processes wrote their fires into the one history (compare-and-set merges, none lost).
+    from flowdapt.builtin.triggers.history import stored
+
+    await store.open()
+    records = stored(await store.get("trigger_rule", "tick"))
+    await store.close()
+    assert sorted(r["due"] for r in records) == sorted(everything)[-20:]
+    assert len({r["id"] for r in records}) == len(records) and all(r["outcome"] == "fired" for r in records)

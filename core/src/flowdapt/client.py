@@ -351,6 +351,27 @@ class _Calls:
     def delete_run(self, identifier: str) -> WorkflowRun:
         return self._do(_Call("DELETE", f"/runs/{identifier}", parse=lambda r: _run(r.json())))
 
+    def rerun(self, identifier: str, input: Mapping[str, Any] | None = None, *, wait: bool = True) -> WorkflowRun:
+        """Run a run again with its input, ``input`` merged over it (``source: rerun``, ``rerun_of``)."""
+        body: dict[str, Any] = {} if input is None else {"input": dict(input)}
+        return self._do(
+            _Call(
+                "POST", f"/runs/{identifier}/rerun", parse=lambda r: _run(r.json()), params=_clean({"wait": wait}), body=body, has_body=True
+            )
+        )
+
+    def run_input(self, identifier: str) -> dict[str, Any]:
+        """The full input of a run (also when it was kept by reference: ``input_ref``)."""
+        return self._do(_Call("GET", f"/runs/{identifier}/input"))
+
+    def workflow_parameters(self, identifier: str) -> list[dict[str, Any]]:
+        """The run input a workflow takes: ``[{name, required, default?, annotation, stages}]``."""
+        return self._do(_Call("GET", f"/workflows/{identifier}/parameters", parse=lambda r: r.json()["parameters"]))
+
+    def trigger_history(self, identifier: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """A trigger rule's recent fires, newest first: ``[{time, outcome, manual, run | error, ...}]``."""
+        return self._do(_Call("GET", f"/triggers/{identifier}/history", params=_clean({"limit": limit}), parse=lambda r: r.json()["items"]))
+
     # plugins
     def plugins(self) -> list[dict[str, Any]]:
         return self._do(_Call("GET", "/plugin/"))

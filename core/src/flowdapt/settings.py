@@ -75,6 +75,8 @@ class TriggerSettings(_Section):
     #: Seconds between full reloads of the rules from the database, a safety net for changes made
     #: by servers that share the database but not the event bus. 0 turns it off.
     resync_interval: float = Field(default=60.0, ge=0)
+    #: Fires kept per rule in its history (``GET /triggers/{id}/history``); 0 keeps none.
+    history_size: int = Field(default=20, ge=0, le=1000)
     #: Networks (CIDR, e.g. ``10.0.0.0/8``, ``127.0.0.1/32``) that webhook actions may reach
     #: although they are not public. Empty: webhooks reach public addresses only.
     webhook_allowed_networks: list[str] = Field(default_factory=list)
@@ -132,6 +134,9 @@ class ComputeSettings(_Section):
     default_namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]+$", max_length=253)
     run_retention_duration: int | str = -1
     max_result_bytes: int = 1024 * 1024
+    #: A run input whose JSON is larger is kept in ``<app_dir>/inputs/`` and the run record holds
+    #: ``input_ref`` instead (-1: never).
+    max_input_bytes: int = 64 * 1024
     #: Runs go through the database's run queue, so several servers share the work and a run
     #: survives the death of the process running it (docs/deployment.md). ``auto``: on when the
     #: event bus crosses processes (not ``memory://``) and the store has a run queue.

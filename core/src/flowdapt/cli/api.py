@@ -89,23 +89,50 @@ def dump(value: Any, output: str) -> None:
     elif output == "yaml":
         import yaml
 
-        typer.echo(yaml.safe_dump(value, sort_keys=False).rstrip())
+        typer.echo(yaml.dump(value, Dumper=_yaml_dumper(), sort_keys=False, allow_unicode=True).rstrip())
     else:
         fail(f"unknown output format {output!r}; use table, json or yaml")
 
 
+_DUMPER: Any = None
+
+
+def _yaml_dumper() -> Any:
+    """A safe YAML dumper that writes multi-line strings (tracebacks, logs) as ``|`` blocks, so
+    they read as text rather than one escaped line."""
+    global _DUMPER
+    if _DUMPER is None:
+        import yaml
+
+        class Dumper(yaml.SafeDumper):
+            pass
+
+        def text(dumper: Any, value: str) -> Any:
+            style = "|" if "\n" in value.rstrip("\n") else None
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+        Dumper.add_representer(str, text)
+        _DUMPER = Dumper
+    return _DUMPER
+
+
+#: Width of tables written to a pipe or file: wide enough that no row is cut or wrapped.
+PIPE_WIDTH = 100_000
+
+
 def print_table(columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
     """Print rows under column headers, kubectl style (cells may hold rich markup: ``[red]x[/]``).
-    Not a terminal (a pipe, a test): 200 columns wide, so lines are not wrapped."""
+    Not a terminal (a pipe, a test): cells are never cut or wrapped, whatever their width."""
     from rich.console import Console
     from rich.table import Table
 
+    piped = not sys.stdout.isatty()
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, no_wrap=piped, overflow="ignore" if piped else "ellipsis")
     for row in rows:
         table.add_row(*[str(c) for c in row])
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    Console(width=PIPE_WIDTH if piped else None).print(table)
 
 
 def settings(ctx: typer.Context) -> "Settings":

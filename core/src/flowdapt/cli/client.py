@@ -3,6 +3,7 @@ runs, logs, cancel, status. ``--server`` / ``FLOWDAPT_SERVER`` and ``--token`` /
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from datetime import datetime
@@ -86,15 +87,67 @@ def _resource_rows(kind: str, items: list[dict]) -> None:
                 i["metadata"]["name"], i["spec"]["type"], i["spec"]["action"]["target"],
                 status.get("next_fire") or "-",
                 status.get("last_fire") or i["metadata"].get("annotations", {}).get("flowdapt.ai/last_run") or "-",
+                _last_outcome(status.get("last_outcome")),
                 _age(i["metadata"]["created_at"]), i["metadata"]["uid"],
             ])
-        print_table(["NAME", "TYPE", "ACTION", "NEXT FIRE", "LAST FIRE", "AGE", "UID"], rows)
+        print_table(["NAME", "TYPE", "ACTION", "NEXT FIRE", "LAST FIRE", "LAST OUTCOME", "AGE", "UID"], rows)
+
+
+def _last_outcome(record: dict | None) -> str:
+    """A trigger's last fire, for the table: fired (the run) or failed (the error type)."""
+    if not record:
+        return "-"
+    if record.get("outcome") == "failed":
+        error = record.get("error") or ["error", ""]
+        return f"[red]failed[/] ({error[0]})"
+    return "[green]fired[/]" + (f" ({record['run'][:8]})" if record.get("run") else "")
+
+
+def stage_summary(stages: dict[str, dict]) -> str:
+    """``3/4 stages · 1 failed · 1 skipped``: stages that finished out of all, then the failed,
+    cancelled and skipped ones each counted as what they are (a skipped stage is not done)."""
+    if not stages:
+        return "-"
+    states = [s.get("state") for s in stages.values()]
+    text = f"{states.count('finished')}/{len(states)} stages"
+    for state in ("failed", "cancelled", "skipped"):
+        if states.count(state):
+            text += f" · {states.count(state)} {state}"
+    return text
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.I)
+_UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_since(text: str) -> datetime:
+    """``--since``: an ISO time (naive means UTC) or a duration before now (``90s``, ``30m``,
+    ``1h``, ``2d``, ``1w``, ``1h30m``). Anything else exits with code 2."""
+    from datetime import UTC, timedelta
+
+    raw = text.strip()
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        pass
+    total, pos = 0.0, 0
+    for match in _DURATION_PART.finditer(raw):
+        if raw[pos : match.start()].strip():
+            break
+        total += float(match.group(1)) * _UNIT[match.group(2).lower()]
+        pos = match.end()
+    if pos == 0 or raw[pos:].strip():
+        fail(f"--since {text!r}: use an ISO time (2026-01-31T12:00) or a duration ago such as 30m, 1h, 2d, 1h30m")
+    return datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=total)
 
 
 def _run_rows(runs: list[dict]) -> None:
     print_table(
-        ["NAME", "WORKFLOW", "STATE", "STARTED", "DURATION", "SOURCE"],
-        [[r["name"], r["workflow"], _state(r["state"]), _age(r["started_at"]), _duration(r), r.get("source") or "-"] for r in runs],
+        ["NAME", "WORKFLOW", "STATE", "STARTED", "DURATION", "STAGES", "SOURCE"],
+        [
+            [r["name"], r["workflow"], _state(r["state"]), _age(r["started_at"]), _duration(r), stage_summary(r.get("stages") or {}), r.get("source") or "-"]
+            for r in runs
+        ],
     )
 
 
@@ -262,16 +315,17 @@ def inspect_command(
 def runs_command(
     workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="only this workflow")] = None,
     state_: Annotated[list[str] | None, typer.Option("--state", help="only these states (repeatable)")] = None,
-    since: Annotated[datetime | None, typer.Option("--since", help="started at or after (UTC)")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    since: Annotated[str | None, typer.Option("--since", help="started at or after: an ISO time (naive is UTC) or a duration ago (30m, 1h, 2d, 1h30m)")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-l", help="at most this many runs")] = 20,
     offset: Annotated[int, typer.Option("--offset")] = 0,
     output: Output = "table",
     server: Server = None,
     token: Token = None,
 ) -> None:
     """List runs across workflows, newest first."""
+    since_time = parse_since(since) if since is not None else None
     with cli.client(server, token) as client:
-        page = call(client.list_runs, workflow=workflow, state=state_, since=since, limit=limit, offset=offset)
+        page = call(client.list_runs, workflow=workflow, state=state_, since=since_time, limit=limit, offset=offset)
     runs = [r.model_dump(mode="json", exclude={"owner"}) for r in page.items]
     if output != "table":
         dump({"items": runs, "total": page.total, "limit": page.limit, "offset": page.offset}, output)
@@ -290,7 +344,7 @@ def logs_command(
     level: Annotated[str | None, typer.Option("--level", "-l", help="at least this level (DEBUG, INFO, WARNING, ERROR)")] = None,
     since: Annotated[datetime | None, typer.Option("--since", help="records at or after this time (UTC)")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new records until the run ends")] = False,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="records to print (without --follow)")] = 10_000,
+    limit: Annotated[int, typer.Option("--limit", "-l", help="records to print (without --follow)")] = 10_000,
     output: Annotated[str, typer.Option("--output", "-o", help="text, or json (one record per line)")] = "text",
     server: Server = None,
     token: Token = None,
@@ -416,6 +470,58 @@ def start_command(
         raise typer.Exit(EXIT_FAILED)
 
 
+def _follow(client, run, *, wait: bool, progress: bool, output: str) -> None:
+    """Wait for a submitted run with live progress (when ``wait``), print it, exit 1 unless it finished."""
+    if wait:
+        display = _StageDisplay(progress and sys.stderr.isatty())
+        delay = 0.05
+        try:
+            while run.state in ("pending", "running"):
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                run = call(client.get_run, run.name, include_result=False)
+                display.update(run)
+            run = call(client.get_run, run.name)
+            display.update(run)
+        except KeyboardInterrupt:
+            display.close()
+            typer.echo(f"interrupted; the run goes on: flowdapt cancel {run.name}", err=True)
+            raise typer.Exit(130) from None
+        display.close()
+    document = run.model_dump(mode="json", exclude={"owner"})
+    if output == "summary":
+        typer.echo(f"run/{run.name} {run.state}" + ("" if not wait else f" in {_duration(document)}"))
+        if run.state == "finished":
+            typer.echo(orjson.dumps(run.result, option=orjson.OPT_NON_STR_KEYS).decode() if run.result is not None else "null")
+        elif run.state in ("failed", "cancelled"):
+            error = run.error
+            where = f" in stage {error.stage}" if error and error.stage else ""
+            typer.secho(f"{error.type if error else 'error'}{where}: {error.message if error else run.result}", fg="red", err=True)
+    else:
+        dump(document, output)
+    if wait and run.state != "finished":
+        raise typer.Exit(EXIT_FAILED)
+
+
+def rerun_command(
+    run: Annotated[str, typer.Argument(help="run name or uid to run again")],
+    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="change an input key: key=value (value parsed as YAML; repeatable)")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input-file", help="input keys to change, as a JSON object file")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait for the run to end (default) or return once submitted")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="live per-stage progress on stderr")] = True,
+    output: Annotated[str, typer.Option("--output", "-o", help="summary, json or yaml")] = "summary",
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Run a run again with the input it had (--input changes keys of it). Exit codes as `start`."""
+    from flowdapt.cli.core import parse_inputs
+
+    overrides = parse_inputs(input, input_file)
+    with cli.client(server, token) as client:
+        new = call(client.rerun, run, overrides or None, wait=False)
+        _follow(client, new, wait=wait, progress=progress, output=output)
+
+
 def cancel_command(
     run: Annotated[str, typer.Argument(help="run name or uid")],
     server: Server = None,
@@ -461,4 +567,5 @@ def register(app: typer.Typer) -> None:
     app.command("runs")(runs_command)
     app.command("logs")(logs_command)
     app.command("cancel")(cancel_command)
+    app.command("rerun")(rerun_command)
     app.command("status")(status_command)

@@ -88,19 +88,17 @@ def plugin_list(
     if output == "json":
         typer.echo(dumps_json(rows))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from flowdapt.cli.api import print_table
 
-    table = Table("NAME", "VERSION", "STATUS", "MODULE", "HOOKS", box=None, pad_edge=False)
+    table = []
     for row in rows:
         status = {"enabled": "[green]enabled[/]", "disabled": "[yellow]disabled[/]"}.get(row["status"], "[red]error[/]")
         hooks = ", ".join(h.removeprefix("flowdapt_") for h in row["hooks"]) or "-"
-        table.add_row(row["name"], row["version"] or "-", status, row["module"], hooks)
-    console = Console()
-    console.print(table)
+        table.append([row["name"], row["version"] or "-", status, row["module"], hooks])
+    print_table(["NAME", "VERSION", "STATUS", "MODULE", "HOOKS"], table)
     for row in rows:
         if row["error"]:
-            console.print(f"[red]{row['name']}[/]: {row['error']}")
+            typer.secho(f"{row['name']}: {row['error']}", fg=typer.colors.RED)
 
 
 def parse_inputs(pairs: list[str] | None, input_file: Path | None) -> dict[str, Any]:

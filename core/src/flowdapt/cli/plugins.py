@@ -47,6 +47,8 @@ def _post(server: str | None, token: str | None, path: str, body: dict[str, Any]
             return client.request("POST", path, json=body)
     except ApiError as exc:
         detail = getattr(exc, "detail", None) or str(exc)
+        if exc.status_code in (401, 403):  # refused: a token is missing or wrong (bad input, exit 2)
+            cli.exit_for(exc)
         fail(str(detail), EXIT_FAILED)
 
 

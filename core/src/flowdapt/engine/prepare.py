@@ -242,6 +242,69 @@ def check_run_input(plan: Plan, run_input: Mapping[str, Any]) -> None:
             )
 
 
+def _annotation_text(annotation: Any) -> str | None:
+    if annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, str):  # ``from __future__ import annotations``
+        return annotation
+    if isinstance(annotation, type):
+        return annotation.__qualname__ if annotation.__module__ == "builtins" else f"{annotation.__module__}.{annotation.__qualname__}"
+    return str(annotation).replace("typing.", "")
+
+
+def _json_default(value: Any) -> Any:
+    """A default as JSON data when it is plain data, else its ``repr`` (``{"repr": ...}``)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(v is None or isinstance(v, (bool, int, float, str)) for v in value):
+        return list(value)
+    if isinstance(value, dict) and all(isinstance(k, str) and (v is None or isinstance(v, (bool, int, float, str))) for k, v in value.items()):
+        return dict(value)
+    return {"repr": repr(value)}
+
+
+def root_parameters(plan: Plan) -> list[dict[str, Any]]:
+    """The run input a workflow takes: the keyword parameters of its root stages (a map stage's
+    item is not one; its ``map_on`` input key is), merged by name, in stage order. Each is
+    ``{name, required, default, annotation, stages}``; ``default`` is present only when the
+    parameter has one (JSON data, or ``{"repr": ...}`` for other values)."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, stage: str, required: bool, default: Any, annotation: str | None) -> None:
+        entry = found.get(name)
+        if entry is None:
+            entry = found[name] = {"name": name, "required": required, "annotation": annotation, "stages": []}
+            if default is not inspect.Parameter.empty:
+                entry["default"] = _json_default(default)
+        else:
+            entry["required"] = entry["required"] or required
+            if entry["annotation"] is None:
+                entry["annotation"] = annotation
+            if "default" not in entry and default is not inspect.Parameter.empty:
+                entry["default"] = _json_default(default)
+        entry["stages"].append(stage)
+
+    for stage in plan.stages.values():
+        if not stage.is_root:
+            continue
+        if stage.map_on:
+            add(stage.map_on, stage.name, True, inspect.Parameter.empty, "list")
+        try:
+            params = list(inspect.signature(resolve(stage.target)[0]).parameters.values())
+        except (TypeError, ValueError):
+            continue
+        if stage.maps:  # the item is the first positional argument
+            for i, p in enumerate(params):
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                    params = params[:i] + params[i + 1 :]
+                    break
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            add(p.name, stage.name, p.default is p.empty, p.default, _annotation_text(p.annotation))
+    return list(found.values())
+
+
 def check_request(run_input: Any, namespace: str | None) -> dict[str, Any]:
     """The checks that need no workflow: the input is a mapping of keyword arguments and the
     namespace (when given; empty means the default) is a valid name. Returns the input as a dict."""

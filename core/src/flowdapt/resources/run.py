@@ -104,6 +104,11 @@ class WorkflowRun(BaseModel):
     #: The run's input (the keyword arguments of its root stages), kept to run it on another
     #: server and to show what it was given.
     input: dict[str, Any] | None = None
+    #: Set when the input was larger than ``compute.max_input_bytes``: where it is kept instead
+    #: (``inputs/<uid>.json`` under the app dir); ``input`` is then None.
+    input_ref: str | None = None
+    #: The uid of the run this one runs again (``POST /runs/{id}/rerun``; ``source: rerun``).
+    rerun_of: str | None = None
     #: Times the run was started again after the server running it died (``spec.retries``).
     attempt: int = 0
 

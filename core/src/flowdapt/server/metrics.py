@@ -45,6 +45,10 @@ MAX_SAMPLES = 4320
 #: more (per-CPU utilization on a large machine) keeps a shorter window. The original kept six
 #: hours of everything, whatever it cost.
 MAX_POINTS = 17280
+#: Bounds (seconds) of the stage-duration histograms of the Prometheus exposition.
+STAGE_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+#: Stage-duration series kept (workflow x stage x state; bounded by the definitions in practice).
+MAX_STAGE_SERIES = 10_000
 #: The connection count walks every socket of every process: sample it every 30 s, not every 5 s.
 CONNECTIONS_EVERY = 6
 
@@ -428,6 +432,18 @@ class Metrics:
             "api_request_count", "api_error_count", "api_request_latency", "api_request_size",
         )}
         self.active_requests = 0
+        #: (workflow, stage, state) -> Histogram of stage durations in seconds, for the Prometheus
+        #: exposition only (server/prometheus.py): not in the original's JSON ``/metrics``.
+        self.stage_durations: dict[tuple[str, str, str], Histogram] = {}
+
+    def stage_done(self, workflow: str, stage: str, state: str, seconds: float) -> None:
+        key = (workflow, stage, state)
+        hist = self.stage_durations.get(key)
+        if hist is None:
+            if len(self.stage_durations) >= MAX_STAGE_SERIES:
+                return
+            hist = self.stage_durations[key] = Histogram(STAGE_BOUNDS)
+        hist.record(seconds)
 
     def _series(self, name: str, *, cumulative: bool, histogram: bool = False) -> Series:
         series = self.series.get(name)

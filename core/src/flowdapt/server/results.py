@@ -21,6 +21,7 @@ from flowdapt.server.http import dumps
 from flowdapt.settings import Settings
 
 REF_PREFIX = "results/"
+INPUT_PREFIX = "inputs/"
 
 
 def results_dir(settings: Settings) -> Path:
@@ -82,6 +83,71 @@ def delete_result(settings: Settings, run: WorkflowRun) -> None:
 def sweep_results(settings: Settings, older_than_seconds: float) -> int:
     """Delete offloaded results older than the retention window; returns how many. Blocking."""
     directory = results_dir(settings)
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in directory.glob("*.json"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+# -- inputs ------------------------------------------------------------------------------------
+# A run keeps its input (to run it on another server, to re-run it, to show what it was given);
+# one larger than ``compute.max_input_bytes`` is kept beside the results, in ``<app_dir>/inputs/``.
+
+
+def input_is_large(settings: Settings, run_input: dict[str, Any] | None) -> bytes | None:
+    """The input's encoding when it is over the limit (to store by reference), else None."""
+    limit = settings.compute.max_input_bytes
+    if not run_input or limit < 0:
+        return None
+    encoded = dumps(run_input)
+    return encoded if len(encoded) > limit else None
+
+
+def store_input(settings: Settings, run: WorkflowRun, encoded: bytes) -> None:
+    """Write a large input to its file and point the run at it. Blocking."""
+    directory = settings.app_dir / INPUT_PREFIX.rstrip("/")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{run.uid}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(encoded)
+    os.replace(tmp, path)
+    run.input = None
+    run.input_ref = f"{INPUT_PREFIX}{path.name}"
+
+
+def load_input(settings: Settings, run: WorkflowRun) -> dict[str, Any]:
+    """The full input of a run (reads the file when it was stored by reference). Blocking."""
+    if not run.input_ref:
+        return dict(run.input or {})
+    path = settings.app_dir / run.input_ref
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ResourceNotFoundError(
+            f"the input of run {run.name} was stored at {path}, which no longer exists "
+            "(servers sharing runs must share the app dir, or raise compute.max_input_bytes)"
+        ) from None
+
+
+def delete_input(settings: Settings, run: WorkflowRun) -> None:
+    if run.input_ref:
+        try:
+            (settings.app_dir / run.input_ref).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def sweep_inputs(settings: Settings, older_than_seconds: float) -> int:
+    """Delete stored inputs older than the retention window; returns how many. Blocking."""
+    directory = settings.app_dir / INPUT_PREFIX.rstrip("/")
     if not directory.is_dir():
         return 0
     cutoff = time.time() - older_than_seconds

@@ -198,6 +198,10 @@ class RunService:
 
     # -- starting ------------------------------------------------------------------------
 
+    def plan_for(self, workflow: Workflow) -> Plan:
+        """The compiled plan of a workflow (cached by uid and update time)."""
+        return self._plan(workflow)
+
     def _plan(self, workflow: Workflow) -> Plan:
         key = (str(workflow.metadata.uid), workflow.metadata.updated_at.isoformat())
         plan = self._plans.get(key)
@@ -220,6 +224,7 @@ class RunService:
         source: str = "api",
         triggered_by: dict[str, Any] | None = None,
         uid: str | None = None,
+        rerun_of: str | None = None,
     ) -> WorkflowRun | dict[str, Any]:
         """Start a run. With ``wait`` the finished run; without, the pending run's JSON at once.
         ``uid`` makes the start idempotent (a run request delivered twice starts one run)."""
@@ -227,7 +232,9 @@ class RunService:
         if server.draining:
             raise ServiceDrainingError()
         if self.queue:
-            return await self._enqueue(identifier, run_input, namespace=namespace, wait=wait, source=source, triggered_by=triggered_by, uid=uid)
+            return await self._enqueue(
+                identifier, run_input, namespace=namespace, wait=wait, source=source, triggered_by=triggered_by, uid=uid, rerun_of=rerun_of
+            )
         if server.executor is None:
             raise ServiceUnavailableError(
                 "this server runs no compute service, so it cannot run workflows; start one with "
@@ -248,10 +255,11 @@ class RunService:
             source=source,
             owner=server.identity,
             triggered_by=triggered_by,
+            rerun_of=rerun_of,
             **({"uid": uid} if uid else {}),
         )
         run = context.run
-        run.input = context.input or None
+        await self._keep_input(run, context.input)
         if self.persist:
             await self.store.create_run(run)
         active = ActiveRun(plan=plan, context=context)
@@ -327,7 +335,7 @@ class RunService:
             if not future.done():
                 future.set_result(None)
 
-    async def _enqueue(self, identifier, run_input, *, namespace, wait, source, triggered_by, uid):
+    async def _enqueue(self, identifier, run_input, *, namespace, wait, source, triggered_by, uid, rerun_of=None):
         """Queue mode: check the request, record the run pending, tell the compute servers."""
         from flowdapt.server.run_queue import queued_event
 
@@ -349,10 +357,11 @@ class RunService:
             namespace=namespace,
             source=source,
             triggered_by=triggered_by,
+            rerun_of=rerun_of,
             **({"uid": uid} if uid else {}),
         )
         run = context.run
-        run.input = context.input or None
+        await self._keep_input(run, context.input)
         uid = str(run.uid)
         future = self._wait_future(uid) if wait else None
         try:
@@ -376,6 +385,41 @@ class RunService:
         if future is None:
             return run.model_dump(mode="json")
         return await self.wait_final(uid, future)
+
+    async def _keep_input(self, run: WorkflowRun, run_input: dict[str, Any] | None) -> None:
+        """Keep the run's input on its record; one over ``compute.max_input_bytes`` by reference."""
+        run.input = run_input or None
+        if not self.persist:
+            return
+        encoded = results.input_is_large(self.server.settings, run.input)
+        if encoded is not None:
+            await asyncio.to_thread(results.store_input, self.server.settings, run, encoded)
+
+    async def run_input(self, run: WorkflowRun) -> dict[str, Any]:
+        """The full input of a run, read back from where it was kept when it was large."""
+        if not run.input_ref:
+            return dict(run.input or {})
+        return await asyncio.to_thread(results.load_input, self.server.settings, run)
+
+    async def rerun(
+        self, identifier: str, overrides: Any = None, *, wait: bool = True
+    ) -> WorkflowRun | dict[str, Any]:
+        """Start ``identifier``'s workflow again with its input (``overrides`` merged over it, one
+        level deep), in its namespace; the new run has ``source: rerun`` and ``rerun_of``."""
+        from flowdapt.errors import ValidationError
+
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ValidationError("the input overrides must be a JSON object", field="input")
+        original = await self.get(identifier)
+        run_input = {**(await self.run_input(original)), **(overrides or {})}
+        return await self.submit(
+            original.workflow,
+            run_input,
+            namespace=original.namespace,
+            wait=wait,
+            source="rerun",
+            rerun_of=str(original.uid),
+        )
 
     def _wait_future(self, uid: str) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
@@ -424,7 +468,7 @@ class RunService:
             run.executor = server.executor.name if server.executor is not None else run.executor
             context = prepare_run(
                 plan,
-                run.input or {},
+                await self.run_input(run),
                 settings=server.settings,
                 executor=run.executor or server.settings.executor.backend,
                 config=await self.store.list("config"),
@@ -567,6 +611,10 @@ class RunService:
                 except Exception as exc:  # it expires by itself; the reaper sees a final run and skips it
                     log.warning("could not release the lease of run %s: %s", run.name, exc)
             self._wake_waiters(uid)
+            for stage, record in run.stages.items():  # stage durations (Prometheus exposition)
+                if record.started_at is not None and record.finished_at is not None:
+                    seconds = (record.finished_at - record.started_at).total_seconds()
+                    server.metrics.stage_done(run.workflow, stage, record.state.value, seconds)
             server.metrics.run_done(
                 run.state is not RunState.finished,
                 run.duration,
@@ -730,6 +778,7 @@ class RunService:
         if self.logs is not self.store:  # a store with run logs deletes them with the run
             await self.logs.delete_run_logs(str(run.uid))
         await asyncio.to_thread(results.delete_result, self.server.settings, run)
+        await asyncio.to_thread(results.delete_input, self.server.settings, run)
         return run
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -773,6 +822,7 @@ class RunService:
         try:
             removed = await self.store.delete_runs_before(cutoff)
             await asyncio.to_thread(results.sweep_results, self.server.settings, self.retention)
+            await asyncio.to_thread(results.sweep_inputs, self.server.settings, self.retention)
         except Exception:
             log.exception("run retention cleanup failed")
             return 0

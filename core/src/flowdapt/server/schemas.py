@@ -110,6 +110,11 @@ class WorkflowRunRead(BaseModel):
     stages: dict[str, StageRecord] = {}
     error: dict[str, Any] | None = None
     result_ref: str | None = Field(default=None, description="set when the result lives outside the database")
+    triggered_by: dict[str, Any] | None = Field(default=None, description="the trigger rule that started the run")
+    input: dict[str, Any] | None = Field(default=None, description="the run's input (null when kept by reference: input_ref)")
+    input_ref: str | None = Field(default=None, description="set when the input was over compute.max_input_bytes")
+    rerun_of: str | None = Field(default=None, description="the uid of the run this one runs again")
+    attempt: int = Field(default=0, description="times the run was started again after its server died")
 
 
 class RunPage(BaseModel):

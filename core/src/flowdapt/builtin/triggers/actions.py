@@ -51,6 +51,9 @@ class ActionContext:
     #: Names of the rules that led here, this one last (loop protection; travels with the run).
     chain: list[str] = field(default_factory=list)
     http: Any = None  # an httpx.AsyncClient shared by the service
+    #: ``await workflow_exists(name_or_uid)``: run_workflow checks its workflow before asking for a
+    #: run (the trigger service answers from a cache of workflow names; None: no check).
+    workflow_exists: Any = None
 
     @property
     def event_data(self) -> dict[str, Any]:
@@ -91,7 +94,14 @@ def request_key(ctx: ActionContext) -> str | None:
 
 
 async def run_workflow(params: RunWorkflowParams, ctx: ActionContext) -> dict[str, Any]:
-    """Ask for a run of ``workflow``: one server takes the request from the run queue."""
+    """Ask for a run of ``workflow``: one server takes the request from the run queue. A workflow
+    that does not exist fails the fire here (the request would only fail later, on the server that
+    takes it, and the fire would look fine)."""
+    if ctx.workflow_exists is not None and not await ctx.workflow_exists(params.workflow):
+        raise ActionError(
+            f"no workflow with uid or name {params.workflow!r}: trigger rule {ctx.rule.metadata.name!r} cannot run it "
+            "(apply the workflow, or fix spec.action.parameters.workflow)"
+        )
     request = run_request(
         params.workflow, ctx.resolve(params.input), namespace=params.namespace, triggered_by=ctx.origin
     )

@@ -13,6 +13,24 @@ from flowdapt.server.api import ERRORS, json_response, object_body, read_body, r
 router = APIRouter(prefix="/triggers", tags=["triggers"])
 
 
+@router.get(
+    "/{identifier}/history",
+    summary="A trigger rule's recent fires, newest first",
+    description=(
+        "`{rule, uid, items: [{id, time, rule, outcome: fired|failed, manual, action, due, event, server, "
+        "run | result | error}]}`: the last `triggers.history_size` fires of the rule, recorded by any "
+        "server on this database (`run` is the uid of the run a run_workflow action started)."
+    ),
+    responses=ERRORS,
+    operation_id="trigger_rule_history",
+)
+async def trigger_history(
+    request: Request, identifier: str, limit: int | None = Query(None, ge=1, le=1000, description="at most this many")
+) -> Any:
+    service = running_service(request, "triggers")
+    return json_response(await service.history(identifier, limit))
+
+
 @router.post(
     "/{identifier}/fire",
     summary="Fire a trigger rule's action now (testing a rule)",

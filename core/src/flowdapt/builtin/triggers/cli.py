@@ -64,3 +64,36 @@ def fire_command(
         typer.echo(f"result: {orjson.dumps(answer['result']).decode()}")
     if answer.get("error"):
         fail(f"{answer['error'][0]}: {answer['error'][1]}", EXIT_FAILED)
+
+
+@trigger_app.command("history")
+def history_command(
+    name: Annotated[str, typer.Argument(help="trigger rule name or uid")],
+    limit: Annotated[int | None, typer.Option("--limit", "-l", help="at most this many fires")] = None,
+    output: cli.OutputOption = "table",
+    server: cli.ServerOption = None,
+    token: cli.TokenOption = None,
+) -> None:
+    """NAME's recent fires, newest first: time, outcome, manual or not, the run it started or the error."""
+    with cli.client(server, token) as client:
+        items = cli.call(client.trigger_history, name, limit=limit)
+    if output != "table":
+        cli.dump(items, output)
+        return
+    if not items:
+        typer.echo(f"trigger_rule/{name} has not fired yet")
+        return
+    rows = []
+    for item in items:
+        outcome = "[green]fired[/]" if item.get("outcome") == "fired" else "[red]failed[/]"
+        if item.get("error"):
+            detail = f"{item['error'][0]}: {item['error'][1]}"
+        elif item.get("run"):
+            detail = f"run {item['run']}" + (f" of {item['workflow']}" if item.get("workflow") else "")
+        elif "result" in item:
+            detail = orjson.dumps(item["result"]).decode()
+        else:
+            detail = "-"
+        how = "manual" if item.get("manual") else ("due " + item["due"] if item.get("due") else ("event " + str(item.get("event"))))
+        rows.append([item.get("time") or "-", outcome, how, detail])
+    cli.print_table(["TIME", "OUTCOME", "HOW", "RUN / ERROR"], rows)

@@ -48,6 +48,9 @@ class RuleCache:
             # Keep what this server knows: a PUT must not make a fired due time fire again.
             new.last_fire, new.last_raw, new.fires = state.last_fire, state.last_raw, state.fires
             new.cyclic, new.last_error = state.cyclic, state.last_error
+            new.pending_history = state.pending_history
+            new.history_raw, new.history_known = state.history_raw, state.history_known
+            new.history_lock = state.history_lock
             self._by_name.pop(state.name, None)
         new.note_stored_last_run(raw)
         self.rules[uid] = new

@@ -52,6 +52,15 @@ class RuleState:
     cyclic: deque = field(default_factory=deque)
     rate_limited: bool = False
     persist_task: asyncio.Task | None = None
+    #: Fire records not yet written to the rule's history annotation (newest first).
+    pending_history: list = field(default_factory=list)
+    history_task: asyncio.Task | None = None
+    #: The history annotation as this server last wrote or read it (the compare-and-set's
+    #: expected value, so a write needs no read unless another server wrote meanwhile).
+    history_raw: str | None = None
+    history_known: bool = False
+    #: One history write at a time per rule in this process (a write takes every pending record).
+    history_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def uid(self) -> str:

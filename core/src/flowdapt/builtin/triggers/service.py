@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from flowdapt.builtin.triggers import history
 from flowdapt.builtin.triggers.actions import ActionContext
 from flowdapt.builtin.triggers.clock import Clock
 from flowdapt.builtin.triggers.loop_guard import admit
@@ -63,6 +65,9 @@ CONDITION_GROUP = "triggers"
 #: Condition rules write their last fire to the database at most this often (seconds), off the
 #: event path; the in-memory status is current at once.
 PERSIST_DELAY = 1.0
+#: Compare-and-set attempts of one history write before it gives up (the records stay pending
+#: and go with the next write).
+HISTORY_ATTEMPTS = 20
 
 
 class TriggerService:
@@ -77,10 +82,13 @@ class TriggerService:
         *,
         clock: Clock | None = None,
         paused: Callable[[], bool] | None = None,
+        identity: str | None = None,
     ):
         """``paused()`` true (a draining server) holds firings back: condition events are not
         evaluated and due times are left unclaimed, so another server can fire them."""
         self.store = store
+        #: This server (``host:pid:boot``), named in the fire records it writes.
+        self.identity = identity
         self.paused = paused or (lambda: False)
         self.bus = bus
         self.plugins = plugins
@@ -88,6 +96,9 @@ class TriggerService:
         self.options = settings.triggers
         self.clock = clock or Clock()
         self._cache = RuleCache(plugins)
+        #: uid -> name of every workflow, kept by resource events like the rules (run_workflow
+        #: checks its workflow exists without a query on the event path).
+        self._workflows: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._subscriptions: list[Subscription] = []
         self._tasks: set[asyncio.Task] = set()
@@ -169,6 +180,7 @@ class TriggerService:
 
     async def reload(self) -> None:
         """Read every rule from the database and make the cache match it."""
+        self._workflows = {str(w.metadata.uid): w.metadata.name for w in await self.store.list("workflow")}
         rules = await self.store.list(KIND)
         seen = set()
         for rule in rules:
@@ -198,6 +210,12 @@ class TriggerService:
     async def _on_control(self, event: Event) -> None:
         data = event.data if isinstance(event.data, dict) else {}
         if event.type in (RESOURCE_APPLIED, RESOURCE_DELETED):
+            if data.get("kind") == "workflow" and isinstance(data.get("uid"), str):
+                if event.type == RESOURCE_DELETED:
+                    self._workflows.pop(data["uid"], None)
+                else:
+                    self._workflows[data["uid"]] = str(data.get("name"))
+                return
             if data.get("kind") != KIND:
                 return
             if event.type == RESOURCE_DELETED:
@@ -293,6 +311,7 @@ class TriggerService:
             due=due,
             chain=chain,
             http=self.http if state.compiled is not None and state.compiled.action_name == "webhook" else None,
+            workflow_exists=self.workflow_exists,
         )
 
     async def _run_action(self, state: RuleState, ctx: ActionContext, *, manual: bool = False) -> Any:
@@ -315,6 +334,7 @@ class TriggerService:
             raise
         except Exception as exc:
             state.last_error = f"{type(exc).__name__}: {exc}"
+            self._note_fire(state, base, error=[type(exc).__name__, str(exc)])
             log.warning("trigger rule %s: action %s failed: %s", state.name, compiled.action_name, state.last_error)
             await self.bus.publish(
                 Event(
@@ -326,10 +346,90 @@ class TriggerService:
                 )
             )
             raise
+        self._note_fire(state, base, result=result)
         await self.bus.publish(
             Event(channel=CHANNEL_TRIGGERS, source="trigger", type=TRIGGER_FIRED, headers=headers, data={**base, "result": result})
         )
         return result
+
+    async def workflow_exists(self, identifier: str) -> bool:
+        """Whether a workflow of this name or uid exists: from the cache, else (a workflow applied
+        through a server this one shares no bus with) from the database."""
+        if identifier in self._workflows or identifier in self._workflows.values():
+            return True
+        workflow = await self.store.get("workflow", identifier)
+        if workflow is None:
+            return False
+        self._workflows[str(workflow.metadata.uid)] = workflow.metadata.name
+        return True
+
+    # -- fire history (history.py) ---------------------------------------------------------------
+
+    def _note_fire(self, state: RuleState, base: dict[str, Any], *, result: Any = None, error: list[str] | None = None) -> None:
+        size = self.options.history_size
+        if size <= 0:
+            return
+        record = history.make_record(
+            time=format_time(self.clock.now()) or "",
+            rule=state.name,
+            action=base.get("action"),
+            manual=bool(base.get("manual")),
+            due=base.get("due"),
+            event=base.get("event"),
+            server=self.identity,
+            result=result,
+            error=error,
+        )
+        state.pending_history.insert(0, record)
+        del state.pending_history[size:]
+        if not base.get("manual") and (state.history_task is None or state.history_task.done()):
+            state.history_task = self._spawn(self._write_history_later(state), f"flowdapt-persist-history-{state.name}")
+
+    async def _write_history_later(self, state: RuleState) -> None:
+        await asyncio.sleep(PERSIST_DELAY)
+        await self.write_history(state)
+
+    async def write_history(self, state: RuleState) -> None:
+        """Merge the rule's pending fire records into its stored history (compare-and-set, retried
+        when another server wrote meanwhile). One write at a time per rule in this process; each
+        takes every record pending, so concurrent fires share a write."""
+        async with state.history_lock:
+            if not state.pending_history:
+                return
+            pending = list(state.pending_history)
+            size = self.options.history_size
+            raw = state.history_raw if state.history_known else state.rule.metadata.annotations.get(history.HISTORY)
+            try:
+                for attempt in range(HISTORY_ATTEMPTS):
+                    if attempt:  # lost the race (or our view was stale): read what is stored now
+                        await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+                        current = await self.store.get(KIND, state.uid)
+                        if current is None:
+                            state.pending_history.clear()
+                            return
+                        raw = current.metadata.annotations.get(history.HISTORY)
+                    value = history.encode(history.merge(pending, history.parse(raw), size))
+                    if await self.store.compare_and_set_annotation(KIND, state.uid, history.HISTORY, raw, value):
+                        state.history_raw, state.history_known = value, True
+                        written = {r["id"] for r in pending}
+                        state.pending_history[:] = [r for r in state.pending_history if r["id"] not in written]
+                        return
+                log.warning("trigger rule %s: could not record its fire history (too many concurrent writers)", state.name)
+            except Exception:
+                log.exception("trigger rule %s: could not record its fire history", state.name)
+
+    async def history(self, identifier: str, limit: int | None = None) -> dict[str, Any]:
+        """``{rule, uid, items}``: the rule's recent fires, newest first: the stored history (every
+        server's) and this server's records not written yet."""
+        rule = await self.store.get(KIND, identifier)
+        if rule is None:
+            raise ResourceNotFoundError(f"Resource not found: no trigger_rule with uid or name {identifier!r}")
+        state = self.find(str(rule.metadata.uid))
+        pending = list(state.pending_history) if state is not None else []
+        size = max(self.options.history_size, 1)
+        records = history.merge(pending, history.stored(rule), size)
+        items = records[:limit] if limit is not None else records
+        return {"rule": rule.metadata.name, "uid": str(rule.metadata.uid), "items": items}
 
     async def _run_action_logged(self, state: RuleState, ctx: ActionContext) -> None:
         with contextlib.suppress(Exception):
@@ -367,7 +467,9 @@ class TriggerService:
         try:
             result = await self._run_action(state, ctx, manual=True)
         except Exception as exc:
+            await self.write_history(state)
             return {**answer, "fired": False, "error": [type(exc).__name__, str(exc)]}
+        await self.write_history(state)
         return {**answer, "fired": True, "result": result}
 
     # -- schedules ---------------------------------------------------------------------------
@@ -493,12 +595,17 @@ class TriggerService:
 
     # -- status --------------------------------------------------------------------------------
 
-    def status(self, identifier: str) -> dict[str, Any] | None:
-        """What ``GET /triggers/{id}`` adds as ``status``: next and last fire, counts, errors."""
+    def status(self, identifier: str, rule: TriggerRule | None = None) -> dict[str, Any] | None:
+        """What ``GET /triggers/{id}`` adds as ``status``: next and last fire, counts, errors, and
+        the last fire's outcome (from ``rule``'s stored history, as read from the database, and this
+        server's records not written yet)."""
         state = self.find(identifier)
         if state is None:
             return None
+        stored = history.stored(rule if rule is not None else state.rule)
+        latest = history.merge(list(state.pending_history), stored, 1)
         return {
+            "last_outcome": latest[0] if latest else None,
             "active": state.compiled is not None,
             "next_fire": format_time(state.next_fire) if state.family == "schedule" else None,
             "last_fire": format_time(state.last_fire),

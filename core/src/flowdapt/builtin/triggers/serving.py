@@ -41,7 +41,8 @@ class TriggersService(Service):
 
         server = self.server
         engine = TriggerService(
-            server.store, server.event_bus, server.plugins, server.settings, paused=lambda: server.draining
+            server.store, server.event_bus, server.plugins, server.settings, paused=lambda: server.draining,
+            identity=server.identity,
         )
         if server.service("compute") is None and "compute" not in server.services and server.event_bus.name == "memory":
             log.warning(
@@ -57,7 +58,7 @@ class TriggersService(Service):
         self._bridge = await server.event_bus.subscribe(forward, channels=[CHANNEL_TRIGGERS])
         await engine.start()
         self.engine = engine
-        server.resource_extras["trigger_rule"] = lambda rule: {"status": engine.status(str(rule.metadata.uid))}
+        server.resource_extras["trigger_rule"] = lambda rule: {"status": engine.status(str(rule.metadata.uid), rule)}
 
     async def stop(self) -> None:
         self.server.resource_extras.pop("trigger_rule", None)
@@ -75,6 +76,14 @@ class TriggersService(Service):
 
             raise ServiceUnavailableError("the trigger service is not running (the server is stopping)")
         return await self.engine.fire(identifier, event=event, dry_run=dry_run)
+
+    async def history(self, identifier: str, limit: int | None = None) -> dict[str, Any]:
+        """A rule's recent fires (``GET /triggers/{id}/history``)."""
+        if self.engine is None:
+            from flowdapt.server.api import ServiceUnavailableError
+
+            raise ServiceUnavailableError("the trigger service is not running (the server is stopping)")
+        return await self.engine.history(identifier, limit)
 
     def health(self) -> dict[str, Any]:
         engine = self.engine

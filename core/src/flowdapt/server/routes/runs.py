@@ -27,6 +27,8 @@ async def _run_document(request: Request, run: WorkflowRun, include_result: bool
     document = run.model_dump(mode="json", exclude={"owner"})
     if include_result and run.result_ref:
         document["result"] = await server_of(request).runs.full_result(run)
+    if include_result and run.input_ref:
+        document["input"] = await server_of(request).runs.run_input(run)
     return document
 
 
@@ -88,6 +90,62 @@ async def run_workflow(
         run.pop("owner", None)
         return json_response(render(RUN, version, run), RUN, version)
     return json_response(render(RUN, version, await _run_document(request, run)), RUN, version)
+
+
+RERUN_DESCRIPTION = (
+    "Runs the run's workflow again with the run's input, in its namespace. The optional body "
+    '`{"input": {...}}` is merged over the old input (its keys replace the old ones). The new run has '
+    "`source: rerun` and `rerun_of: <the old run's uid>`. `wait` as for a new run."
+)
+
+
+async def _rerun(request: Request, identifier: str, wait: bool) -> dict:
+    body = await read_body(request, default={}, what="the rerun request")
+    if not isinstance(body, dict):
+        from flowdapt.errors import ValidationError
+
+        raise ValidationError('the body must be a JSON object: {"input": {...}}', field="body")
+    run = await server_of(request).runs.rerun(identifier, body.get("input"), wait=wait)
+    if isinstance(run, dict):
+        run.pop("owner", None)
+        return run
+    return await _run_document(request, run)
+
+
+@router.post(
+    "/workflows/run/{identifier}/rerun",
+    summary="Run a workflow run again",
+    description=RERUN_DESCRIPTION,
+    responses={**run_responses, 503: {"description": "Draining, or no compute service"}},
+    openapi_extra=object_body('{"input": {...}}: input keys to change'),
+    operation_id="rerun_workflow_run",
+)
+async def rerun_workflow_run(request: Request, identifier: str, wait: bool = Query(True, description="wait for the run to end")):
+    version = version_of(request, RUN)
+    return json_response(render(RUN, version, await _rerun(request, identifier, wait)), RUN, version)
+
+
+@router.get(
+    "/workflows/{identifier}/parameters",
+    summary="The run input a workflow takes",
+    description=(
+        "The keyword parameters of the workflow's root stages (a map stage's item is not one; its "
+        "`map_on` key is): `{workflow, parameters: [{name, required, default?, annotation, stages}]}`. "
+        "`default` is present only when the parameter has one (JSON data, or `{repr: ...}`); "
+        "`annotation` is the type annotation as text, or null. A UI builds a start-run form from it."
+    ),
+    responses=ERRORS,
+    operation_id="get_workflow_parameters",
+)
+async def workflow_parameters(request: Request, identifier: str):
+    from flowdapt.engine.prepare import root_parameters
+
+    server = server_of(request)
+    workflow = await server.store.get("workflow", identifier)
+    if workflow is None:
+        raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
+    plan = server.runs.plan_for(workflow)
+    return json_response({"workflow": workflow.metadata.name, "parameters": root_parameters(plan)})
 
 
 @router.get(
@@ -237,6 +295,25 @@ async def get_workflow_run_logs(
     follow: bool = Query(False, description="stream as server-sent events until the run ends"),
 ):
     return await _run_logs(request, identifier, stage, level, since, after, limit, follow)
+
+
+@router.get("/runs/{identifier}/input", summary="The full input of a run", responses=ERRORS, operation_id="get_run_input")
+async def get_run_input(request: Request, identifier: str):
+    server = server_of(request)
+    run = await server.runs.get(identifier)
+    return json_response(await server.runs.run_input(run))
+
+
+@router.post(
+    "/runs/{identifier}/rerun",
+    summary="Run a run again",
+    description=RERUN_DESCRIPTION,
+    responses={**run_responses, 503: {"description": "Draining, or no compute service"}},
+    openapi_extra=object_body('{"input": {...}}: input keys to change'),
+    operation_id="rerun_run",
+)
+async def rerun_run(request: Request, identifier: str, wait: bool = Query(True, description="wait for the run to end")):
+    return json_response(await _rerun(request, identifier, wait), RUN, RUN_LATEST)
 
 
 @router.post(

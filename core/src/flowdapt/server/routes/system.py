@@ -103,6 +103,10 @@ async def metrics(
     end_time: datetime | None = Query(None),
     max_length: int | None = Query(None, description="points per metric; negative means all"),
 ):
+    from flowdapt.server.prometheus import wants_prometheus
+
+    if wants_prometheus(request.headers.get("accept")):  # a Prometheus scrape: the text exposition
+        return await prometheus_metrics(request)
     version = version_of(request, "metrics")
     metrics = server_of(request).metrics
 
@@ -110,6 +114,26 @@ async def metrics(
         return dumps(metrics.query(name, start_time, end_time, max_length))
 
     return json_response(await asyncio.to_thread(body), "metrics", version)
+
+
+@router.get(
+    "/metrics/prometheus",
+    summary="Metrics in the Prometheus text format",
+    description=(
+        "The Prometheus text exposition (format 0.0.4): runs by state, queue depth, stage and run "
+        "duration histograms, worker and server counts, HTTP latency. `GET /metrics` answers the same "
+        "to a client whose Accept names text/plain or application/openmetrics-text (a Prometheus "
+        "scrape) and JSON otherwise. See docs/metrics.md."
+    ),
+    tags=["system"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+    operation_id="metrics_prometheus",
+)
+async def prometheus_metrics(request: Request):
+    from flowdapt.server.prometheus import CONTENT_TYPE, render
+
+    return Response(await render(server_of(request)), media_type=CONTENT_TYPE)
 
 
 @router.post("/drain", summary="Stop accepting runs", tags=["system"], response_model=DrainState, operation_id="drain")
