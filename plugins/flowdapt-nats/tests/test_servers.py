@@ -118,7 +118,7 @@ def test_a_condition_fires_once_across_two_trigger_services(cluster):
         assert one.http.post(path, json=doc).status_code == 200
     # The second server learnt the rule from the bus (resource events fan out), not from a resync.
     deadline = time.monotonic() + 10
-    while not two.server.triggers.status(str(two.http.get("/triggers/a_then_b").json()["metadata"]["uid"])):
+    while not two.server.service("triggers").engine.status(str(two.http.get("/triggers/a_then_b").json()["metadata"]["uid"])):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     n = 6
@@ -133,7 +133,7 @@ def test_a_condition_fires_once_across_two_trigger_services(cluster):
     runs = runs_of(two.http, "wf_b")
     assert sorted(r["result"] for r in runs) == [2 * i for i in range(n)]  # once per event, no more
     assert all(r["triggered_by"]["rule"] == "a_then_b" for r in runs)
-    fired = [live.server.triggers.events_seen for live in cluster]
+    fired = [live.server.service("triggers").engine.events_seen for live in cluster]
     assert sum(fired) >= n  # the events were split between the two trigger services
 
 

@@ -293,7 +293,7 @@ class RunService:
     # -- the run queue (several servers, server/run_queue.py) ------------------------------
 
     async def start_queue(self) -> None:
-        """Queue mode on: waiters and the event stream learn of runs that end on other servers."""
+        """Queue mode on: callers waiting here learn of runs that end on other servers."""
         from flowdapt.events import CHANNEL_WORKFLOWS
 
         self.queue = True
@@ -313,22 +313,17 @@ class RunService:
         self._waiters.clear()
 
     def _on_bus_event(self, event) -> None:
-        from flowdapt.events import STAGE_FINISHED, WORKFLOW_FINISHED, WORKFLOW_STARTED
+        """A run ended somewhere in the cluster: wake whoever waits for it here. (The broker
+        plugin puts other servers' runs on this server's event stream, ``GET /events``: it can
+        tell a server's own events from the others'.)"""
+        from flowdapt.events import WORKFLOW_FINISHED
 
+        if event.type != WORKFLOW_FINISHED:
+            return
         data = event.data if isinstance(event.data, dict) else {}
-        uid = data.get("uid") or data.get("run")
-        if not isinstance(uid, str) or uid in self.active:
-            return  # this server's own run: it reported it already
-        if event.type == WORKFLOW_FINISHED:
+        uid = data.get("uid")
+        if isinstance(uid, str) and uid in self._waiters:
             self._wake_waiters(uid)
-        events = self.server.events
-        if events.listening:
-            if event.type == WORKFLOW_STARTED:
-                events.publish("run_started", data)
-            elif event.type == STAGE_FINISHED:
-                events.publish("stage_finished", {**data, "uid": uid})
-            elif event.type == WORKFLOW_FINISHED:
-                events.publish("run_finished", data)
 
     def _wake_waiters(self, uid: str) -> None:
         for future in self._waiters.pop(uid, ()):
