@@ -57,7 +57,7 @@ export async function openRunForm(ctx, workflow = null, { rerunOf = null, input 
   const editor = codeEditor({ value: input && Object.keys(input).length ? JSON.stringify(input, null, 2) : "{\n  \n}", label: "run input (JSON)", rows: 10, onSave: () => start() });
   editor.area.id = "run-input";
   const fieldsEl = h("div", { class: "param-fields", "data-role": "param-fields" });
-  const rawEl = h("div", { "data-role": "raw-input" }, editor.el, h("p", { class: "muted small" }, "A JSON object; each key is passed to the root stages as a keyword argument."));
+  const rawEl = h("div", { "data-role": "raw-input", hidden: true }, editor.el, h("p", { class: "muted small" }, "A JSON object; each key is passed to the root stages as a keyword argument."));
   let params = [];
   let fields = []; // [{param, kind, el, read(): [set, value]}]
   let mode = "raw";
@@ -202,8 +202,10 @@ export async function openRunForm(ctx, workflow = null, { rerunOf = null, input 
   );
   const startButton = h("button", { type: "button", "data-action": "start-run", onClick: start }, rerunOf ? "Run again" : "Start run");
   const m = modal(rerunOf ? `Run ${rerunOf.name} again` : "Start a run", body, [h("button", { type: "button", class: "secondary", onClick: () => m.close() }, "Cancel"), startButton], { wide: true });
+  // Until the parameters are in, neither box shows: one appears, and the form says it is ready.
   if (select.value) await loadParameters(select.value);
   else setMode("raw");
+  body.dataset.ready = "true";
   (mode === "fields" ? fieldsEl.querySelector("input, select") : editor.area)?.focus();
   return m;
 }
