@@ -554,6 +554,8 @@ def test_runs_list_searches_names_filters_sources_and_counts_skipped_stages(page
     page.wait_for_function("() => document.querySelectorAll('.runs-table tbody tr').length === 1")
     row = page.locator(".runs-table tbody tr")
     assert row.locator("[data-run]").inner_text() == cancelled["name"]
+    # Typing goes on: the box keeps the focus through the redraw its URL change causes.
+    assert page.evaluate("document.activeElement && document.activeElement.name") == "name"
     assert row.locator('[data-role="stage-progress"]').inner_text() == "1/2 stages · 1 skipped"
     shoot(page, "runs-search")
     page_errors.check()

@@ -11,6 +11,8 @@ const LIMIT = 50;
  * to the newest SCAN runs that match the server's filters. */
 export const SCAN = 1000;
 const SOURCES = ["api", "trigger", "schedule", "condition", "rerun", "cli"];
+/** The search box redraws the page through the URL: it keeps the focus across that redraw. */
+let searching = false;
 const SINCE = [
   ["", "any time"],
   ["1h", "last hour"],
@@ -110,7 +112,10 @@ export async function runsPage(ctx) {
     placeholder: "search run name…",
     value: q.name || null,
     autocomplete: "off",
-    onInput: debounce((e) => setQuery({ name: e.target.value.trim() }), 400),
+    onInput: debounce((e) => {
+      searching = document.activeElement === e.target;
+      setQuery({ name: e.target.value.trim() });
+    }, 400),
   });
   const sourceSel = h(
     "select",
@@ -137,6 +142,11 @@ export async function runsPage(ctx) {
     ),
     holder
   );
+  if (searching) {
+    searching = false;
+    search.focus();
+    search.setSelectionRange(search.value.length, search.value.length);
+  }
 
   const local = !!(q.name || q.source);
 
