@@ -59,6 +59,21 @@ def boom(xs):
     raise RuntimeError("the model diverged: loss is NaN")
 
 
+def chatty(lines: int = 5, delay: float = 0.2, label: str = "step"):
+    import logging
+
+    for i in range(lines):
+        print(f"{label} {i} of {lines}", flush=True)
+        time.sleep(delay)
+    logging.getLogger("dash.chatty").warning("chatty is done")
+    return lines
+
+
+def after(n):
+    print(f"after got {n}")
+    return n
+
+
 def sleepy(seconds: float = 120):
     time.sleep(seconds)
     return seconds
@@ -239,6 +254,8 @@ def server(tmp_path_factory) -> Iterator[Server]:
                     group="demo",
                 ),
                 workflow("long", [stage("sleep", "sleepy")], group="demo"),
+                workflow("chatty", [stage("chatty", "chatty"), stage("after", "after", "chatty")], group="demo"),
+                workflow("long-chain", [stage("sleep", "sleepy"), stage("after", "after", "sleep")], group="demo"),
                 *(workflow(f"archive-{i}", [stage("make", "make")], group="archive") for i in range(4)),
             ):
                 http.post("/workflows/", json=doc).raise_for_status()

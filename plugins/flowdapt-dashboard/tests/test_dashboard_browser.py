@@ -24,6 +24,13 @@ def fill_editor(page, text: str) -> None:
     page.locator("#resource-yaml").fill(text)
 
 
+def use_raw_input(page) -> None:
+    """Switch the start-run form to its raw JSON box (once it has loaded the parameters)."""
+    page.locator('.form-grid[data-ready="true"]').wait_for()
+    if not page.locator("#run-input").is_visible():
+        page.click('[data-action="toggle-raw"]')
+
+
 WORKFLOW_YAML = """\
 kind: workflow
 metadata:
@@ -90,8 +97,9 @@ def test_apply_workflow_from_editor_then_run_to_finished(page, page_errors, serv
     page.locator('.dag-node.map[data-stage="work"]').wait_for()
     assert page.locator(".dag-node").count() == 3
 
-    # Start a run with a JSON input; the run page follows it live to the end.
+    # Start a run with a JSON input (the form's raw fallback); the run page follows it live to the end.
     page.click('[data-action="run"]')
+    use_raw_input(page)
     page.locator("#run-input").fill('{"n": 240}')
     page.click('[data-action="start-run"]')
     page.wait_for_url(re.compile(r"#/runs/[0-9a-f-]{36}$"))
@@ -149,11 +157,14 @@ def test_apply_workflow_from_editor_then_run_to_finished(page, page_errors, serv
 def test_cancel_a_long_run(page, page_errors, server, shoot):
     open_ui(page, server, "/workflows/long")
     page.click('[data-action="run"]')
-    page.locator("#run-input").fill('{"seconds": 120}')
+    # The form is built from the root stage's parameters: sleepy(seconds: float = 120).
+    seconds = page.locator('[data-param="seconds"]')
+    assert seconds.get_attribute("type") == "number" and "120" in seconds.get_attribute("placeholder")
+    seconds.fill("120")
     page.click('[data-action="start-run"]')
     page.wait_for_url(re.compile(r"#/runs/[0-9a-f-]{36}$"))
     page.locator('.dag-node[data-stage="sleep"][data-state="running"]').wait_for(timeout=30_000)
-    page.locator(".live-dot.on").wait_for()
+    page.locator(".live-dot.on", has_text="live").wait_for()
     shoot(page, "run-running")
     page.click('[data-action="cancel"]')
     page.click('[data-confirm="yes"]')
@@ -385,4 +396,193 @@ def test_the_run_page_shows_the_artifact_images_a_result_links_to_with_the_token
     assert "no file 'gone.png'" in missing.inner_text()
     # The file path is not an API link: it is not shown as an artifact.
     assert artifacts.locator('[data-role="artifact"]').count() == 2
+    page_errors.check()
+
+
+def wait_run(http, uid: str, states=("finished", "failed", "cancelled"), timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = http.get(f"/runs/{uid}", params={"include_result": False}).json()
+        if run["state"] in states:
+            return run
+        assert time.monotonic() < deadline, f"run {uid} is still {run['state']}"
+        time.sleep(0.2)
+
+
+def test_run_logs_follow_a_live_run_then_filter_by_stage_and_run_again(page, page_errors, server, shoot):
+    open_ui(page, server, "/workflows/chatty")
+    page.click('[data-action="run"]')
+    # The start-run form is chatty's parameters: names, types, defaults; a raw JSON fallback.
+    lines = page.locator('[data-param="lines"]')
+    lines.wait_for()
+    assert lines.get_attribute("type") == "number" and lines.get_attribute("placeholder") == "default: 5"
+    assert page.locator('[data-param="label"]').get_attribute("placeholder") == 'default: step'
+    lines.fill("12")
+    page.locator('[data-param="delay"]').fill("0.25")
+    page.locator('[data-param="label"]').fill("tick")
+    page.click('[data-action="toggle-raw"]')
+    raw = json.loads(page.locator("#run-input").input_value())
+    assert raw == {"lines": 12, "delay": 0.25, "label": "tick"}
+    page.click('[data-action="toggle-raw"]')
+    page.click('[data-action="start-run"]')
+    page.wait_for_url(re.compile(r"#/runs/[0-9a-f-]{36}$"))
+    uid = page.url.rsplit("/", 1)[1]
+    logs = page.locator('[data-role="logs"]')
+    # Lines arrive while the run is still running: the panel follows the live stream.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-role=logs] .log-msg')].some(e => e.textContent.startsWith('tick 2 of 12'))
+              && document.querySelector('[data-role=log-status]').textContent === 'following'
+              && document.querySelector('.run-sub .badge').dataset.state === 'running'""",
+        timeout=30_000,
+    )
+    shoot(page, "run-logs-live", docs=True, element=logs)
+    logs.locator(".log-line", has_text="after got 12").wait_for(timeout=30_000)
+    page.locator('.run-sub .badge[data-state="finished"]').wait_for(timeout=30_000)
+    page.locator('[data-role="log-status"]', has_text="ended").wait_for(timeout=10_000)
+    texts = logs.locator(".log-line .log-msg").all_inner_texts()
+    assert [t for t in texts if t.startswith("tick ")] == [f"tick {i} of 12" for i in range(12)]
+    warning = logs.locator('.log-line[data-level="WARNING"]', has_text="chatty is done")
+    assert warning.count() == 1 and "dash.chatty" in warning.inner_text()
+    # The timeline has one bar per stage, the second starting after the first.
+    timeline = page.locator('[data-role="timeline"]')
+    bars = [timeline.locator(f'.timeline-row[data-stage="{s}"] rect') for s in ("chatty", "after")]
+    assert all(b.count() == 1 for b in bars)
+    x = [float(b.get_attribute("x")) for b in bars]
+    width = float(bars[0].get_attribute("width"))
+    assert x[1] >= x[0] + width - 1
+    shoot(page, "run-timeline", docs=True, element=page.locator('[data-role="timeline-card"]'))
+    # Stage filter: only the "after" stage's lines, from the API again.
+    page.select_option('select[name="log-stage"]', "after")
+    logs.locator('.log-line[data-stage="chatty"]').first.wait_for(state="detached")
+    logs.locator(".log-line", has_text="after got 12").wait_for()
+    assert set(logs.locator(".log-line").evaluate_all("els => els.map(e => e.dataset.stage)")) == {"after"}
+    page.select_option('select[name="log-level"]', "WARNING")
+    page.select_option('select[name="log-stage"]', "")
+    logs.locator(".log-line", has_text="chatty is done").wait_for()
+    assert logs.locator(".log-line").count() == 1
+
+    # Run again: the form opens with this run's input; a changed key replaces the old one.
+    page.click('[data-action="rerun"]')
+    lines = page.locator('[data-param="lines"]')
+    lines.wait_for()
+    assert lines.input_value() == "12" and page.locator('[data-param="label"]').input_value() == "tick"
+    assert page.locator("#run-workflow").is_disabled()
+    lines.fill("3")
+    page.click('[data-action="start-run"]')
+    page.wait_for_url(re.compile(r"#/runs/[0-9a-f-]{36}$"))
+    page.wait_for_function(f"() => !location.hash.endsWith('{uid}')")
+    again = page.url.rsplit("/", 1)[1]
+    assert again != uid
+    page.locator('[data-field="rerun-of"]').wait_for()
+    page.locator('.run-sub .badge[data-state="finished"]').wait_for(timeout=30_000)
+    page.locator('[data-role="logs"] .log-line', has_text="tick 2 of 3").wait_for()
+    with server.client() as http:
+        rerun = http.get(f"/runs/{again}", params={"include_result": False}).json()
+        assert rerun["rerun_of"] == uid and rerun["source"] == "rerun"
+        assert http.get(f"/runs/{again}/input").json() == {"lines": 3, "delay": 0.25, "label": "tick"}
+    page_errors.check()
+
+
+def test_trigger_history_shows_failed_fires_in_red(page, page_errors, server, shoot):
+    with server.client() as http:
+        paths = http.get("/openapi.json").json()["paths"]
+        if "/triggers/{identifier}/history" not in paths and not any(p.endswith("/history") and p.startswith("/triggers/") for p in paths):
+            pytest.skip("this server has no GET /triggers/{id}/history")
+        for name, target in (("to-missing", "no-such-workflow"), ("to-archive", "archive-2")):
+            http.post(
+                "/triggers/",
+                json={
+                    "kind": "trigger_rule",
+                    "metadata": {"name": name},
+                    "spec": {"type": "schedule", "rule": ["0 4 * * *"], "action": {"target": "run_workflow", "parameters": {"workflow": target}}},
+                },
+            ).raise_for_status()
+    # A manual fire whose workflow is missing fails: red, never a green "fired".
+    open_ui(page, server, "/triggers/to-missing")
+    page.locator('[data-role="history"]').get_by_text("This rule has not fired yet.").wait_for()
+    page.click('[data-action="fire"]')
+    failed = page.locator('[data-role="fire-failed"] .alert.error')
+    failed.wait_for()
+    assert "no-such-workflow" in failed.inner_text()
+    assert page.locator('[data-role="fired"]').count() == 0
+    row = page.locator('[data-role="history"] tr[data-outcome="failed"]')
+    row.wait_for()
+    assert "row-failed" in row.get_attribute("class")
+    assert row.locator('.badge[data-outcome="failed"]').evaluate("el => getComputedStyle(el).color") == "rgb(200, 30, 30)"
+    assert "by hand" in row.inner_text()
+    shoot(page, "trigger-history", docs=True)
+    # A fire that works: green, with the run it started.
+    open_ui(page, server, "/triggers/to-archive")
+    page.click('[data-action="fire"]')
+    page.locator('[data-role="fired"]').wait_for()
+    page.locator('[data-role="history"] tr[data-outcome="fired"]').wait_for()
+    # The list shows each rule's last outcome.
+    open_ui(page, server, "/triggers")
+    bad = page.locator("tr", has=page.locator('[data-resource="to-missing"]'))
+    bad.wait_for()
+    assert bad.locator('[data-field="last-outcome"] .badge').inner_text() == "failed"
+    good = page.locator("tr", has=page.locator('[data-resource="to-archive"]'))
+    assert good.locator('[data-field="last-outcome"] .badge').inner_text() == "fired"
+    page_errors.check()
+
+
+def test_runs_list_searches_names_filters_sources_and_counts_skipped_stages(page, page_errors, server, shoot):
+    with server.client() as http:
+        first = http.post("/workflows/archive-3/run", json={"n": 3}).json()
+        assert first["state"] == "finished"
+        rerun = http.post(f"/runs/{first['uid']}/rerun", json={"input": {"n": 4}}).json()
+        assert rerun["source"] == "rerun"
+        # A cancelled run whose second stage never started: that stage is skipped, not done.
+        long = http.post("/workflows/long-chain/run", params={"wait": "false"}, json={"seconds": 60}).json()
+        wait_run(http, long["uid"], ("running",), 30)
+        deadline = time.monotonic() + 30
+        while http.get(f"/runs/{long['uid']}").json()["stages"]["sleep"]["state"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        http.post(f"/runs/{long['uid']}/cancel").raise_for_status()
+        cancelled = wait_run(http, long["uid"], ("cancelled",), 30)
+    assert cancelled["stages"]["after"]["state"] == "skipped"
+    open_ui(page, server, "/runs?source=rerun")
+    page.locator('[data-role="local-filter"]').wait_for()
+    sources = page.locator(".runs-table [data-source]").evaluate_all("els => els.map(e => e.dataset.source)")
+    assert sources and set(sources) == {"rerun"}
+    assert page.locator(f'[data-run="{rerun["name"]}"]').count() == 1
+    open_ui(page, server, "/runs")
+    page.locator(".pager-info").wait_for()
+    page.locator('input[name="name"]').fill(cancelled["name"])
+    page.wait_for_url(re.compile(r"name="))
+    page.wait_for_function("() => document.querySelectorAll('.runs-table tbody tr').length === 1")
+    row = page.locator(".runs-table tbody tr")
+    assert row.locator("[data-run]").inner_text() == cancelled["name"]
+    # Typing goes on: the box keeps the focus through the redraw its URL change causes.
+    assert page.evaluate("document.activeElement && document.activeElement.name") == "name"
+    assert row.locator('[data-role="stage-progress"]').inner_text() == "1/2 stages · 1 skipped"
+    shoot(page, "runs-search")
+    page_errors.check()
+
+
+def test_workflow_page_charts_durations_and_success_rate(page, page_errors, server, shoot):
+    with server.client() as http:
+        for n in (5, 8):
+            assert http.post("/workflows/failing/run", json={"n": n}).json()["state"] == "failed"
+        charted = {
+            "kind": "workflow",
+            "metadata": {"name": "charted"},
+            "spec": {"stages": [{"name": "make", "target": "user_modules.dash_stages.make"}]},
+        }
+        http.post("/workflows/", json=charted).raise_for_status()
+        for n in (2, 3, 4):
+            assert http.post("/workflows/charted/run", json={"n": n}).json()["state"] == "finished"
+    open_ui(page, server, "/workflows/failing")
+    charts = page.locator('[data-role="workflow-charts"]')
+    charts.wait_for()
+    assert charts.locator('[data-chart="durations"] circle.chart-dot.state-failed').count() >= 2
+    rates = charts.locator('[data-chart="success-rate"] circle').evaluate_all("els => els.map(e => e.dataset.rate)")
+    assert rates and rates[-1] == "0.000"
+    assert charts.locator('[data-field="success-rate"]').inner_text().startswith("0% finished")
+    open_ui(page, server, "/workflows/charted")
+    page.locator('[data-field="success-rate"]', has_text="of 3;").wait_for()
+    assert charts.locator('[data-chart="success-rate"] circle').evaluate_all("els => els.map(e => e.dataset.rate)")[-1] == "1.000"
+    assert charts.locator('[data-field="success-rate"]').inner_text().startswith("100% finished")
+    shoot(page, "workflow-charts", docs=True, element=charts)
     page_errors.check()

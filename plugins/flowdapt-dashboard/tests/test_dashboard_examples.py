@@ -51,11 +51,19 @@ def examples(server, site):
     return server
 
 
+def use_raw_input(page) -> None:
+    """Switch the start-run form to its raw JSON box (once it has loaded the parameters)."""
+    page.locator('.form-grid[data-ready="true"]').wait_for()
+    if not page.locator("#run-input").is_visible():
+        page.click('[data-action="toggle-raw"]')
+
+
 def run_from_the_dashboard(page, server, workflow: str, payload: dict) -> str:
     """Start ``workflow`` with the Run button and ``payload`` as its input; wait on its run page
     until it finishes; the run's uid."""
     page.goto(f"{server.url}/ui#/workflows/{workflow}")
     page.click('[data-action="run"]')
+    use_raw_input(page)
     page.locator("#run-input").fill(json.dumps(payload))
     page.click('[data-action="start-run"]')
     page.wait_for_url(re.compile(r"#/runs/[0-9a-f-]{36}$"))

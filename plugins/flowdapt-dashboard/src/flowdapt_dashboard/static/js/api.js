@@ -140,7 +140,16 @@ export function fillPath(template, value) {
  * each time the stream (re)connects, so a page can reload its snapshot. Reconnects after a drop.
  * Returns {close()}.
  */
-export function subscribe(query, { onEvent, onOpen, onStatus } = {}) {
+export function subscribe(query, handlers = {}) {
+  return streamEvents("/events", query, handlers);
+}
+
+/**
+ * Any server-sent event stream of the API, read through fetch with the token (EventSource cannot
+ * send an Authorization header). `query` may be a function, called on every (re)connect, so a
+ * stream can resume where it left off (the run logs' `after`). Returns {close()}.
+ */
+export function streamEvents(path, query, { onEvent, onOpen, onStatus } = {}) {
   let closed = false;
   let controller = null;
   let retryMs = 2000;
@@ -152,13 +161,13 @@ export function subscribe(query, { onEvent, onOpen, onStatus } = {}) {
     while (current()) {
       controller = new AbortController();
       try {
-        const response = await fetch(buildUrl("/events", query), {
+        const response = await fetch(buildUrl(path, typeof query === "function" ? query() : query), {
           headers: { Accept: "text/event-stream", ...authHeaders() },
           signal: controller.signal,
           cache: "no-store",
         });
         if (response.status === 401) {
-          unauthorized("token required for the event stream");
+          unauthorized(`token required for ${path}`);
           return;
         }
         if (!response.ok || !response.body) throw new Error(`event stream: HTTP ${response.status}`);

@@ -178,3 +178,86 @@ export function progressBar(done, total, failed = 0) {
     h("span", { class: "progress-text" }, `${done}/${total}${failed ? ` · ${failed} failed` : ""} · ${Math.floor(pct)}%`)
   );
 }
+
+/**
+ * A Gantt of a run's stages: rows [{name, state, started_at, finished_at}] in workflow order, each
+ * a bar from its start to its end (or `now` while it runs). Stages that never started get no bar.
+ */
+export function stageTimeline(rows, { now = Date.now(), runStart = null, runEnd = null } = {}) {
+  const rowH = 22;
+  const left = 130;
+  const right = 16;
+  const width = 760;
+  const top = 6;
+  const height = top + rows.length * rowH + 22;
+  const spans = rows.map((r) => {
+    const a = parseTime(r.started_at)?.getTime();
+    const b = parseTime(r.finished_at)?.getTime();
+    return a ? [a, b || (r.state === "running" ? now : a)] : null;
+  });
+  const known = spans.filter(Boolean);
+  const t0 = Math.min(parseTime(runStart)?.getTime() ?? Infinity, ...known.map((x) => x[0]));
+  const t1 = Math.max(parseTime(runEnd)?.getTime() ?? -Infinity, ...known.map((x) => x[1]), Number.isFinite(t0) ? t0 + 1 : 1);
+  const span = Math.max(1, t1 - t0);
+  const plotW = width - left - right;
+  const x = (t) => left + (plotW * (t - t0)) / span;
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart timeline", role: "img", "aria-label": "stage timeline", "data-role": "timeline" });
+  for (let i = 0; i <= 4; i++) {
+    const gx = left + (plotW * i) / 4;
+    svg.appendChild(s("line", { x1: gx, x2: gx, y1: top, y2: height - 18, class: "chart-grid" }));
+    if (Number.isFinite(t0)) svg.appendChild(s("text", { x: gx, y: height - 5, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle", class: "chart-label" }, `+${fmtDuration((span * i) / 4000)}`));
+  }
+  rows.forEach((r, i) => {
+    const y = top + i * rowH;
+    const g = s("g", { class: "timeline-row", "data-stage": r.name, "data-state": r.state || "pending" });
+    g.appendChild(s("text", { x: left - 8, y: y + rowH / 2 + 4, "text-anchor": "end", class: "chart-label timeline-name" }, r.name.length > 18 ? r.name.slice(0, 17) + "…" : r.name));
+    const sp = spans[i];
+    if (sp && Number.isFinite(t0)) {
+      const bx = x(sp[0]);
+      const bw = Math.max(2, x(sp[1]) - bx);
+      const bar = s("rect", { x: bx, y: y + 4, width: bw, height: rowH - 8, rx: 3, class: `timeline-bar state-${r.state || "pending"}` });
+      bar.appendChild(s("title", {}, `${r.name}: ${r.state}, ${fmtDuration((sp[1] - sp[0]) / 1000)} (from +${fmtDuration((sp[0] - t0) / 1000)})`));
+      g.appendChild(bar);
+    } else {
+      g.appendChild(s("text", { x: left + 4, y: y + rowH / 2 + 4, class: "chart-label" }, r.state === "skipped" ? "skipped" : "not started"));
+    }
+    svg.appendChild(g);
+  });
+  return h("div", { class: "chart-wrap timeline-wrap" }, svg);
+}
+
+/** Success rate per bucket (a day): buckets [{start, finished, failed, cancelled}], a line of % with the run count as bars. */
+export function successRate(buckets, { label = "success rate" } = {}) {
+  const svg = svgRoot(label);
+  svg.appendChild(frame(100, (v) => `${Math.round(v)}%`));
+  const plotW = W - M.left - M.right;
+  const plotH = H - M.top - M.bottom;
+  const step = plotW / Math.max(1, buckets.length);
+  const counts = buckets.map((b) => (b.finished || 0) + (b.failed || 0) + (b.cancelled || 0));
+  const most = Math.max(1, ...counts);
+  const points = [];
+  buckets.forEach((b, i) => {
+    const cx = M.left + i * step + step / 2;
+    const n = counts[i];
+    const barH = (plotH * 0.35 * n) / most;
+    svg.appendChild(s("rect", { x: cx - step * 0.3, y: M.top + plotH - barH, width: step * 0.6, height: barH, class: "chart-bar volume" }));
+    const start = parseTime(b.start);
+    const day = start ? `${start.getMonth() + 1}/${start.getDate()}` : "";
+    if (n) {
+      const rate = (b.finished || 0) / n;
+      const cy = M.top + plotH - plotH * rate;
+      points.push([cx, cy]);
+      const dot = s("circle", { cx, cy, r: 3.5, class: `chart-dot ${rate >= 0.999 ? "state-finished" : "state-failed"}`, "data-rate": rate.toFixed(3) });
+      dot.appendChild(s("title", {}, `${day}: ${Math.round(rate * 100)}% of ${n} run${n === 1 ? "" : "s"} finished`));
+      svg.appendChild(dot);
+    }
+    if (start && (buckets.length <= 10 || i % Math.ceil(buckets.length / 7) === 0)) {
+      svg.appendChild(s("text", { x: cx, y: H - 8, "text-anchor": "middle", class: "chart-label" }, day));
+    }
+  });
+  if (points.length > 1) svg.insertBefore(s("path", { d: points.map(([px, py], i) => `${i ? "L" : "M"} ${px.toFixed(1)} ${py.toFixed(1)}`).join(" "), class: "chart-line rate-line" }), svg.querySelector("circle"));
+  return wrapChart(svg, [
+    { label: "finished / ended runs", cls: "state-finished" },
+    { label: "runs per day", cls: "volume" },
+  ]);
+}

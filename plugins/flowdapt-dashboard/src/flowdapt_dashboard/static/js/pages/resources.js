@@ -130,6 +130,53 @@ export function fireTimes(rule) {
   return { next: pick(FIRE_FIELDS.next), last: pick(FIRE_FIELDS.last) };
 }
 
+/** A fire's outcome as a badge: green "fired", red "failed". */
+export function outcomeBadge(outcome) {
+  const o = outcome || "unknown";
+  return h("span", { class: `badge outcome-${o}`, "data-outcome": o }, o);
+}
+
+function lastOutcome(rule) {
+  const last = (rule.status || {}).last_outcome;
+  if (!last) return h("span", { class: "muted" }, "—");
+  return h("span", { "data-field": "last-outcome", title: last.error ? [].concat(last.error).join(": ") : "" }, outcomeBadge(last.outcome), last.manual ? h("span", { class: "muted small" }, " by hand") : null);
+}
+
+/** The rule's fires, newest first (GET /triggers/{id}/history), a failed one in red. */
+async function historyCard(ctx, name, holder) {
+  let page;
+  try {
+    page = await get(`/triggers/${enc(name)}/history`, { limit: 50 }, ctx.signal);
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    replace(holder, card("History", h("p", { class: "muted" }, err instanceof ApiError && err.status === 404 ? "This server keeps no fire history." : err.message)));
+    return;
+  }
+  if (!ctx.alive()) return;
+  const what = (f) => {
+    if (f.outcome === "failed") return h("code", { class: "text-failed", "data-role": "fire-error" }, [].concat(f.error || "failed").join(": "));
+    if (f.run) return ["started ", link(`/runs/${enc(f.run)}`, f.run.slice(0, 8), { "data-role": "fire-run" })];
+    if (f.result !== undefined && f.result !== null) return h("code", typeof f.result === "string" ? f.result : JSON.stringify(f.result).slice(0, 120));
+    return "";
+  };
+  replace(
+    holder,
+    card(
+      "History",
+      table(
+        [
+          { label: "Time", cls: "nowrap", cell: (f) => h("span", { title: fmtTime(f.time) }, timeCell(f.time)) },
+          { label: "Outcome", cell: (f) => outcomeBadge(f.outcome) },
+          { label: "How", cell: (f) => (f.manual ? "by hand" : f.due ? "on schedule" : f.event ? "on event" : "") },
+          { label: "Run / error", cell: what },
+        ],
+        page.items || [],
+        { empty: "This rule has not fired yet.", rowAttrs: (f) => ({ "data-fire": f.id || "", "data-outcome": f.outcome, class: f.outcome === "failed" ? "row-failed" : null }) }
+      )
+    )
+  );
+}
+
 async function fireEndpoint() {
   return findPath(["/triggers/{}/fire", "/triggers/{}/run", "/triggers/{}/trigger"], "post");
 }
@@ -149,7 +196,8 @@ function fireButton(ctx, name, template, message, after) {
           const out = await post(fillPath(template, name), {});
           if (out && out.fired === false) {
             const why = Array.isArray(out.error) ? out.error.join(": ") : out.error || (out.matched === false ? "the condition did not match" : "the action did not run");
-            replace(message, errorBox(`${name} did not fire: ${why}`));
+            replace(message, h("div", { "data-role": "fire-failed" }, errorBox(`${name} did not fire: ${why}`)));
+            after && after();
             return;
           }
           const result = (out && out.result) || {};
@@ -205,6 +253,7 @@ export async function resourceListPage(ctx, kind) {
             { label: "Action", cell: (r) => actionText(r.spec) },
             { label: "Next fire", cell: (r) => timeCell(fireTimes(r).next) },
             { label: "Last fire", cell: (r) => timeCell(fireTimes(r).last) },
+            { label: "Last outcome", cell: lastOutcome },
             { label: "", cls: "actions", cell: actions },
           ];
     replace(
@@ -240,13 +289,14 @@ export async function resourceDetailPage(ctx, kind, name) {
   ctx.setHeader(name, {
     crumbs: [[info.title, info.route]],
     actions: [
-      kind === "trigger_rule" ? fireButton(ctx, name, fire, message, null) : null,
+      kind === "trigger_rule" ? fireButton(ctx, name, fire, message, () => historyCard(ctx, name, historyEl)) : null,
       h("a", { class: "button secondary", href: `#${info.route}/${enc(name)}/edit`, "data-action": "edit" }, "Edit YAML"),
       h("button", { type: "button", class: "danger-outline", "data-action": "delete", onClick: () => deleteResource(ctx, info.label, info.path, name, () => ctx.navigate(info.route)) }, "Delete"),
     ],
   });
   const spec = resource.spec || {};
   const meta = resource.metadata;
+  const historyEl = h("div", { "data-role": "history" });
   let details;
   if (kind === "config") {
     details = [
@@ -268,12 +318,15 @@ export async function resourceDetailPage(ctx, kind, name) {
           resource.status ? ["Status", resource.status.error ? h("span", { class: "text-failed" }, resource.status.error) : resource.status.active === false ? "inactive" : "active"] : null,
           resource.status && resource.status.fires !== undefined ? ["Fires", `${resource.status.fires} (this server process)`] : null,
           resource.status && resource.status.last_error ? ["Last error", h("code", { class: "text-failed" }, [].concat(resource.status.last_error).join(": "))] : null,
+          resource.status && resource.status.last_outcome ? ["Last outcome", lastOutcome(resource)] : null,
           ["Next fire", times.next ? h("span", { "data-field": "next-fire" }, fmtTime(times.next), " (", timeCell(times.next), ")") : "—"],
           ["Last fire", times.last ? h("span", { "data-field": "last-fire" }, fmtTime(times.last), " (", timeCell(times.last), ")") : "—"],
         ])
       ),
       Object.keys(params).length ? card("Action parameters", jsonTree(params, { openDepth: 2 })) : null,
+      historyEl,
     ];
+    historyCard(ctx, name, historyEl);
   }
   replace(
     ctx.body,

@@ -1,11 +1,13 @@
-// One run, live: stage states on the DAG, map progress, durations, result, error, cancel, and the
-// artifact files (plots) its result links to.
+// One run, live: stage states on the DAG, map progress, a timeline of its stages, its logs,
+// durations, result, error, cancel, "Run again", and the artifact files (plots) its result links to.
 
 import { ApiError, del, get, getBlob, post, subscribe } from "../api.js";
-import { progressBar } from "../charts.js";
+import { progressBar, stageTimeline } from "../charts.js";
 import { renderDag, isMapStage } from "../dag.js";
 import { badge, durationOf, enc, errorBox, fmtDuration, fmtTime, h, link, replace, timeCell } from "../dom.js";
 import { card, confirmDialog, jsonTree, keyValues, table } from "../widgets.js";
+import { logPanel } from "./runlogs.js";
+import { openRunForm } from "./runform.js";
 
 const FINAL = ["finished", "failed", "cancelled"];
 const STAGE_RANK = { pending: 0, running: 1, finished: 2, failed: 2, skipped: 2, cancelled: 2 };
@@ -56,6 +58,8 @@ export async function runPage(ctx, id) {
   const message = h("div", { class: "page-message" });
   const summaryEl = h("div");
   const stagesEl = h("div");
+  const timelineEl = h("div");
+  let logs = null;
   const errorEl = h("div", { class: "slot" });
   const resultEl = h("div", { class: "slot" });
   const artifactsEl = h("div", { class: "slot" });
@@ -76,6 +80,7 @@ export async function runPage(ctx, id) {
     const active = !FINAL.includes(run.state);
     const actions = [live];
     if (active) actions.push(h("button", { type: "button", class: "danger", "data-action": "cancel", onClick: cancel }, "Cancel run"));
+    actions.push(h("button", { type: "button", class: "secondary", "data-action": "rerun", onClick: rerun }, "Run again"));
     actions.push(h("a", { class: "button secondary", href: `#/workflows/${enc(run.workflow)}`, "data-action": "workflow" }, "Workflow"));
     if (!active) actions.push(h("button", { type: "button", class: "danger-outline", "data-action": "delete", onClick: remove }, "Delete"));
     ctx.setHeader(run.name, {
@@ -91,6 +96,21 @@ export async function runPage(ctx, id) {
     try {
       run = await post(`/runs/${enc(run.uid)}/cancel`);
       draw();
+    } catch (err) {
+      replace(message, errorBox(err instanceof ApiError ? err.detail : err.message));
+    }
+  }
+
+  /** The start-run form with this run's input filled in; it POSTs /runs/{id}/rerun. */
+  async function rerun() {
+    let input = run.input || {};
+    try {
+      input = await get(`/runs/${enc(run.uid)}/input`, null, ctx.signal); // the whole input, even one stored by reference
+    } catch (err) {
+      if (err.name === "AbortError") return;
+    }
+    try {
+      await openRunForm(ctx, run.workflow, { rerunOf: run, input });
     } catch (err) {
       replace(message, errorBox(err instanceof ApiError ? err.detail : err.message));
     }
@@ -121,7 +141,7 @@ export async function runPage(ctx, id) {
           ["Started", h("span", { title: fmtTime(run.started_at) }, timeCell(run.started_at))],
           ["Finished", run.finished_at ? timeCell(run.finished_at) : "—"],
           ["Stages done", `${finished}/${stages.length || (workflow ? workflow.spec.stages.length : 0)}`],
-          ["Source", run.triggered_by && run.triggered_by.rule ? link(`/triggers/${enc(run.triggered_by.rule)}`, `trigger ${run.triggered_by.rule}`) : run.source || "—"],
+          ["Source", run.triggered_by && run.triggered_by.rule ? link(`/triggers/${enc(run.triggered_by.rule)}`, `trigger ${run.triggered_by.rule}`) : run.rerun_of ? h("span", { "data-field": "rerun-of" }, "re-run of ", link(`/runs/${enc(run.rerun_of)}`, run.rerun_of.slice(0, 8))) : run.source || "—"],
           ["Executor", run.executor || "—"],
           ["Namespace", run.namespace || "—"],
         ].map(([label, value]) => h("div", { class: "stat" }, h("span", { class: "stat-label" }, label), h("span", { class: "stat-value small-value" }, value)))
@@ -135,9 +155,23 @@ export async function runPage(ctx, id) {
     return order.map((name) => ({ name, def: defs.get(name) || {}, rec: (run.stages || {})[name] || { state: "pending" } }));
   }
 
+  function drawTimeline(rows) {
+    const anyStarted = rows.some((r) => r.rec.started_at);
+    replace(
+      timelineEl,
+      anyStarted
+        ? stageTimeline(
+            rows.map((r) => ({ name: r.name, state: r.rec.state, started_at: r.rec.started_at, finished_at: r.rec.finished_at || (FINAL.includes(run.state) && r.rec.started_at ? run.finished_at : null) })),
+            { runStart: run.started_at, runEnd: run.finished_at }
+          )
+        : h("p", { class: "muted" }, "No stage has started yet.")
+    );
+  }
+
   function drawStages() {
     if (dag) dag.update(run.stages || {});
     const rows = stageRows();
+    drawTimeline(rows);
     const columns = [
       { label: "Stage", cell: (r) => h("strong", r.name) },
       { label: "State", cell: (r) => badge(r.rec.state) },
@@ -275,6 +309,7 @@ export async function runPage(ctx, id) {
       }
     },
   });
+  logs = logPanel(ctx, run, dagStages.map((st) => st.name), !FINAL.includes(run.state));
   replace(
     ctx.body,
     message,
@@ -282,6 +317,8 @@ export async function runPage(ctx, id) {
     card(workflow ? "Graph" : "Stages (the workflow was deleted)", dag.el),
     errorEl,
     card("Stages", stagesEl),
+    h("section", { class: "card", "data-role": "timeline-card" }, h("h3", { class: "card-title" }, "Timeline"), timelineEl),
+    logs.el,
     artifactsEl,
     resultEl
   );
@@ -297,6 +334,7 @@ export async function runPage(ctx, id) {
   const ticker = setInterval(() => {
     const el = summaryEl.querySelector('[data-field="duration"]');
     if (el && !FINAL.includes(run.state)) el.textContent = fmtDuration(durationOf(run.started_at, null));
+    if (!FINAL.includes(run.state)) drawTimeline(stageRows()); // a running stage's bar grows
   }, 1000);
   ctx.onLeave(() => clearInterval(ticker));
 
@@ -320,6 +358,7 @@ export async function runPage(ctx, id) {
     clearInterval(ticker);
     live.textContent = "ended";
     live.classList.remove("on");
+    logs.runEnded();
     try {
       await loadRun(); // the final record carries the result, error and traceback
     } catch (err) {

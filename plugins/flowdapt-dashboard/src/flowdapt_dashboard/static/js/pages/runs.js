@@ -1,5 +1,5 @@
-// Runs across workflows: filters in the URL (state, workflow, since), server-side pages,
-// refreshed when the event stream says a run started or ended.
+// Runs across workflows: filters in the URL (state, workflow, since on the server; run name and
+// source in the browser), server-side pages, refreshed when the event stream says a run started or ended.
 
 import { get, subscribe } from "../api.js";
 import { RUN_STATES, badge, debounce, durationOf, enc, fmtDuration, h, link, replace, timeCell } from "../dom.js";
@@ -7,6 +7,12 @@ import { pager, table } from "../widgets.js";
 import { openRunForm } from "./runform.js";
 
 const LIMIT = 50;
+/** GET /runs filters by state, workflow and time only: name search and source are applied here,
+ * to the newest SCAN runs that match the server's filters. */
+export const SCAN = 1000;
+const SOURCES = ["api", "trigger", "schedule", "condition", "rerun", "cli"];
+/** The search box redraws the page through the URL: it keeps the focus across that redraw. */
+let searching = false;
 const SINCE = [
   ["", "any time"],
   ["1h", "last hour"],
@@ -27,9 +33,37 @@ export function sinceParam(value, now = Date.now()) {
 function stageProgress(run) {
   const stages = Object.values(run.stages || {});
   if (!stages.length) return h("span", { class: "muted" }, "—");
-  const done = stages.filter((s) => ["finished", "failed", "skipped", "cancelled"].includes(s.state)).length;
+  // Skipped stages did not run: counted as skipped, never as done.
+  const done = stages.filter((s) => ["finished", "failed", "cancelled"].includes(s.state)).length;
   const failed = stages.filter((s) => s.state === "failed").length;
-  return h("span", { class: "small" }, `${done}/${stages.length} stages`, failed ? h("span", { class: "text-failed" }, ` · ${failed} failed`) : null);
+  const skipped = stages.filter((s) => s.state === "skipped").length;
+  return h(
+    "span",
+    { class: "small", "data-role": "stage-progress" },
+    `${done}/${stages.length} stages`,
+    skipped ? h("span", { class: "muted" }, ` · ${skipped} skipped`) : null,
+    failed ? h("span", { class: "text-failed" }, ` · ${failed} failed`) : null
+  );
+}
+
+/** Where a run came from, as the source filter reads it: the trigger's type for a trigger's run. */
+export function runSource(run) {
+  const by = run.triggered_by || {};
+  if (run.rerun_of || run.source === "rerun") return "rerun";
+  if (run.source === "trigger" && by.type) return by.type;
+  return run.source || "";
+}
+
+export function matchesSource(run, source) {
+  if (!source) return true;
+  const s = runSource(run);
+  return s === source || run.source === source;
+}
+
+export function matchesName(run, text) {
+  if (!text) return true;
+  const needle = text.toLowerCase();
+  return String(run.name || "").toLowerCase().includes(needle) || String(run.uid || "").startsWith(needle);
 }
 
 export async function runsPage(ctx) {
@@ -71,6 +105,25 @@ export async function runsPage(ctx) {
     SINCE.map(([v, label]) => h("option", { value: v, selected: (q.since || "") === v }, label)),
     known ? null : h("option", { value: q.since, selected: true }, `since ${q.since}`)
   );
+  const search = h("input", {
+    type: "search",
+    name: "name",
+    "aria-label": "search run names",
+    placeholder: "search run name…",
+    value: q.name || null,
+    autocomplete: "off",
+    onInput: debounce((e) => {
+      searching = document.activeElement === e.target;
+      setQuery({ name: e.target.value.trim() });
+    }, 400),
+  });
+  const sourceSel = h(
+    "select",
+    { name: "source", "aria-label": "source", onChange: (e) => setQuery({ source: e.target.value }) },
+    h("option", { value: "" }, "all sources"),
+    SOURCES.map((v) => h("option", { value: v, selected: q.source === v }, v)),
+    q.source && !SOURCES.includes(q.source) ? h("option", { value: q.source, selected: true }, q.source) : null
+  );
   const live = h("span", { class: "live-dot", title: "live updates" }, "connecting…");
   const holder = h("div", { class: "runs-table" });
   replace(
@@ -81,32 +134,48 @@ export async function runsPage(ctx) {
       h("label", { class: "inline" }, "State ", stateSel),
       h("label", { class: "inline" }, "Workflow ", wfSel),
       h("label", { class: "inline" }, "Started ", sinceSel),
-      Object.keys(q).some((k) => ["state", "workflow", "since"].includes(k) && q[k]) ? h("button", { type: "button", class: "link-button", onClick: () => ctx.navigate("/runs") }, "clear filters") : null,
+      h("label", { class: "inline" }, "Source ", sourceSel),
+      search,
+      Object.keys(q).some((k) => ["state", "workflow", "since", "name", "source"].includes(k) && q[k]) ? h("button", { type: "button", class: "link-button", onClick: () => ctx.navigate("/runs") }, "clear filters") : null,
       h("span", { class: "spacer" }),
       live
     ),
     holder
   );
+  if (searching) {
+    searching = false;
+    search.focus();
+    search.setSelectionRange(search.value.length, search.value.length);
+  }
+
+  const local = !!(q.name || q.source);
+
+  async function fetchPage() {
+    const server = { state: q.state, workflow: q.workflow, since: sinceParam(q.since), include_result: false };
+    if (!local) return get("/runs", { ...server, limit: LIMIT, offset }, ctx.signal);
+    const scanned = await get("/runs", { ...server, limit: SCAN, offset: 0 }, ctx.signal);
+    const matching = scanned.items.filter((r) => matchesName(r, q.name) && matchesSource(r, q.source));
+    return { items: matching.slice(offset, offset + LIMIT), total: matching.length, scanned: scanned.items.length, stored: scanned.total };
+  }
 
   async function load() {
-    const page = await get(
-      "/runs",
-      { state: q.state, workflow: q.workflow, since: sinceParam(q.since), limit: LIMIT, offset, include_result: false },
-      ctx.signal
-    );
+    const page = await fetchPage();
     if (!ctx.alive()) return;
     const columns = [
       { label: "Run", cell: (r) => link(`/runs/${r.uid}`, r.name, { class: "strong", "data-run": r.name }) },
       { label: "Workflow", cell: (r) => link(`/workflows/${enc(r.workflow)}`, r.workflow) },
       { label: "State", cell: (r) => badge(r.state) },
       { label: "Progress", cell: stageProgress },
-      { label: "Source", cell: (r) => (r.triggered_by && r.triggered_by.rule ? `trigger ${r.triggered_by.rule}` : r.source || "") },
+      { label: "Source", cell: (r) => h("span", { "data-source": runSource(r) }, r.triggered_by && r.triggered_by.rule ? `trigger ${r.triggered_by.rule}` : runSource(r)) },
       { label: "Started", cell: (r) => timeCell(r.started_at) },
       { label: "Duration", cls: "num", cell: (r) => fmtDuration(durationOf(r.started_at, r.finished_at)) },
     ];
     replace(
       holder,
       table(columns, page.items, { empty: page.total ? "No runs on this page." : "No runs match these filters." }),
+      local
+        ? h("p", { class: "muted small", "data-role": "local-filter" }, `Name and source are matched in the browser, among the newest ${page.scanned.toLocaleString("en-US")} of ${page.stored.toLocaleString("en-US")} runs that match the other filters.`)
+        : null,
       page.total > LIMIT || offset ? pager({ offset, limit: LIMIT, total: page.total, onPage: (o) => setQuery({ offset: Math.max(0, o) }) }) : h("p", { class: "muted small" }, `${page.total.toLocaleString("en-US")} run${page.total === 1 ? "" : "s"}`)
     );
   }

@@ -1,12 +1,66 @@
-// Workflows: the list (last run from one aggregate request) and a workflow's page (DAG, runs).
+// Workflows: the list (last run from one aggregate request) and a workflow's page (DAG, runs,
+// duration and success-rate charts of its recent runs).
 
 import { del, get } from "../api.js";
+import { durationScatter, successRate } from "../charts.js";
 import { renderDag, isMapStage } from "../dag.js";
-import { badge, dotted, durationOf, emptyState, enc, errorBox, fmtDuration, h, link, replace, timeCell } from "../dom.js";
+import { badge, dotted, durationOf, emptyState, enc, errorBox, fmtDuration, h, link, parseTime, replace, timeCell } from "../dom.js";
 import { card, confirmDialog, keyValues, table } from "../widgets.js";
 import { openRunForm } from "./runform.js";
 
 const PAGE = 50;
+/** The charts look at the workflow's runs of the last CHART_DAYS days, at most CHART_RUNS of them. */
+const CHART_DAYS = 14;
+const CHART_RUNS = 1000;
+const ENDED = ["finished", "failed", "cancelled"];
+
+/** Ended runs per local day, oldest first: [{start, finished, failed, cancelled}] for `days` days up to `now`. */
+export function dailyOutcomes(runs, days = CHART_DAYS, now = Date.now()) {
+  const today = new Date(now);
+  today.setHours(0, 0, 0, 0);
+  const buckets = [];
+  for (let i = days - 1; i >= 0; i--) {
+    const d = new Date(today);
+    d.setDate(d.getDate() - i);
+    buckets.push({ start: d.toISOString().replace("Z", ""), t: d.getTime(), finished: 0, failed: 0, cancelled: 0 });
+  }
+  for (const r of runs) {
+    if (!ENDED.includes(r.state)) continue;
+    const t = parseTime(r.started_at)?.getTime();
+    if (!t) continue;
+    for (let i = buckets.length - 1; i >= 0; i--) {
+      if (t >= buckets[i].t) {
+        buckets[i][r.state]++;
+        break;
+      }
+    }
+  }
+  return buckets;
+}
+
+function runCharts(ctx, runs) {
+  const ended = runs.filter((r) => ENDED.includes(r.state) && r.started_at && r.finished_at);
+  if (!ended.length) return card("Run durations and success rate", h("p", { class: "muted" }, `No run of this workflow ended in the last ${CHART_DAYS} days.`));
+  const points = ended
+    .map((r) => ({ ...r, duration: durationOf(r.started_at, r.finished_at) }))
+    .sort((a, b) => (parseTime(a.started_at)?.getTime() || 0) - (parseTime(b.started_at)?.getTime() || 0));
+  const finished = ended.filter((r) => r.state === "finished").length;
+  const rate = Math.round((100 * finished) / ended.length);
+  return h(
+    "div",
+    { class: "grid grid-2", "data-role": "workflow-charts" },
+    card(
+      "Run durations",
+      h("div", { "data-chart": "durations" }, durationScatter(points, { label: "run durations", onClick: (p) => ctx.navigate(`/runs/${p.uid}`) })),
+      h("p", { class: "muted small" }, `${ended.length} ended run${ended.length === 1 ? "" : "s"} in the last ${CHART_DAYS} days · click a dot to open its run`)
+    ),
+    card(
+      "Success rate",
+      h("div", { "data-chart": "success-rate" }, successRate(dailyOutcomes(ended))),
+      h("p", { class: "muted small", "data-field": "success-rate" }, `${rate}% finished (${finished} of ${ended.length}; failed and cancelled runs count against it)`)
+    )
+  );
+}
 
 export async function deleteResource(ctx, kind, path, name, after) {
   const ok = await confirmDialog(`Delete ${kind} ${name}?`, `The ${kind} ${name} will be removed from the server. This cannot be undone.`);
@@ -89,9 +143,11 @@ export async function workflowsPage(ctx) {
 }
 
 export async function workflowPage(ctx, name) {
-  const [workflow, runs] = await Promise.all([
+  const since = new Date(Date.now() - CHART_DAYS * 86400e3).toISOString().replace("Z", "");
+  const [workflow, runs, recent] = await Promise.all([
     get(`/workflows/${enc(name)}`, null, ctx.signal),
     get("/runs", { workflow: name, limit: 15, include_result: false }, ctx.signal),
+    get("/runs", { workflow: name, since, limit: CHART_RUNS, include_result: false }, ctx.signal).catch(() => ({ items: [] })),
   ]);
   if (!ctx.alive()) return;
   const stages = workflow.spec.stages;
@@ -172,6 +228,7 @@ export async function workflowPage(ctx, name) {
         ])
       )
     ),
+    runCharts(ctx, recent.items),
     card(
       "Recent runs",
       runTable,
