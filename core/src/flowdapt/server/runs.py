@@ -540,9 +540,11 @@ class RunService:
             if flusher is not None:
                 flusher.cancel()
             if writer is not None:
-                log_flusher.cancel()
                 # Stored before the final state, so whoever sees the run ended reads its whole log.
+                # close() waits for a periodic flush in progress (the writer's lock) rather than
+                # cancelling it: a flush cancelled mid-write would lose the batch it holds.
                 await writer.close()
+                log_flusher.cancel()
             await self._finish(active)
 
     def _mark_stopped(self, run: WorkflowRun, reason: str | None, state: RunState | None = None) -> None:
