@@ -60,6 +60,30 @@ def ensure_user_modules(settings: Settings) -> None:
         sys.path.append(app_dir)
 
 
+def user_modules_fingerprint(settings: Settings) -> tuple:
+    """What changes when a file under ``<app_dir>/user_modules`` is edited, added or removed:
+    ``(path, mtime_ns, size)`` of each ``.py`` file (a directory walk: tens of microseconds for a
+    few files)."""
+    found: list[tuple] = []
+    stack = [str(settings.user_modules_dir)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name != "__pycache__" and not entry.name.startswith("."):
+                    stack.append(entry.path)
+            elif entry.name.endswith(".py"):
+                try:
+                    info = entry.stat()
+                except OSError:
+                    continue
+                found.append((entry.path, info.st_mtime_ns, info.st_size))
+    return tuple(sorted(found))
+
+
 def _switch_user_modules(app_dir: str) -> None:
     """Another app dir in this process (tests, notebooks): forget the previous one's user modules,
     which would otherwise stay cached in ``sys.modules`` and in resolved targets. Every earlier app

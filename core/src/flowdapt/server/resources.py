@@ -81,6 +81,8 @@ class ResourceService:
         resource.metadata = Metadata(
             name=resource.metadata.name, annotations=resource.metadata.annotations, created_at=now, updated_at=now
         )
+        if resource.kind == "workflow":
+            await self.server.runs.refresh_code()  # the checks import its targets: today's files
         self._validate(resource)
         if dry_run:
             return resource
@@ -113,6 +115,8 @@ class ResourceService:
             updated_at=utcnow(),
             annotations=annotations,
         )
+        if resource.kind == "workflow":
+            await self.server.runs.refresh_code()  # the checks import its targets: today's files
         self._validate(resource)
         if dry_run:
             return resource

@@ -146,8 +146,28 @@ class RunService:
         #: uid -> futures of callers waiting for a run that may end on another server.
         self._waiters: dict[str, list[asyncio.Future]] = {}
         self._finished_subscription: Any = None
+        self._code_fingerprint: tuple | None = None
 
         self._memory_logs: MemoryLogStore | None = None
+
+    async def refresh_code(self) -> bool:
+        """An edited ``user_modules`` file is picked up by the next run, without a restart: when
+        the files changed since the last look, this process forgets the old modules (and the plans
+        compiled from them) and the executor replaces or refreshes its workers. True when it did."""
+        from flowdapt.engine.prepare import user_modules_fingerprint
+        from flowdapt.engine.worker import forget_modules
+
+        fingerprint = user_modules_fingerprint(self.server.settings)
+        previous, self._code_fingerprint = self._code_fingerprint, fingerprint
+        if previous is None or previous == fingerprint:
+            return False
+        log.info("user_modules changed: the next runs import it afresh")
+        forget_modules(["user_modules"])
+        self._plans.clear()
+        executor = self.server.executor
+        if executor is not None:
+            await executor.reload_code()
+        return True
 
     @property
     def persist(self) -> bool:
@@ -241,6 +261,7 @@ class RunService:
                 "`flowdapt run --services api,compute`"
             )
         run_input = check_request(run_input, namespace)  # before the lookup: a bad request is a 400 first
+        await self.refresh_code()
         workflow = await self.store.get("workflow", identifier)
         if workflow is None:
             raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
@@ -336,6 +357,7 @@ class RunService:
 
         server = self.server
         run_input = check_request(run_input, namespace)
+        await self.refresh_code()
         workflow = await self.store.get("workflow", identifier)
         if workflow is None:
             raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
@@ -455,6 +477,7 @@ class RunService:
         server = self.server
         uid = str(run.uid)
         try:
+            await self.refresh_code()
             workflow = await self.store.get("workflow", run.workflow)
             if workflow is None:
                 raise ResourceNotFoundError(f"the workflow {run.workflow!r} was deleted before the run started")
