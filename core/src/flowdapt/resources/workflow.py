@@ -59,6 +59,9 @@ class WorkflowSpec(BaseModel):
     #: Times a run is started again on another compute server when the one running it dies
     #: (its lease expires); 0: the run is recorded failed with the reason.
     retries: int = Field(default=0, ge=0, le=100)
+    #: Runs of this workflow one server drives at once (0: no limit); the others wait ``pending``
+    #: in order, never refused.
+    max_active_runs: int = Field(default=0, ge=0)
 
 
 class Workflow(Resource):

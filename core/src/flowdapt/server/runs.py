@@ -147,6 +147,10 @@ class RunService:
         self._waiters: dict[str, list[asyncio.Future]] = {}
         self._finished_subscription: Any = None
         self._code_fingerprint: tuple | None = None
+        #: Runs waiting for a slot (limits), in arrival order; runs started, uid -> workflow.
+        self._queue: list[ActiveRun] = []
+        self._started: dict[str, str] = {}
+        self._slots = asyncio.Condition()
 
         self._memory_logs: MemoryLogStore | None = None
 
@@ -289,7 +293,7 @@ class RunService:
         self._names[run.name] = uid
         if server.events.listening:
             server.events.publish("run_created", run_event_data(run))
-        active.task = asyncio.create_task(self._execute(active), name=f"flowdapt-run-{run.name}")
+        active.task = asyncio.create_task(self._admit_then_execute(active), name=f"flowdapt-run-{run.name}")
         if not wait:
             return run.model_dump(mode="json")
         # Shielded: a client that disconnects while waiting does not cancel the run.
@@ -520,6 +524,67 @@ class RunService:
         )
         if server.events.listening:
             server.events.publish("run_finished", run_event_data(run))
+
+    # -- limits: executor.max_concurrent_runs, spec.max_active_runs ----------------------------
+
+    def _limits(self, active: ActiveRun) -> tuple[int, int]:
+        return int(self.server.settings.executor.max_concurrent_runs), int(active.plan.workflow.spec.max_active_runs)
+
+    def _may_start(self, active: ActiveRun) -> bool:
+        """Room for this run, and no run queued before it that has room too (first come, first served)."""
+        for queued in self._queue:
+            overall, per_workflow = self._limits(queued)
+            workflow = queued.run.workflow
+            room = (not overall or len(self._started) < overall) and (
+                not per_workflow or sum(1 for w in self._started.values() if w == workflow) < per_workflow
+            )
+            if room:
+                return queued is active
+            if queued is active:
+                return False
+        return False
+
+    def queue_position(self, uid: str) -> int | None:
+        """1 for the next run to start, None for a run not waiting for a slot."""
+        for index, queued in enumerate(self._queue, start=1):
+            if str(queued.run.uid) == uid:
+                return index
+        return None
+
+    async def _admit_then_execute(self, active: ActiveRun) -> None:
+        """Wait (``pending``) while the limits are reached, then run; a run cancelled or stopped
+        while it waits is recorded so, without having started."""
+        uid = str(active.run.uid)
+        if any(self._limits(active)):
+            self._queue.append(active)
+            try:
+                async with self._slots:
+                    await self._slots.wait_for(lambda: self._may_start(active))
+                    self._queue.remove(active)
+                    self._started[uid] = active.run.workflow
+                    self._slots.notify_all()  # the next in line may fit too
+            except asyncio.CancelledError:
+                if active in self._queue:
+                    self._queue.remove(active)
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                self._mark_stopped(active.run, active.stop_reason)
+                active.done = True
+                await self._finish(active)
+                await self._free_slot(uid)
+                return
+        self._started[uid] = active.run.workflow
+        try:
+            await self._execute(active)
+        finally:
+            await self._free_slot(uid)
+
+    async def _free_slot(self, uid: str) -> None:
+        self._started.pop(uid, None)
+        if self._queue:
+            async with self._slots:
+                self._slots.notify_all()
 
     async def _execute(self, active: ActiveRun) -> None:
         server = self.server
