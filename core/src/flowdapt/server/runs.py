@@ -398,7 +398,7 @@ class RunService:
             active = ActiveRun(plan=plan, context=context, leased=True)
             self.active[uid] = active
             self._names[run.name] = uid
-            active.task = asyncio.create_task(self._execute(active), name=f"flowdapt-run-{run.name}")
+            active.task = asyncio.create_task(self._admit_then_execute(active), name=f"flowdapt-run-{run.name}")
         else:
             if self.worker is not None:
                 self.worker.wake.set()
@@ -510,7 +510,7 @@ class RunService:
         active = ActiveRun(plan=plan, context=context, leased=True)
         self.active[uid] = active
         self._names[run.name] = uid
-        active.task = asyncio.create_task(self._execute(active), name=f"flowdapt-run-{run.name}")
+        active.task = asyncio.create_task(self._admit_then_execute(active), name=f"flowdapt-run-{run.name}")
 
     def mark_stopped(self, run: WorkflowRun, reason: str | None, state: RunState | None = None) -> None:
         self._mark_stopped(run, reason, state)
