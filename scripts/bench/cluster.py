@@ -233,7 +233,7 @@ def main() -> None:
                 env["FLOWDAPT__COMPUTE__RUN_QUEUE"] = "on"
                 if bus:
                     env["FLOWDAPT__EVENT_BUS__URL"] = bus
-                    env["FLOWDAPT__EVENT_BUS__OPTIONS"] = json.dumps({"prefix": schema})
+                    env["FLOWDAPT__EVENT_BUS__OPTIONS"] = json.dumps({"prefix": schema, "max_bytes": 8 * 1024 * 1024})
             return env
 
         # One server on PostgreSQL as a user runs it (no broker: the queue stays off).
@@ -308,6 +308,10 @@ def main() -> None:
                     time.sleep(0.05)
         finally:
             multi.stop()
+            if bus:  # the bench's streams (JetStream reserves their max_bytes) go with it
+                from flowdapt_nats.bus import delete_streams
+
+                asyncio.run(delete_streams(bus, "bench_*"))
     print(f"{'':32} {'submit p50 ms':>14} {'p99 ms':>8} {'runs/s':>8} {'runs':>6}")
     for row in rows:
         print(f"{row[0]:32} {row[1]:>14} {row[2]:>8} {row[3]:>8} {row[4]:>6}")

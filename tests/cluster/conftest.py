@@ -162,7 +162,8 @@ class Cluster:
         }
         if self.bus:
             env["FLOWDAPT__EVENT_BUS__URL"] = self.bus
-            env["FLOWDAPT__EVENT_BUS__OPTIONS"] = json.dumps({"prefix": self.schema})
+            # Small streams (JetStream reserves max_bytes per stream), deleted at the end (stop()).
+            env["FLOWDAPT__EVENT_BUS__OPTIONS"] = json.dumps({"prefix": self.schema, "max_bytes": 32 * 1024 * 1024})
         for key, value in self.settings.items():
             env[key] = value if isinstance(value, str) else json.dumps(value)
         env.pop("FLOWDAPT_SERVER", None)
@@ -216,6 +217,20 @@ class Cluster:
         raise RuntimeError(f"the cluster did not come up ({len(servers)} of {count} servers):\n" + "\n".join(p.output() for p in self.procs))
 
     def stop(self) -> None:
+        try:
+            self._stop_processes()
+        finally:
+            if self.bus:
+                import asyncio
+
+                from flowdapt_nats.bus import delete_streams
+
+                try:
+                    asyncio.run(delete_streams(self.bus, self.schema + "*"))
+                except Exception as exc:  # the broker is gone: nothing of ours is left on it either
+                    print(f"could not delete the streams of prefix {self.schema}: {exc}")
+
+    def _stop_processes(self) -> None:
         for proc in self.procs:
             if proc.alive():
                 proc.process.send_signal(signal.SIGTERM)
