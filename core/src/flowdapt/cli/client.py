@@ -439,35 +439,7 @@ def start_command(
     run_input = parse_inputs(input, input_file)
     with cli.client(server, token) as client:
         run = call(client.run_workflow, workflow, run_input, wait=False, namespace=namespace)
-        if wait:
-            display = _StageDisplay(progress and sys.stderr.isatty())
-            delay = 0.05
-            try:
-                while run.state in ("pending", "running"):
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    run = call(client.get_run, run.name, include_result=False)
-                    display.update(run)
-                run = call(client.get_run, run.name)
-                display.update(run)
-            except KeyboardInterrupt:
-                display.close()
-                typer.echo(f"interrupted; the run goes on: flowdapt cancel {run.name}", err=True)
-                raise typer.Exit(130) from None
-            display.close()
-    document = run.model_dump(mode="json", exclude={"owner"})
-    if output == "summary":
-        typer.echo(f"run/{run.name} {run.state}" + ("" if not wait else f" in {_duration(document)}"))
-        if run.state == "finished":
-            typer.echo(orjson.dumps(run.result, option=orjson.OPT_NON_STR_KEYS).decode() if run.result is not None else "null")
-        elif run.state in ("failed", "cancelled"):
-            error = run.error
-            where = f" in stage {error.stage}" if error and error.stage else ""
-            typer.secho(f"{error.type if error else 'error'}{where}: {error.message if error else run.result}", fg="red", err=True)
-    else:
-        dump(document, output)
-    if wait and run.state != "finished":
-        raise typer.Exit(EXIT_FAILED)
+        _follow(client, run, wait=wait, progress=progress, output=output)
 
 
 def _follow(client, run, *, wait: bool, progress: bool, output: str) -> None:
