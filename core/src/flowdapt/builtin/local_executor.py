@@ -126,6 +126,12 @@ class LocalExecutor(Executor):
     def runs_in_caller(self) -> bool:  # type: ignore[override]
         return self.mode == "inline"
 
+    @property
+    def reports_start(self) -> bool:  # type: ignore[override]
+        """Worker processes tell over their pipe, threads through the run's sink, when a task that
+        waited for a worker begins and how far it got (engine.live); inline tasks never wait."""
+        return self.mode != "inline"
+
     def _new_process_pool(self) -> ProcessPool:
         ctx = forkserver_context() if self.start_method == "forkserver" else multiprocessing.get_context(self.start_method)
         paths = [p for p in sys.path if p]

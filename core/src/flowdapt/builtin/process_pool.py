@@ -26,8 +26,9 @@ from flowdapt.engine.fork_server import main_module_hidden
 log = logging.getLogger(__name__)
 
 READY = b"\x00ready"
-#: A running task's log records (engine.logs), sent by the worker before its result.
-LOGS = b"\x00logs"
+#: A running task's news (engine.live: it began, its progress, its log records), sent by the
+#: worker before its result.
+LIVE = b"\x00live"
 START_TIMEOUT = 120.0
 #: Shared blobs (run contexts) a worker keeps; the driver mirrors this FIFO per worker, so each
 #: blob crosses the pipe once per worker and run instead of with every task.
@@ -68,19 +69,19 @@ class _Slot:
 
 
 def _worker_main(conn: connection.Connection, init: Callable[..., None], init_args: tuple, handler: Callable[[Any, Any], Any]) -> None:
-    from flowdapt.engine.logs import set_live_transport
+    from flowdapt.engine.live import set_live_transport
 
     shared: OrderedDict[str, bytes] = OrderedDict()
-    send_lock = threading.Lock()  # the log shipper thread sends too
+    send_lock = threading.Lock()  # the live shipping thread sends too
 
-    def send_logs(run_uid: str, stage: str, records: list) -> None:
-        data = LOGS + pickle.dumps((run_uid, stage, records), protocol=pickle.HIGHEST_PROTOCOL)
+    def send_live(run_uid: str, stage: str, message: tuple) -> None:
+        data = LIVE + pickle.dumps((run_uid, stage, message), protocol=pickle.HIGHEST_PROTOCOL)
         with send_lock:
             conn.send_bytes(data)
 
     try:
         init(*init_args)
-        set_live_transport(send_logs)
+        set_live_transport(send_live)
         conn.send_bytes(READY)
         while True:
             try:
@@ -277,13 +278,13 @@ class ProcessPool:
         except (EOFError, OSError):
             self._on_death(slot)
             return
-        if data[: len(LOGS)] == LOGS:
-            from flowdapt.engine.logs import deliver_live
+        if data[: len(LIVE)] == LIVE:
+            from flowdapt.engine.live import deliver_live
 
             try:
-                deliver_live(*pickle.loads(data[len(LOGS) :]))
+                deliver_live(*pickle.loads(data[len(LIVE) :]))
             except Exception:  # a bad message must not stop the pool
-                log.exception("could not read log records from worker %d", slot.index)
+                log.exception("could not read a running task's news from worker %d", slot.index)
             return
         with self._lock:
             if data == READY:

@@ -147,18 +147,19 @@ class ClusterExecutor(Executor):
             self, call, stage, f"flowdapt-{task.stage}-{task.run_uid}-adhoc"
         )
         logs = getattr(status, "logs", None)
+        began = getattr(status, "began", None)
         if status.failures and (task.mode == MODE_CALL or status.never_ran):
-            return TaskResult([None] if task.mode == MODE_CALL else [], status.failures, status.attempts, logs)
+            return TaskResult([None] if task.mode == MODE_CALL else [], status.failures, status.attempts, logs, began)
         (value,) = await self._fetch([launched.value])
         if launched.pair:
             value = value[1]
         if task.mode == MODE_CALL:
-            return TaskResult([value], [], status.attempts, logs)
+            return TaskResult([value], [], status.attempts, logs, began)
         # Put None back where items failed, as run_task does.
         values = list(value)
         for failure in sorted(status.failures, key=lambda f: f.index):
             values.insert(failure.index - task.start, None)
-        return TaskResult(values, status.failures, status.attempts, logs)
+        return TaskResult(values, status.failures, status.attempts, logs, began)
 
     async def cancel(self, run_uid: str) -> None:
         handles = self._inflight.get(run_uid)
@@ -255,6 +256,7 @@ class ClusterBackend:
         self.wanted = wanted
         self.inflight = inflight
         self.run_uid = str(ctx.run.uid)
+        self.reports_start = executor.reports_start
 
     def base_task(self, stage: PlannedStage, mode: str) -> Task:
         options = stage.options

@@ -29,8 +29,20 @@ Out = TypeVar("Out")
 
 
 class RunObserver(Protocol):
-    def stage_started(self, stage: str, items_total: int | None) -> None: ...
-    def items_progress(self, stage: str, done: int, failed: int, failures: Sequence[Failure]) -> None: ...
+    def stage_submitted(self, stage: str, items_total: int | None) -> None:
+        """The stage's work went to the backend (``items_total`` for a map); it may wait for a worker."""
+
+    def stage_began(self, stage: str, when: float | None) -> None:
+        """Work of the stage began on a worker at ``when`` (``time.time()`` there; None: now, the
+        backend does not say). Called per task; the first call starts the stage, and a later,
+        earlier ``when`` moves its start back."""
+
+    def items_progress(
+        self, stage: str, done: int, failed: int, failures: Sequence[Failure], chunk: int | None = None
+    ) -> None:
+        """Items done and failed over the stage's finished chunks; ``chunk`` (its first item's
+        index) is the chunk that just finished, whose live progress the counts now include."""
+
     def stage_finished(self, stage: str, error: Failure | None, attempts: int) -> None: ...
     def stage_cancelled(self, stage: str) -> None: ...
     def stage_logs(self, stage: str, records: list[tuple]) -> None:
@@ -49,11 +61,18 @@ class Status(Protocol):
     never_ran: bool
     #: What the task printed and logged (engine.logs record tuples), or None. Optional.
     logs: list[tuple] | None
+    #: When the task began on its worker (``time.time()`` there), or None. Optional.
+    began: float | None
 
 
 class Backend(Protocol, Generic[Out]):
     """How one executor runs work; see the module docstring. ``Out`` is a stage output as the
-    backend holds it: a value, or a handle on a cluster."""
+    backend holds it: a value, or a handle on a cluster.
+
+    A backend whose tasks tell the driver when they begin (:mod:`flowdapt.engine.live`) has
+    ``reports_start = True``: its stages stay ``pending`` until then. Without it a stage counts
+    as running once submitted, and its start moves to when work began once a task's result says.
+    """
 
     async def call(self, stage: PlannedStage, deps: list[Out]) -> tuple[Status, Out | None]:
         """Run a stage that does not map, with its dependencies' outputs as positional arguments
@@ -110,6 +129,7 @@ async def drive(
 ) -> dict[str, Any]:
     """Run every stage; returns outputs by stage name. Raises StageError on the first failure."""
     tasks: dict[str, asyncio.Task] = {}
+    reports_start = bool(getattr(backend, "reports_start", False))
 
     async def run_stage(stage: PlannedStage) -> Any:
         try:
@@ -117,9 +137,10 @@ async def drive(
         except (StageError, _Skipped):
             raise _Skipped(stage.name) from None
         if stage.maps:
-            return await _run_map(stage, deps, run_input, backend, observer)
-        observer.stage_started(stage.name, None)
+            return await _run_map(stage, deps, run_input, backend, observer, reports_start)
+        _submitted(observer, stage.name, None, reports_start)
         status, output = await backend.call(stage, deps)
+        observer.stage_began(stage.name, getattr(status, "began", None))
         _ship_logs(observer, stage.name, status)
         if status.failures:
             failure = status.failures[0]
@@ -141,8 +162,19 @@ async def drive(
     return await backend.results(plan, {name: task.result() for name, task in tasks.items()})
 
 
+def _submitted(observer: RunObserver, stage: str, items_total: int | None, reports_start: bool) -> None:
+    observer.stage_submitted(stage, items_total)
+    if not reports_start:
+        observer.stage_began(stage, None)
+
+
 async def _run_map(
-    stage: PlannedStage, deps: list[Any], run_input: dict[str, Any], backend: Backend, observer: RunObserver
+    stage: PlannedStage,
+    deps: list[Any],
+    run_input: dict[str, Any],
+    backend: Backend,
+    observer: RunObserver,
+    reports_start: bool,
 ) -> Any:
     if stage.map_on:
         if stage.map_on not in run_input:
@@ -158,8 +190,9 @@ async def _run_map(
         if n is None:
             raise _not_a_list(stage, type_name)
         rest = deps[1:]
-    observer.stage_started(stage.name, n)
+    _submitted(observer, stage.name, n, reports_start)
     if n == 0:
+        observer.stage_began(stage.name, None)
         observer.stage_finished(stage.name, None, 1)
         return backend.map_output(stage, [])
     allow_partial = getattr(stage.options, "allow_partial_failure", False)
@@ -168,6 +201,7 @@ async def _run_map(
         asyncio.ensure_future(backend.run_chunk(stage, work, start)): i
         for i, (start, work) in enumerate(chunks)
     }
+    starts = [start for start, _ in chunks]
     parts: list[Any] = [None] * len(chunks)
     done_count = failed_count = 0
     attempts = 1
@@ -178,6 +212,7 @@ async def _run_map(
                 i = pending.pop(fut)
                 parts[i] = part = fut.result()
                 status = part[0]
+                observer.stage_began(stage.name, getattr(status, "began", None))
                 _ship_logs(observer, stage.name, status)
                 attempts = max(attempts, status.attempts)
                 if status.never_ran:
@@ -186,7 +221,7 @@ async def _run_map(
                     raise stage_error(stage.name, status.failures[0], False)
                 done_count += status.done
                 failed_count += len(status.failures)
-                observer.items_progress(stage.name, done_count, failed_count, status.failures)
+                observer.items_progress(stage.name, done_count, failed_count, status.failures, starts[i])
                 if status.failures and not allow_partial:
                     raise stage_error(stage.name, min(status.failures, key=_index), True)
     except BaseException:

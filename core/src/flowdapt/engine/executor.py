@@ -67,6 +67,10 @@ class Executor(abc.ABC):
     #: True for executors that run stages in the calling thread (``mode: inline``): the Python API
     #: runs them there instead of keeping them started between calls.
     runs_in_caller: ClassVar[bool] = False
+    #: True when a task that waits for a worker tells the driver once it begins
+    #: (:mod:`flowdapt.engine.live`), so its stage stays ``pending`` until then; see
+    #: :class:`~flowdapt.engine.driver.Backend`.
+    reports_start: ClassVar[bool] = False
 
     def encode_context(self, ctx: RunContext) -> Any:
         return cloudpickle.dumps(ctx) if self.ships_pickles else ctx
@@ -139,10 +143,11 @@ class SubmitBackend:
     """The driver's backend over :meth:`Executor.submit`: stage outputs are the values themselves,
     on the driver, and a dependency's output travels with each task that needs it."""
 
-    __slots__ = ("ex", "ctx", "context", "run_uid")
+    __slots__ = ("ex", "ctx", "context", "run_uid", "reports_start")
 
     def __init__(self, executor: Executor, ctx: RunContext) -> None:
         self.ex = executor
+        self.reports_start = executor.reports_start
         self.ctx = ctx
         self.context = executor.encode_context(ctx)
         self.run_uid = str(ctx.run.uid)

@@ -7,7 +7,8 @@ kept as records in the task's :class:`Capture`, not written to the process's str
 records travel back to the driver with the task's result (one list per task, never one message
 per line), where the run's log sink stores them (:class:`RunLogRecord`); where there is a way to
 the driver while the task runs (a Local worker process's pipe, or the driver's own process for
-threads and inline), what has piled up also leaves every ``LIVE_INTERVAL`` seconds, in batches.
+threads), what has piled up also leaves every ``LIVE_INTERVAL`` seconds, in batches
+(:mod:`flowdapt.engine.live`).
 
 How it stays cheap and per task:
 
@@ -33,14 +34,11 @@ worker's own streams as before.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -191,7 +189,7 @@ class Capture:
 
     __slots__ = (
         "level", "max_bytes", "max_line", "records", "size", "dropped", "dropped_bytes", "item", "_partial",
-        "_pending", "live", "shipped", "lock",
+        "_pending", "shipped",
     )
 
     def __init__(self, options: CaptureOptions):
@@ -207,12 +205,9 @@ class Capture:
         #: Per stream: the parts of the line not ended yet, and their length.
         self._partial: tuple[list[str], list[str]] = ([], [])
         self._pending = [0, 0]
-        #: Where records go while the task runs (see :func:`start_capture`), with the bytes
-        #: shipped so far (written by the shipping thread only) and the lock that keeps a ship
-        #: and the task's end apart, so records arrive in order.
-        self.live: Callable[[list[tuple]], None] | None = None
+        #: Bytes of records taken while the task runs (:meth:`take`, by engine.live's shipping
+        #: thread only, under its tracker's lock).
         self.shipped = 0
-        self.lock: threading.Lock | None = None
 
     def add(self, level: int, stream: str, logger: str, message: str, when: float | None = None) -> None:
         if len(message) > self.max_line:
@@ -273,36 +268,31 @@ class Capture:
         for line in lines:
             self.add(level, stream, "", line, now)
 
-    def ship(self) -> None:
-        """Send the records so far to ``live`` (from the shipping thread, while the task runs)."""
-        lock = self.lock
-        if lock is None or not self.records or self.shipped >= self.max_bytes:
-            # Past the bound the task keeps only its newest records, sent with its result: a
-            # stage printing a gigabyte sends the bound, not the gigabyte.
-            return
-        with lock:
-            if self.live is None:
-                return
-            batch = []
-            records = self.records
-            shipped = 0
-            while True:
-                try:
-                    record = records.popleft()
-                except IndexError:
-                    break
-                batch.append(record)
-                shipped += len(record[5]) + len(record[3]) + RECORD_OVERHEAD
-            self.shipped += shipped
-            if batch:
-                self.live(batch)
+    def take(self) -> list[tuple] | None:
+        """The records so far, taken out (engine.live ships them while the task runs), at most
+        the bound in all: past it the task keeps only its newest records, sent with its result,
+        so a stage printing a gigabyte sends at most twice the bound, not the gigabyte."""
+        records = self.records
+        budget = self.max_bytes - self.shipped
+        if not records or budget <= 0:
+            return None
+        batch = []
+        while records:
+            try:
+                record = records.popleft()
+            except IndexError:
+                break
+            size = len(record[5]) + len(record[3]) + RECORD_OVERHEAD
+            if size > budget:
+                records.appendleft(record)
+                break
+            batch.append(record)
+            budget -= size
+        self.shipped = self.max_bytes - budget
+        return batch or None
 
     def finish(self) -> list[tuple]:
         """The task's records (a marker first when some were dropped); partial lines included."""
-        if self.lock is not None:
-            with self.lock:  # a ship in progress goes first
-                self.live = None
-            _live_captures.discard(self)
         for index in (0, 1):
             parts = self._partial[index]
             if parts:
@@ -479,27 +469,16 @@ def _install_logging(level: int) -> None:
         _logging_level = level if _logging_level is None else min(level, _logging_level)
 
 
-def start_capture(options: CaptureOptions, run_uid: str | None = None, stage: str = "") -> tuple[Capture, Any]:
-    """Capture this context's output from now on; returns the capture and a token for :func:`stop_capture`.
-
-    With ``run_uid``, records also leave while the task runs (every ``LIVE_INTERVAL`` seconds)
-    where there is a way to the driver: a worker process's transport (:func:`set_live_transport`)
-    or, in the driver's own process (threads, inline), the run's registered sink
-    (:func:`register_live_sink`). Elsewhere (Ray and Dask workers) they come with the result.
-    """
+def start_capture(options: CaptureOptions) -> tuple[Capture, Any]:
+    """Capture this context's output from now on; returns the capture and a token for
+    :func:`stop_capture`. (:mod:`flowdapt.engine.live` sends its records while the task runs,
+    where there is a way to the driver; elsewhere they come with the result.)"""
     if not isinstance(sys.stdout, _Stream) or sys.stdout is not _streams[0] or sys.stderr is not _streams[1]:
         _install_streams()
     root = logging.root
     if _logging_level is None or root.level > options.level or _handler not in root.handlers:
         _install_logging(options.level)
     capture = Capture(options)
-    if run_uid is not None:
-        live = _live_for(run_uid, stage)
-        if live is not None:
-            capture.live = live
-            capture.lock = threading.Lock()
-            _ensure_shipper()
-            _live_captures.add(capture)
     return capture, _active.set(capture)
 
 
@@ -507,87 +486,6 @@ def stop_capture(capture: Capture, token: Any) -> list[tuple]:
     """Stop capturing in this context; returns the task's records."""
     _active.reset(token)
     return capture.finish()
-
-
-# -- shipping records while a task runs --------------------------------------------------------
-
-#: Seconds between ships of a running task's records.
-LIVE_INTERVAL = 0.5
-
-_live_captures: set[Capture] = set()
-_shipper_pid: int | None = None
-#: In a worker process: ``transport(run_uid, stage, records)`` sends records to the driver.
-_transport: Callable[[str, str, list[tuple]], None] | None = None
-#: In the driver's process: run uid -> (event loop, ``sink(stage, records)``) of each active run.
-_driver_sinks: dict[str, tuple[Any, Callable[[str, list[tuple]], None]]] = {}
-
-
-def set_live_transport(transport: Callable[[str, str, list[tuple]], None] | None) -> None:
-    """A worker process's way to send a running task's records to the driver (the Local process
-    pool sends them over the worker's pipe; the driver hands them to :func:`deliver_live`)."""
-    global _transport
-    _transport = transport
-
-
-def register_live_sink(run_uid: str, loop: Any, sink: Callable[[str, list[tuple]], None]) -> None:
-    """Records of the run's running tasks go to ``sink(stage, records)``, called on ``loop``."""
-    _driver_sinks[run_uid] = (loop, sink)
-
-
-def unregister_live_sink(run_uid: str) -> None:
-    _driver_sinks.pop(run_uid, None)
-
-
-def deliver_live(run_uid: str, stage: str, records: list[tuple]) -> None:
-    """Hand records that arrived from a worker to the run's sink, on its loop (any thread)."""
-    entry = _driver_sinks.get(run_uid)
-    if entry is None:
-        return  # the run ended; its final records came with the result
-    loop, sink = entry
-    try:
-        loop.call_soon_threadsafe(sink, stage, records)
-    except RuntimeError:  # the loop is closed
-        pass
-
-
-def _live_for(run_uid: str, stage: str) -> Callable[[list[tuple]], None] | None:
-    transport = _transport
-    if transport is not None:
-        return lambda records: transport(run_uid, stage, records)
-    entry = _driver_sinks.get(run_uid)
-    if entry is not None:
-        try:
-            if asyncio.get_running_loop() is entry[0]:
-                # Inline: the stage blocks the loop that would deliver, and its result is handed
-                # over before anything queued for that loop; the records come with the result.
-                return None
-        except RuntimeError:
-            pass
-        return lambda records: deliver_live(run_uid, stage, records)
-    return None
-
-
-def _ensure_shipper() -> None:
-    global _shipper_pid
-    pid = os.getpid()
-    if _shipper_pid == pid:
-        return
-    with _install_lock:
-        if _shipper_pid == pid:
-            return
-        _live_captures.clear()  # a forked child's copy of its parent's
-        threading.Thread(target=_ship_loop, name="flowdapt-log-shipper", daemon=True).start()
-        _shipper_pid = pid
-
-
-def _ship_loop() -> None:
-    while True:
-        time.sleep(LIVE_INTERVAL)
-        for capture in list(_live_captures):
-            try:
-                capture.ship()
-            except Exception:  # noqa: BLE001 - a broken pipe or closed loop: the result still carries the rest
-                pass
 
 
 # -- the driver side ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ class RemoteStatus:
     value_type: str = ""
     never_ran: bool = False  # the target could not be resolved: a stage failure, not an item's
     logs: list[tuple] | None = None  # what the stage printed and logged (engine.logs records)
+    began: float | None = None  # when the task began on its worker (time.time() there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,7 @@ def remote_stage(call: RemoteCall, *values: Any) -> tuple[RemoteStatus, Any]:
     result = run_task(task)
     status, value = _status_of(task, result)
     status.logs = result.logs
+    status.began = result.began
     return status, value
 
 

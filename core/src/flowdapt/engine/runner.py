@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from flowdapt.engine.context import RunContext
 from flowdapt.engine.executor import Executor
-from flowdapt.engine.logs import register_live_sink, unregister_live_sink
+from flowdapt.engine.live import register_live_sink, unregister_live_sink
 from flowdapt.engine.plan import Plan
 from flowdapt.engine.worker import Failure
 from flowdapt.errors import RunCancelledError, StageError
@@ -31,7 +32,13 @@ LogSink = Callable[[str, list[tuple]], None]
 
 
 class RunRecorder:
-    """Keeps ``run.stages`` current and tells listeners; the scheduler's observer."""
+    """Keeps ``run.stages`` current and tells listeners; the scheduler's observer.
+
+    A stage is ``pending`` until work of it began on a worker (a task waiting for a busy worker
+    does not count), and the run is ``pending`` until its first stage began; a stage's time counts
+    from then. Map progress counts the finished chunks and, where tasks say how far they got while
+    they run (:mod:`flowdapt.engine.live`), the running ones.
+    """
 
     def __init__(
         self, run: WorkflowRun, plan: Plan, listeners: Sequence[RunListener] = (), log_sink: LogSink | None = None
@@ -39,8 +46,19 @@ class RunRecorder:
         self.run = run
         self.listeners = list(listeners)
         self.log_sink = log_sink
+        #: Called once, when the run's first stage began (the ``flowdapt_run_started`` hook).
+        self.on_run_started: Callable[[], None] | None = None
         for name in plan.stages:
             run.stages.setdefault(name, StageRun())
+        self._run_started = False
+        self._submitted: dict[str, datetime] = {}
+        #: Stages whose start is when they were submitted, until a task says when it began.
+        self._guessed: set[str] = set()
+        #: Per map stage: counts over its finished chunks, the running chunks' live counts by
+        #: chunk start, and the chunks finished (a late live count of one is ignored).
+        self._counts: dict[str, tuple[int, int]] = {}
+        self._live: dict[str, dict[int, tuple[int, int]]] = {}
+        self._ended: dict[str, set[int]] = {}
 
     def emit(self, event: str, stage: str | None = None) -> None:
         for listener in self.listeners:
@@ -49,22 +67,97 @@ class RunRecorder:
             except Exception:  # a broken listener must not break the run
                 log.exception("run listener failed on %s", event)
 
-    def stage_started(self, stage: str, items_total: int | None) -> None:
-        record = self.run.stages[stage]
-        record.state = StageState.running
-        record.started_at = utcnow()
-        record.items_total = items_total
-        self.emit("stage_started", stage)
+    def start_run(self) -> None:
+        """The run is running from now (its first stage began); once. Also called as a run ends
+        without a stage having begun, so listeners and hooks always see a start before the end."""
+        if self._run_started:
+            return
+        self._run_started = True
+        if self.run.state is RunState.pending:
+            self.run.state = RunState.running
+        self.emit("run_started")
+        if self.on_run_started is not None:
+            try:
+                self.on_run_started()
+            except Exception:
+                log.exception("a flowdapt_run_started hook failed")
 
-    def items_progress(self, stage: str, done: int, failed: int, failures: Sequence[Failure]) -> None:
+    def stage_submitted(self, stage: str, items_total: int | None) -> None:
+        self.run.stages[stage].items_total = items_total
+        self._submitted[stage] = utcnow()
+
+    def stage_began(self, stage: str, when: float | None) -> None:
         record = self.run.stages[stage]
-        record.items_done = done
-        record.items_failed = failed
+        now = utcnow()
+        if when is None:
+            if record.started_at is not None:
+                return
+            started, guessed = now, True
+        else:
+            started = datetime.fromtimestamp(when, UTC).replace(tzinfo=None)
+            # Another host's clock: never before the submit, never after now.
+            floor = self._submitted.get(stage)
+            if floor is not None and started < floor:
+                started = floor
+            started = min(started, now)
+            guessed = False
+        if record.started_at is None:
+            if record.state is not StageState.pending:
+                return  # cancelled or skipped while it waited
+            record.state = StageState.running
+            record.started_at = started
+            if guessed:
+                self._guessed.add(stage)
+            self.start_run()
+            self.emit("stage_started", stage)
+        elif not guessed and (stage in self._guessed or started < record.started_at):
+            self._guessed.discard(stage)
+            record.started_at = started
+
+    def live(self, stage: str, message: tuple) -> None:
+        """A running task's news (engine.live): it began, its chunk's progress, its log records."""
+        if stage not in self.run.stages:
+            return
+        began, progress, records = message
+        if began is not None:
+            self.stage_began(stage, began)
+        if progress is not None:
+            self.items_live(stage, *progress)
+        if records:
+            self.stage_logs(stage, records)
+
+    def items_live(self, stage: str, chunk: int, done: int, failed: int) -> None:
+        record = self.run.stages[stage]
+        if record.finished_at is not None or chunk in self._ended.get(stage, ()):
+            return
+        self._live.setdefault(stage, {})[chunk] = (done, failed)
+        self._set_counts(stage, record)
+        self.emit("stage_progress", stage)
+
+    def items_progress(
+        self, stage: str, done: int, failed: int, failures: Sequence[Failure], chunk: int | None = None
+    ) -> None:
+        record = self.run.stages[stage]
+        if chunk is not None:
+            self._ended.setdefault(stage, set()).add(chunk)
+            live = self._live.get(stage)
+            if live:
+                live.pop(chunk, None)
+        self._counts[stage] = (done, failed)
+        self._set_counts(stage, record)
         for f in failures:
             if len(record.failures) >= MAX_RECORDED_FAILURES:
                 break
             record.failures.append(ItemFailure(index=f.index, error=[f.type, f.message]))
         self.emit("stage_progress", stage)
+
+    def _set_counts(self, stage: str, record: StageRun) -> None:
+        done, failed = self._counts.get(stage, (0, 0))
+        for live_done, live_failed in self._live.get(stage, {}).values():
+            done += live_done
+            failed += live_failed
+        record.items_done = done
+        record.items_failed = failed
 
     def stage_finished(self, stage: str, error: Failure | None, attempts: int) -> None:
         record = self.run.stages[stage]
@@ -88,7 +181,9 @@ class RunRecorder:
     def stage_cancelled(self, stage: str) -> None:
         record = self.run.stages[stage]
         if record.state in (StageState.pending, StageState.running):
-            record.state = StageState.skipped if record.state is StageState.pending else StageState.cancelled
+            # Never submitted: skipped. Submitted (waiting for a worker, or running): cancelled.
+            submitted = record.state is StageState.running or stage in self._submitted
+            record.state = StageState.cancelled if submitted else StageState.skipped
             record.finished_at = utcnow()
 
 
@@ -113,26 +208,22 @@ async def execute_plan(
     (``ctx.capture``); without one the captured output is dropped."""
     run = ctx.run
     recorder = RunRecorder(run, plan, listeners, log_sink)
-    live = log_sink is not None and ctx.capture is not None
-    if live:
-        # Tasks running in this process (threads, inline) or in Local worker processes send
-        # their records while they run, not only with their results.
-        register_live_sink(str(run.uid), asyncio.get_running_loop(), recorder.stage_logs)
+    # Tasks running in this process (threads) or in Local worker processes say while they run
+    # that they began, how far they got and what they printed, not only with their results.
+    register_live_sink(str(run.uid), asyncio.get_running_loop(), recorder.live)
     try:
         return await _execute(plan, ctx, executor, recorder, hooks)
     finally:
-        if live:
-            unregister_live_sink(str(run.uid))
+        unregister_live_sink(str(run.uid))
 
 
 async def _execute(plan: Plan, ctx: RunContext, executor: Executor, recorder: RunRecorder, hooks) -> WorkflowRun:
     run = ctx.run
-    run.state = RunState.running
+    run.state = RunState.pending  # running once its first stage began (RunRecorder.start_run)
     run.executor = executor.name
     run.namespace = ctx.namespace
-    recorder.emit("run_started")
     if hooks is not None:
-        hooks.flowdapt_run_started(run=run, workflow=plan.workflow)
+        recorder.on_run_started = lambda: hooks.flowdapt_run_started(run=run, workflow=plan.workflow)
     try:
         outputs = await executor.execute(plan, ctx, recorder)
         run.result = _result_of(plan, outputs)
@@ -148,6 +239,7 @@ async def _execute(plan: Plan, ctx: RunContext, executor: Executor, recorder: Ru
         run.result = [exc.exc_type, exc.exc_message]
         run.error = RunError(type=exc.exc_type, message=exc.exc_message, stage=exc.stage, traceback=exc.traceback)
     except (asyncio.CancelledError, RunCancelledError) as exc:
+        recorder.start_run()  # listeners see a run start before it ends, even one that never ran
         for name, record in run.stages.items():
             if record.state in (StageState.pending, StageState.running):
                 recorder.stage_cancelled(name)
@@ -164,6 +256,7 @@ async def _execute(plan: Plan, ctx: RunContext, executor: Executor, recorder: Ru
         import traceback
 
         run.error = RunError(type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc())
+    recorder.start_run()  # listeners see a run start before it ends, even one that never ran
     run.finished_at = utcnow()
     recorder.emit("run_finished")
     if hooks is not None:

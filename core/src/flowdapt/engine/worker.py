@@ -21,9 +21,11 @@ from typing import Any
 import cloudpickle
 
 from flowdapt.engine.context import RunContext, reset_run_context, set_run_context
+from flowdapt.engine.live import Tracker, track, untrack
 from flowdapt.engine.logs import Capture, start_capture, stop_capture
 from flowdapt.engine.targets import Signature, import_target
 from flowdapt.errors import StageTimeoutError
+from flowdapt.resources.run import RunState
 
 MODE_CALL = "call"  # one call with positional args (dependency outputs) and filtered kwargs (run input)
 MODE_MAP = "map"  # one call per item: f(item, *args, **kwargs)
@@ -65,6 +67,9 @@ class TaskResult:
     attempts: int = 1
     #: What the stage printed and logged (engine.logs record tuples), when the run captures.
     logs: list[tuple] | None = None
+    #: When the task began on its worker (``time.time()`` there): stage times count from it,
+    #: not from when the task was submitted (it may have waited for a worker).
+    began: float | None = None
 
     # The driver's view of a finished task (engine.driver.Status).
     @property
@@ -302,30 +307,39 @@ def _attempt(task: Task, fn, sig, args, kwargs) -> tuple[bool, Any, int]:
 
 def run_task(task: Task) -> TaskResult:
     """Run a task in this worker. Never raises for a stage failure: failures are returned."""
+    began = time.time()
     try:
         fn, sig = resolve(task.target)
         ctx = context_for(task)
     except Exception as exc:  # noqa: BLE001 - an unresolvable target fails the stage clearly
         return TaskResult([], [Failure(task.start, *_describe(exc))])
+    run = ctx.run
+    if run is not None and run.state is RunState.pending:
+        # Work of the run began: stage code sees it running (the driver learns it through
+        # engine.live, or from the result). In threads and inline this is the driver's own record.
+        run.state = RunState.running
     token = set_run_context(ctx)
     options = ctx.capture
-    if options is None:
-        try:
-            return _run(task, fn, sig, None)
-        finally:
-            reset_run_context(token)
-    capture, capture_token = start_capture(options, task.run_uid, task.stage)
+    capture = capture_token = None
+    if options is not None:
+        capture, capture_token = start_capture(options)
+    # Tells the driver, while the task runs, that it began and how far it got (engine.live).
+    tracker = track(task.run_uid, task.stage, task.start, capture)
     try:
-        result = _run(task, fn, sig, capture)
+        result = _run(task, fn, sig, capture, tracker)
     finally:
-        logs = stop_capture(capture, capture_token)
+        if tracker is not None:
+            untrack(tracker)  # before the capture ends: a ship in progress goes first
+            began = tracker.began
+        logs = stop_capture(capture, capture_token) if capture is not None else None
         reset_run_context(token)
     if logs:
         result.logs = logs
+    result.began = began
     return result
 
 
-def _run(task: Task, fn, sig: Signature, capture: Capture | None) -> TaskResult:
+def _run(task: Task, fn, sig: Signature, capture: Capture | None, tracker: Tracker | None) -> TaskResult:
     kwargs = sig.filter_kwargs(task.kwargs) if task.kwargs else {}
     if task.mode == MODE_CALL:
         args = sig.bind_positional(task.args)
@@ -342,7 +356,12 @@ def _run(task: Task, fn, sig: Signature, capture: Capture | None) -> TaskResult:
     append = values.append
     start = task.start
     simple = not sig.is_async and task.timeout is None and task.retries == 0
-    if simple and capture is None:
+    # Who is told which item runs: the capture (a line's item, and the tracker reads it there),
+    # else the tracker (live progress), else nobody.
+    marker = capture if capture is not None else tracker
+    if tracker is not None:
+        tracker.failures = failures
+    if simple and marker is None:
         for offset, item in enumerate(task.items or ()):
             try:
                 append(fn(item, *rest, **kwargs))
@@ -351,20 +370,20 @@ def _run(task: Task, fn, sig: Signature, capture: Capture | None) -> TaskResult:
                 failures.append(Failure(start + offset, *_describe(exc)))
         return TaskResult(values, failures)
     if simple:
-        # The same loop, telling the capture which item a line comes from.
+        # The same loop, telling the marker which item runs.
         for index, item in enumerate(task.items or (), start):
-            capture.item = index
+            marker.item = index
             try:
                 append(fn(item, *rest, **kwargs))
             except Exception as exc:  # noqa: BLE001
                 append(None)
                 failures.append(Failure(index, *_describe(exc)))
-        capture.item = None
+        marker.item = None
         return TaskResult(values, failures)
     max_attempts = 1
     for offset, item in enumerate(task.items or ()):
-        if capture is not None:
-            capture.item = start + offset
+        if marker is not None:
+            marker.item = start + offset
         ok, value, attempts = _attempt(task, fn, sig, (item, *rest), kwargs)
         max_attempts = max(max_attempts, attempts)
         if ok:
@@ -372,6 +391,6 @@ def _run(task: Task, fn, sig: Signature, capture: Capture | None) -> TaskResult:
         else:
             append(None)
             failures.append(Failure(start + offset, *_describe(value), attempts))
-    if capture is not None:
-        capture.item = None
+    if marker is not None:
+        marker.item = None
     return TaskResult(values, failures, max_attempts)

@@ -35,6 +35,36 @@ log = logging.getLogger(__name__)
 WORKERS_TTL = 5.0
 #: A run context up to this size travels inside each task; a larger one is scattered to every worker once.
 INLINE_CONTEXT_BYTES = 64 * 1024
+#: The scheduler event topic on which a running task tells the driver that it began and how far
+#: its chunk got (flowdapt.engine.live); log records still come with the task's result, so the
+#: scheduler's event log holds only these small messages.
+LIVE_TOPIC = "flowdapt-live"
+
+
+def _send_live_through(worker) -> None:
+    """In a worker process: a running task's news goes to the driver as a scheduler event."""
+    try:
+        from flowdapt.engine.live import set_live_transport
+    except ImportError:  # pragma: no cover - an older core on this worker
+        return
+    import pickle
+
+    def send(run_uid: str, stage: str, message: tuple) -> None:
+        worker.log_event(LIVE_TOPIC, pickle.dumps((run_uid, stage, message), protocol=pickle.HIGHEST_PROTOCOL))
+
+    set_live_transport(send, records=False)
+
+
+def _on_live(event) -> None:
+    """On the driver (the client's thread): one worker message, handed to its run's loop."""
+    import pickle
+
+    from flowdapt.engine.live import deliver_live
+
+    try:
+        deliver_live(*pickle.loads(event[1]))
+    except Exception:  # noqa: BLE001 - a bad message must not stop the client
+        log.debug("could not read a running task's news", exc_info=True)
 
 
 try:
@@ -77,6 +107,9 @@ class FlowdaptWorkerPlugin(_WorkerPluginBase):
     def setup(self, worker=None) -> None:
         state = _worker_state(worker)
         os.environ.update(self.env_vars)
+        if worker is not None and os.getpid() != self.driver_pid:
+            # Worker threads in the driver's own process reach the run's sink directly.
+            _send_live_through(worker)
         previous = state.get("generation")
         # Threads of the driver's own process share its modules, which the driver reloaded itself.
         if previous is not None and self.generation > previous and os.getpid() != self.driver_pid:
@@ -328,6 +361,13 @@ class DaskExecutor(ClusterExecutor):
             if cluster is not None:
                 cluster.close()
             raise
+        try:
+            client.subscribe_topic(LIVE_TOPIC, _on_live)
+            # Waiting stages stay pending until a worker says their task began.
+            self.reports_start = True
+        except Exception as exc:  # noqa: BLE001 - without it stages count as running once submitted
+            log.warning("Dask: no live task progress (%s); stages count as running once submitted", exc)
+            self.reports_start = False
         self.client, self.cluster = client, cluster
         _set_active_client(client)
 

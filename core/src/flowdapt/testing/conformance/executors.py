@@ -460,6 +460,71 @@ class ExecutorConformance:
 
         assert asyncio.run(main()) == [sum(2 * j for j in range(i)) for i in range(6)]
 
+    # -- waiting for workers, live progress -----------------------------------------------------------
+
+    def test_a_stage_waiting_for_a_busy_worker_does_not_count_the_wait(self, executor):
+        """Every worker busy: the next run's stage time starts when its task began on a worker.
+        An executor that says when a waiting task begins (``reports_start``) also keeps that
+        stage, and its run, ``pending`` until then."""
+        from flowdapt.api import execute_workflow_async
+        from flowdapt.resources.run import WorkflowRun
+
+        if executor.runs_in_caller:
+            pytest.skip("inline runs one task at a time in the caller: nothing waits for a worker")
+        slots = executor.workers
+        hold = wf(stage("h", "slow_item", type="parameterized", map_on="x", chunk_size=1), name="hold")
+        waiting_run = WorkflowRun(workflow="waits")
+
+        async def main():
+            holding = asyncio.ensure_future(
+                execute_workflow_async(hold, {"x": list(range(slots)), "seconds": 3.0}, executor=executor)
+            )
+            await asyncio.sleep(0.5)
+            waiting = asyncio.ensure_future(
+                execute_workflow_async(wf(stage("s", "sleepy"), name="waits"), {"seconds": 0.3}, executor=executor, run=waiting_run)
+            )
+            await asyncio.sleep(1.5)
+            seen = (waiting_run.state.value, waiting_run.stages["s"].state.value)
+            return seen, await asyncio.wait_for(holding, 60), await asyncio.wait_for(waiting, 60)
+
+        seen, held, done = asyncio.run(main())
+        assert held.state == "finished" and done.state == "finished", (held.error, done.error)
+        if executor.reports_start:
+            assert seen == ("pending", "pending"), seen
+        record = done.stages["s"]
+        duration = (record.finished_at - record.started_at).total_seconds()
+        assert 0.2 <= duration < 1.5, f"0.3 s of work after about 2 s of waiting counted as {duration:.2f} s"
+
+    def test_map_progress_moves_before_a_chunk_of_slow_items_ends(self, executor):
+        if not executor.reports_start:
+            pytest.skip("the executor reports progress when chunks end (reports_start is False)")
+        from flowdapt.api import execute_workflow_async
+
+        seen: list[tuple[float, int]] = []
+
+        def listener(event, run, stage_name):
+            if event == "stage_progress":
+                seen.append((asyncio.get_running_loop().time(), run.stages["m"].items_done))
+
+        async def main():
+            began = asyncio.get_running_loop().time()
+            r = await execute_workflow_async(
+                wf(stage("m", "slow_item", type="parameterized", map_on="x", chunk_size=15)),
+                {"x": list(range(15)), "seconds": 0.15},
+                executor=executor,
+                listeners=[listener],
+            )
+            return r, began
+
+        r, began = asyncio.run(main())
+        assert r.state == "finished", r.error
+        assert r.result == list(range(15)) and r.stages["m"].items_done == 15
+        # One chunk of 15 items of 0.15 s: about 2.2 s; the driver heard of items done in it
+        # well before it ended.
+        assert [done for when, done in seen if 0 < done < 15 and when - began < 2.0], seen
+        counts = [done for _, done in seen]
+        assert counts == sorted(counts) and counts[-1] == 15, counts
+
     # -- object store ---------------------------------------------------------------------------------
 
     def test_object_store_round_trip_between_stages_and_between_runs(self, executor, suite_settings):

@@ -299,3 +299,9 @@ def item_output(x):
     sys.stdout.write("\n")
     logging.getLogger("conformance.stages").warning("item %s", x)
     return x
+
+
+def slow_item(x, seconds: float = 0.1):
+    """A map item that takes a while (live progress cases)."""
+    time.sleep(seconds)
+    return x
