@@ -53,3 +53,103 @@ def test_the_servers_limit_holds_every_workflow(make_server):
         assert sorted(_state(http, n) for n in names) == ["pending", "pending", "running", "running"]
         waited = http.post("/workflows/a/run", json={"seconds": 0.05})  # wait=true still answers
         assert waited.status_code == 200 and waited.json()["state"] == "finished"
+
+
+# -- where a waiting run stands: queue_position in the API, the Python client and the CLI -----------
+
+
+def _cli(live, *args: str):
+    from typer.testing import CliRunner
+
+    from flowdapt.cli.main import _register_commands, app
+
+    _register_commands()
+    return CliRunner().invoke(app, list(args), env={"FLOWDAPT_SERVER": live.url})
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_waiting_runs_show_their_place_in_the_queue(make_server):
+    from flowdapt.client import Client, ServerRun
+
+    live = make_server({"executor.options": {"mode": "thread", "workers": 4}, "executor.max_concurrent_runs": 1})
+    with live.client() as http:
+        assert http.post("/workflows/", json=_workflow("one-slot")).status_code == 200
+        start = lambda seconds: http.post("/workflows/one-slot/run", params={"wait": "false"}, json={"seconds": seconds}).json()  # noqa: E731
+        first, second = start(15), start(15)  # a cancelled run's thread sleeps on: short enough for the teardown
+        # The answer to a wait=false start already says where the run waits.
+        assert first["queue_position"] is None  # it took the free slot at once
+        assert second["queue_position"] == 1
+        started = _cli(live, "start", "one-slot", "-i", "seconds=0.05", "--no-wait")
+        assert started.exit_code == 0, started.output
+        assert " pending (queued, #2)" in started.output
+        third = started.output.split()[0].removeprefix("run/")
+
+        _wait_for(lambda: _state(http, first["name"]) == "running")
+        assert http.get(f"/runs/{first['name']}").json()["queue_position"] is None
+        assert http.get(f"/runs/{second['name']}").json()["queue_position"] == 1
+        assert http.get(f"/workflows/run/{third}").json()["queue_position"] == 2  # the original's path too
+        page = http.get("/runs", params={"workflow": "one-slot", "include_result": "false"}).json()
+        assert {r["name"]: r["queue_position"] for r in page["items"]} == {first["name"]: None, second["name"]: 1, third: 2}
+        listed = http.get("/workflows/one-slot/run").json()
+        assert {r["name"]: r["queue_position"] for r in listed} == {first["name"]: None, second["name"]: 1, third: 2}
+
+        with Client(live.url) as client:
+            run = client.get_run(third)
+            assert isinstance(run, ServerRun) and run.queue_position == 2
+            assert [r.queue_position for r in client.list_runs(workflow="one-slot").items] == [2, 1, None]
+
+        table = _cli(live, "runs", "--workflow", "one-slot")
+        assert table.exit_code == 0, table.output
+        rows = {line.split()[0]: line for line in table.output.splitlines()[1:] if line.strip()}
+        assert "pending (queued, #1)" in rows[second["name"]] and "pending (queued, #2)" in rows[third]
+        assert "running" in rows[first["name"]] and "queued" not in rows[first["name"]]
+        assert "pending (queued, #1)" in _cli(live, "get", "run", second["name"]).output
+        inspected = _cli(live, "inspect", "run", third)
+        assert inspected.exit_code == 0, inspected.output
+        assert inspected.output.startswith(f"# run/{third} pending (queued, #2)")
+        import yaml
+
+        assert yaml.safe_load(inspected.output)["queue_position"] == 2
+
+        # The first run leaves (cancelled): the second starts, the third moves up.
+        assert http.post(f"/runs/{first['name']}/cancel").status_code == 200
+        _wait_for(lambda: _state(http, second["name"]) == "running")
+        assert http.get(f"/runs/{second['name']}").json()["queue_position"] is None
+        assert http.get(f"/runs/{third}").json()["queue_position"] == 1
+        assert "pending (queued, #1)" in _cli(live, "runs", "-w", "one-slot").output
+        assert http.post(f"/runs/{second['name']}/cancel").status_code == 200
+        _wait_for(lambda: _state(http, third) == "finished")
+        done = http.get(f"/runs/{third}").json()
+        assert done["queue_position"] is None and done["result"] == 0.05
+        assert "queued" not in _cli(live, "runs", "-w", "one-slot").output
+
+
+def test_a_workflows_limit_gives_a_place_in_the_queue_too(make_server):
+    live = make_server({"executor.options": {"mode": "thread", "workers": 4}})
+    with live.client() as http:
+        http.post("/workflows/", json=_workflow("solo", max_active_runs=1))
+        runs = [http.post("/workflows/solo/run", params={"wait": "false"}, json={"seconds": 10}).json() for _ in range(2)]
+        assert runs[1]["queue_position"] == 1
+        assert http.post(f"/runs/{runs[1]['name']}/cancel").json()["queue_position"] is None  # cancelled while waiting
+        assert http.get(f"/runs/{runs[1]['name']}").json()["state"] == "cancelled"
+        http.post(f"/runs/{runs[0]['name']}/cancel")
+
+
+def test_a_run_pending_unclaimed_in_the_run_queue_has_no_position(make_server):
+    """With the durable run queue, a run the compute servers have not claimed waits in the
+    database, where no server can tell its place cheaply: null (docs/concepts.md)."""
+    live = make_server({"compute.run_queue": "on", "executor.options": {"mode": "thread", "workers": 4}, "executor.max_concurrent_runs": 1})
+    with live.client() as http:
+        http.post("/workflows/", json=_workflow("queued-db"))
+        runs = [http.post("/workflows/queued-db/run", params={"wait": "false"}, json={"seconds": 10}).json() for _ in range(2)]
+        _wait_for(lambda: _state(http, runs[0]["name"]) == "running")
+        waiting = http.get(f"/runs/{runs[1]['name']}").json()
+        assert waiting["state"] == "pending" and "queue_position" in waiting and waiting["queue_position"] is None
+        for run in runs:
+            http.post(f"/runs/{run['name']}/cancel")

@@ -2,7 +2,8 @@
 
 Both have the same methods; the async one returns awaitables. Resources come back as
 :class:`~flowdapt.resources.Workflow`, :class:`~flowdapt.resources.Config`,
-:class:`~flowdapt.resources.TriggerRule` and runs as :class:`~flowdapt.resources.WorkflowRun`.
+:class:`~flowdapt.resources.TriggerRule` and runs as :class:`ServerRun` (a
+:class:`~flowdapt.resources.WorkflowRun` with what only the server knows, such as ``queue_position``).
 Errors raise :class:`ApiError` subclasses chosen by status code, carrying the server's detail::
 
     from flowdapt.client import Client
@@ -124,9 +125,18 @@ def _raise_for(response: httpx.Response) -> None:
 # -- results -----------------------------------------------------------------------------------
 
 
+class ServerRun(WorkflowRun):
+    """A run as the server shows it: the run record plus what the server knows only while it answers."""
+
+    #: The run's place (1 = next to start) among the runs waiting ``pending`` for a slot under
+    #: ``executor.max_concurrent_runs`` or ``spec.max_active_runs`` on the server that answered;
+    #: None when it waits for none there. A snapshot: re-read the run to see it move.
+    queue_position: int | None = None
+
+
 @dataclass
 class RunPage:
-    items: list[WorkflowRun]
+    items: list[ServerRun]
     total: int
     limit: int
     offset: int
@@ -157,8 +167,8 @@ def _resource(data: Any) -> Resource:
     return parse_resource(data)
 
 
-def _run(data: Any) -> WorkflowRun:
-    return WorkflowRun.model_validate(data)
+def _run(data: Any) -> ServerRun:
+    return ServerRun.model_validate(data)
 
 
 def _json(response: httpx.Response) -> Any:
@@ -282,7 +292,7 @@ class _Calls:
     # runs
     def run_workflow(
         self, identifier: str, input: Mapping[str, Any] | None = None, *, wait: bool = True, namespace: str | None = None
-    ) -> WorkflowRun:
+    ) -> ServerRun:
         return self._do(
             _Call(
                 "POST",
@@ -294,7 +304,7 @@ class _Calls:
             )
         )
 
-    def get_run(self, identifier: str, *, include_result: bool = True) -> WorkflowRun:
+    def get_run(self, identifier: str, *, include_result: bool = True) -> ServerRun:
         params = None if include_result else {"include_result": "false"}
         return self._do(_Call("GET", f"/runs/{identifier}", parse=lambda r: _run(r.json()), params=params))
 
@@ -320,7 +330,7 @@ class _Calls:
 
         return self._do(_Call("GET", "/runs", parse=parse, params=params))
 
-    def list_workflow_runs(self, identifier: str, limit: int = 10) -> list[WorkflowRun]:
+    def list_workflow_runs(self, identifier: str, limit: int = 10) -> list[ServerRun]:
         return self._do(
             _Call("GET", f"/workflows/{identifier}/run", parse=lambda r: [_run(d) for d in r.json()], params={"limit": limit})
         )
@@ -345,13 +355,13 @@ class _Calls:
 
         return self._do(_Call("GET", f"/runs/{identifier}/logs", parse=parse, params=params))
 
-    def cancel_run(self, identifier: str) -> WorkflowRun:
+    def cancel_run(self, identifier: str) -> ServerRun:
         return self._do(_Call("POST", f"/runs/{identifier}/cancel", parse=lambda r: _run(r.json())))
 
-    def delete_run(self, identifier: str) -> WorkflowRun:
+    def delete_run(self, identifier: str) -> ServerRun:
         return self._do(_Call("DELETE", f"/runs/{identifier}", parse=lambda r: _run(r.json())))
 
-    def rerun(self, identifier: str, input: Mapping[str, Any] | None = None, *, wait: bool = True) -> WorkflowRun:
+    def rerun(self, identifier: str, input: Mapping[str, Any] | None = None, *, wait: bool = True) -> ServerRun:
         """Run a run again with its input, ``input`` merged over it (``source: rerun``, ``rerun_of``)."""
         body: dict[str, Any] = {} if input is None else {"input": dict(input)}
         return self._do(
@@ -645,6 +655,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RunPage",
     "ServerError",
+    "ServerRun",
     "UnauthorizedError",
     "UnavailableError",
     "InsufficientStorageError",

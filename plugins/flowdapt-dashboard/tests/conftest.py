@@ -186,12 +186,13 @@ async def _seed_runs(app_dir: Path, count: int) -> None:
         await store.close()
 
 
-def start_server(app_dir: Path, *, token: str | None = None, seed: int = 0) -> Server:
+def start_server(app_dir: Path, *, token: str | None = None, seed: int = 0, max_concurrent_runs: int = 0) -> Server:
+    """``max_concurrent_runs``: the server's ``executor.max_concurrent_runs`` (0: no limit)."""
     (app_dir / "user_modules").mkdir(parents=True, exist_ok=True)
     (app_dir / "user_modules" / "dash_stages.py").write_text(textwrap.dedent(STAGES))
     (app_dir / "flowdapt.yaml").write_text(
         "name: dashboard-test\n"
-        "executor:\n  backend: local\n  options:\n    workers: 2\n"
+        f"executor:\n  backend: local\n  max_concurrent_runs: {int(max_concurrent_runs)}\n  options:\n    workers: 2\n"
         "api:\n  shutdown_timeout: 3\n"
     )
     if seed:
@@ -361,6 +362,19 @@ def secured_server(tmp_path) -> Iterator[Server]:
     """A server that requires ``Authorization: Bearer <TOKEN>``."""
     live = start_server(tmp_path / "secured", token=TOKEN)
     try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+def one_slot_server(tmp_path) -> Iterator[Server]:
+    """A server that drives one run at a time (``executor.max_concurrent_runs: 1``): the others
+    wait ``pending`` in the queue."""
+    live = start_server(tmp_path / "one-slot", max_concurrent_runs=1)
+    try:
+        with live.client() as http:
+            http.post("/workflows/", json=workflow("nap", [stage("sleep", "sleepy")])).raise_for_status()
         yield live
     finally:
         live.stop()

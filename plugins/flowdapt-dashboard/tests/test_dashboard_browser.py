@@ -586,3 +586,50 @@ def test_workflow_page_charts_durations_and_success_rate(page, page_errors, serv
     assert charts.locator('[data-field="success-rate"]').inner_text().startswith("100% finished")
     shoot(page, "workflow-charts", docs=True, element=charts)
     page_errors.check()
+
+
+def test_runs_waiting_for_a_slot_show_their_place_in_the_queue(page, page_errors, one_slot_server, shoot):
+    """executor.max_concurrent_runs: 1. One slow run holds the slot; the two after it wait, and
+    the runs list and the run page say where (queued · #1, #2). The place moves up when the slow
+    run ends, and the next run starts only once the one before it has finished."""
+    live = one_slot_server
+    with live.client() as http:
+
+        def start(seconds: float) -> dict:
+            response = http.post("/workflows/nap/run", params={"wait": "false"}, json={"seconds": seconds})
+            response.raise_for_status()
+            return response.json()
+
+        slow, second, third = start(120), start(6), start(0.2)
+        assert (second["queue_position"], third["queue_position"]) == (1, 2)
+
+        open_ui(page, live, "/runs")
+        row = page.locator("tr", has=page.locator(f'[data-run="{second["name"]}"]'))
+        row.locator('[data-role="queue-position"]', has_text="queued · #1").wait_for()
+        other = page.locator("tr", has=page.locator(f'[data-run="{third["name"]}"]'))
+        assert other.locator('[data-role="queue-position"]').inner_text() == "queued · #2"
+        slow_row = page.locator("tr", has=page.locator(f'[data-run="{slow["name"]}"]'))
+        slow_row.locator('.badge[data-state="running"]').wait_for()
+        assert slow_row.locator('[data-role="queue-position"]').count() == 0
+        shoot(page, "runs-queued")
+
+        open_ui(page, live, f"/runs/{second['uid']}")
+        page.locator('.run-sub [data-role="queue-position"]', has_text="queued · #1").wait_for()
+        open_ui(page, live, f"/runs/{third['uid']}")
+        header = page.locator('.run-sub [data-role="queue-position"]')
+        header.wait_for()
+        assert header.inner_text() == "queued · #2"
+        assert page.locator('.stat [data-role="queue-position"]').inner_text() == "queued · #2"
+        shoot(page, "run-queued", docs=True)
+
+        # The slow run ends (cancelled): the second takes the slot, this page moves up to #1 ...
+        assert http.post(f"/runs/{slow['uid']}/cancel").status_code == 200
+        page.locator('.run-sub [data-role="queue-position"]', has_text="queued · #1").wait_for(timeout=15_000)
+        assert http.get(f"/runs/{second['uid']}").json()["state"] == "running"
+        # ... and the third starts once the second has finished, and finishes.
+        page.locator('.run-sub .badge[data-state="finished"]').wait_for(timeout=60_000)
+        assert page.locator('[data-role="queue-position"]').count() == 0
+        done = [http.get(f"/runs/{run['uid']}").json() for run in (second, third)]
+        assert [d["state"] for d in done] == ["finished", "finished"]
+        assert done[1]["stages"]["sleep"]["started_at"] >= done[0]["stages"]["sleep"]["finished_at"]
+    page_errors.check()

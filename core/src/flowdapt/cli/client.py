@@ -69,6 +69,18 @@ def _state(state: str) -> str:
     return f"[{_STATE_COLORS.get(state, 'white')}]{state}[/]"
 
 
+def run_state(run: dict) -> str:
+    """A run's state as people read it: ``pending (queued, #2)`` for a run waiting for a slot
+    (``queue_position``), its bare state otherwise."""
+    position = run.get("queue_position")
+    return f"{run['state']} (queued, #{position})" if run.get("state") == "pending" and position else run["state"]
+
+
+def _run_state_cell(run: dict) -> str:
+    text = run_state(run)
+    return _state(run["state"]) + text[len(run["state"]) :]
+
+
 def _resource_rows(kind: str, items: list[dict]) -> None:
     if kind == "workflow":
         rows = [[i["metadata"]["name"], len(i["spec"]["stages"]), _age(i["metadata"]["created_at"]), i["metadata"]["uid"]] for i in items]
@@ -145,7 +157,7 @@ def _run_rows(runs: list[dict]) -> None:
     print_table(
         ["NAME", "WORKFLOW", "STATE", "STARTED", "DURATION", "STAGES", "SOURCE"],
         [
-            [r["name"], r["workflow"], _state(r["state"]), _age(r["started_at"]), _duration(r), stage_summary(r.get("stages") or {}), r.get("source") or "-"]
+            [r["name"], r["workflow"], _run_state_cell(r), _age(r["started_at"]), _duration(r), stage_summary(r.get("stages") or {}), r.get("source") or "-"]
             for r in runs
         ],
     )
@@ -305,6 +317,9 @@ def inspect_command(
     with cli.client(server, token) as client:
         if resolved == "run":
             value = call(client.get_run, name).model_dump(mode="json", exclude={"owner"})
+            if output == "yaml" and value.get("queue_position"):
+                # A comment, so the document stays what a YAML reader expects.
+                typer.echo(f"# run/{value['name']} {run_state(value)}: it starts when a slot frees")
         elif resolved == "plugin":
             value = call(client.plugin, name)
         else:
@@ -462,7 +477,7 @@ def _follow(client, run, *, wait: bool, progress: bool, output: str) -> None:
         display.close()
     document = run.model_dump(mode="json", exclude={"owner"})
     if output == "summary":
-        typer.echo(f"run/{run.name} {run.state}" + ("" if not wait else f" in {_duration(document)}"))
+        typer.echo(f"run/{run.name} {run_state(document)}" + ("" if not wait else f" in {_duration(document)}"))
         if run.state == "finished":
             typer.echo(orjson.dumps(run.result, option=orjson.OPT_NON_STR_KEYS).decode() if run.result is not None else "null")
         elif run.state in ("failed", "cancelled"):

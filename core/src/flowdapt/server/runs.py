@@ -545,11 +545,15 @@ class RunService:
         return False
 
     def queue_position(self, uid: str) -> int | None:
-        """1 for the next run to start, None for a run not waiting for a slot."""
+        """1 for the next run to start, None for a run not waiting for a slot on this server."""
         for index, queued in enumerate(self._queue, start=1):
             if str(queued.run.uid) == uid:
                 return index
         return None
+
+    def queue_positions(self) -> dict[str, int]:
+        """uid -> position of every run waiting for a slot here: one pass for a page of runs."""
+        return {str(queued.run.uid): index for index, queued in enumerate(self._queue, start=1)}
 
     async def _admit_then_execute(self, active: ActiveRun) -> None:
         """Wait (``pending``) while the limits are reached, then run; a run cancelled or stopped

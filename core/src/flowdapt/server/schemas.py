@@ -115,6 +115,14 @@ class WorkflowRunRead(BaseModel):
     input_ref: str | None = Field(default=None, description="set when the input was over compute.max_input_bytes")
     rerun_of: str | None = Field(default=None, description="the uid of the run this one runs again")
     attempt: int = Field(default=0, description="times the run was started again after its server died")
+    queue_position: int | None = Field(
+        default=None,
+        description=(
+            "1 for the next run to start: the run's place among the runs waiting (pending) for a slot under "
+            "executor.max_concurrent_runs or its workflow's spec.max_active_runs on the server that answers; "
+            "null when it waits for none there (running, ended, or pending unclaimed in the run queue)"
+        ),
+    )
 
 
 class RunPage(BaseModel):

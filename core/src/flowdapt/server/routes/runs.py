@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from fastapi import APIRouter, Query, Request
@@ -24,11 +25,33 @@ run_responses = {200: {"model": WorkflowRunRead}, **ERRORS}
 
 
 async def _run_document(request: Request, run: WorkflowRun, include_result: bool = True) -> dict:
+    runs = server_of(request).runs
     document = run.model_dump(mode="json", exclude={"owner"})
+    document["queue_position"] = runs.queue_position(str(run.uid))
     if include_result and run.result_ref:
-        document["result"] = await server_of(request).runs.full_result(run)
+        document["result"] = await runs.full_result(run)
     if include_result and run.input_ref:
-        document["input"] = await server_of(request).runs.run_input(run)
+        document["input"] = await runs.run_input(run)
+    return document
+
+
+def _listed(documents: list[dict], positions: dict[str, int]) -> list[dict]:
+    """Documents of a page of runs with their ``queue_position``: only runs waiting for a slot on
+    this server have one, looked up in memory (``positions``), never in the database."""
+    for document in documents:
+        document["queue_position"] = positions.get(document["uid"])
+    return documents
+
+
+async def _submitted(request: Request, document: dict) -> dict:
+    """The answer to a ``wait=false`` start: the pending run, with its place in the queue when it
+    waits for a slot. The run's task takes that place on its first step, which runs as soon as
+    this handler yields once (asyncio runs ready tasks in the order they were scheduled)."""
+    document.pop("owner", None)
+    runs = server_of(request).runs
+    if document.get("state") == "pending" and runs.find_active(document["uid"]) is not None:
+        await asyncio.sleep(0)
+    document["queue_position"] = runs.queue_position(document["uid"])
     return document
 
 
@@ -87,8 +110,7 @@ async def run_workflow(
     server = server_of(request)
     run = await server.runs.submit(identifier, run_input, namespace=namespace, wait=wait, source="api")
     if isinstance(run, dict):
-        run.pop("owner", None)
-        return json_response(render(RUN, version, run), RUN, version)
+        return json_response(render(RUN, version, await _submitted(request, run)), RUN, version)
     return json_response(render(RUN, version, await _run_document(request, run)), RUN, version)
 
 
@@ -107,8 +129,7 @@ async def _rerun(request: Request, identifier: str, wait: bool) -> dict:
         raise ValidationError('the body must be a JSON object: {"input": {...}}', field="body")
     run = await server_of(request).runs.rerun(identifier, body.get("input"), wait=wait)
     if isinstance(run, dict):
-        run.pop("owner", None)
-        return run
+        return await _submitted(request, run)
     return await _run_document(request, run)
 
 
@@ -161,7 +182,8 @@ async def list_workflow_runs(request: Request, identifier: str, limit: int = Que
     if workflow is None:
         raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
     runs = await server.store.list_runs(workflow=workflow.metadata.name, limit=limit) if server.runs.persist else []
-    return json_response(render(RUN, version, [r.model_dump(mode="json", exclude={"owner"}) for r in runs]), RUN, version)
+    documents = _listed([r.model_dump(mode="json", exclude={"owner"}) for r in runs], server.runs.queue_positions())
+    return json_response(render(RUN, version, documents), RUN, version)
 
 
 @router.get("/runs", summary="List runs across workflows", responses={200: {"model": RunPage}, **ERRORS}, operation_id="list_runs")
@@ -185,7 +207,10 @@ async def list_runs(
         runs, total = [], 0
     return json_response(
         {
-            "items": [r.model_dump(mode="json", exclude={"owner"} if include_result else {"owner", "result"}) for r in runs],
+            "items": _listed(
+                [r.model_dump(mode="json", exclude={"owner"} if include_result else {"owner", "result"}) for r in runs],
+                server.runs.queue_positions(),
+            ),
             "total": total,
             "limit": limit,
             "offset": offset,

@@ -145,6 +145,25 @@ export function badge(state) {
   return h("span", { class: `badge state-${state || "unknown"}`, "data-state": state || "" }, state || "unknown");
 }
 
+/** "queued · #2" for a run waiting (pending) for a slot under the server's run limits, else "". */
+export function queueText(run) {
+  const position = run && run.state === "pending" ? run.queue_position : null;
+  return Number.isInteger(position) && position > 0 ? `queued · #${position}` : "";
+}
+
+/** A run's state badge, followed by its place in the queue while it waits for a slot. */
+export function runBadge(run) {
+  const queued = queueText(run);
+  if (!queued) return badge(run.state);
+  return h(
+    "span",
+    { class: "run-state" },
+    badge(run.state),
+    " ",
+    h("span", { class: "chip queued", "data-role": "queue-position", "data-position": String(run.queue_position), title: "waits for a free slot (executor.max_concurrent_runs or the workflow's spec.max_active_runs); 1 starts next" }, queued)
+  );
+}
+
 export function errorBox(message, extra) {
   return h("div", { class: "alert error", role: "alert" }, h("strong", "Error: "), message, extra || null);
 }

@@ -4,12 +4,15 @@
 import { ApiError, del, get, getBlob, post, subscribe } from "../api.js";
 import { progressBar, stageTimeline } from "../charts.js";
 import { renderDag, isMapStage } from "../dag.js";
-import { badge, durationOf, enc, errorBox, fmtDuration, fmtTime, h, link, replace, timeCell } from "../dom.js";
+import { badge, durationOf, enc, errorBox, fmtDuration, fmtTime, h, link, queueText, replace, runBadge, timeCell } from "../dom.js";
 import { card, confirmDialog, jsonTree, keyValues, table } from "../widgets.js";
 import { logPanel } from "./runlogs.js";
 import { openRunForm } from "./runform.js";
 
 const FINAL = ["finished", "failed", "cancelled"];
+/** How often a pending run is read again: its place in the queue moves when other runs start or
+ * end, and the events of this run's stream do not say so. */
+export const QUEUE_POLL_MS = 2000;
 const STAGE_RANK = { pending: 0, running: 1, finished: 2, failed: 2, skipped: 2, cancelled: 2 };
 
 /** Events may arrive older than the snapshot they follow: never move a stage backwards. */
@@ -74,9 +77,11 @@ export async function runPage(ctx, id) {
 
   let headerState = null;
   function header(force = false) {
-    // Re-rendered only when the state changes, so a click on Cancel is never swallowed by an update.
-    if (!force && headerState === run.state) return;
-    headerState = run.state;
+    // Re-rendered only when the state (or the place in the queue) changes, so a click on Cancel is
+    // never swallowed by an update.
+    const shown = `${run.state} ${queueText(run)}`;
+    if (!force && headerState === shown) return;
+    headerState = shown;
     const active = !FINAL.includes(run.state);
     const actions = [live];
     if (active) actions.push(h("button", { type: "button", class: "danger", "data-action": "cancel", onClick: cancel }, "Cancel run"));
@@ -85,7 +90,7 @@ export async function runPage(ctx, id) {
     if (!active) actions.push(h("button", { type: "button", class: "danger-outline", "data-action": "delete", onClick: remove }, "Delete"));
     ctx.setHeader(run.name, {
       crumbs: [["Runs", "/runs"], [run.workflow, `/runs?workflow=${enc(run.workflow)}`]],
-      sub: h("div", { class: "run-sub" }, badge(run.state), h("span", { class: "muted" }, ` ${run.uid}`)),
+      sub: h("div", { class: "run-sub" }, runBadge(run), h("span", { class: "muted" }, ` ${run.uid}`)),
       actions,
     });
   }
@@ -136,7 +141,7 @@ export async function runPage(ctx, id) {
         "div",
         { class: "stat-row compact" },
         [
-          ["State", badge(run.state)],
+          ["State", runBadge(run)],
           ["Duration", h("span", { "data-field": "duration" }, fmtDuration(durationOf(run.started_at, run.finished_at)))],
           ["Started", h("span", { title: fmtTime(run.started_at) }, timeCell(run.started_at))],
           ["Finished", run.finished_at ? timeCell(run.finished_at) : "—"],
@@ -390,6 +395,7 @@ export async function runPage(ctx, id) {
         if (type === "run_finished") return finish();
         if (data.state && (STAGE_RANK[data.state] ?? 0) >= 0) {
           if (!(run.state === "running" && data.state === "pending")) run.state = data.state;
+          if (run.state !== "pending") run.queue_position = null; // it left the queue
         }
         if (data.stage && data.stage_record) {
           run.stages = run.stages || {};
@@ -401,4 +407,28 @@ export async function runPage(ctx, id) {
     }
   );
   ctx.onLeave(() => stream.close());
+
+  // While the run waits, read it again now and then: its place in the queue moves as other runs
+  // start or end. A snapshot that comes back after an event said the run started is dropped.
+  const queuePoll = setInterval(async () => {
+    if (ended || run.state !== "pending") return;
+    let fresh;
+    try {
+      fresh = await get(`/workflows/run/${enc(id)}`, { include_result: false }, ctx.signal);
+    } catch (err) {
+      return; // the stream reports a lost server; the next tick tries again
+    }
+    if (!ctx.alive() || ended || run.state !== "pending") return;
+    if (FINAL.includes(fresh.state)) return finish();
+    if (fresh.state === "pending") {
+      if (fresh.queue_position === run.queue_position) return;
+      run.queue_position = fresh.queue_position;
+    } else {
+      run.state = fresh.state; // it started: the stage records come with the events
+      run.queue_position = null;
+    }
+    header();
+    scheduleDraw();
+  }, QUEUE_POLL_MS);
+  ctx.onLeave(() => clearInterval(queuePoll));
 }

@@ -2,11 +2,14 @@
 // source in the browser), server-side pages, refreshed when the event stream says a run started or ended.
 
 import { get, subscribe } from "../api.js";
-import { RUN_STATES, badge, debounce, durationOf, enc, fmtDuration, h, link, replace, timeCell } from "../dom.js";
+import { RUN_STATES, debounce, durationOf, enc, fmtDuration, h, link, replace, runBadge, timeCell } from "../dom.js";
 import { pager, table } from "../widgets.js";
 import { openRunForm } from "./runform.js";
 
 const LIMIT = 50;
+/** While the page shows a run waiting for a slot, it reloads this often: the run's place moves
+ * when a run of any workflow starts or ends, which a workflow-filtered stream does not show. */
+const QUEUE_REFRESH_MS = 3000;
 /** GET /runs filters by state, workflow and time only: name search and source are applied here,
  * to the newest SCAN runs that match the server's filters. */
 export const SCAN = 1000;
@@ -164,7 +167,7 @@ export async function runsPage(ctx) {
     const columns = [
       { label: "Run", cell: (r) => link(`/runs/${r.uid}`, r.name, { class: "strong", "data-run": r.name }) },
       { label: "Workflow", cell: (r) => link(`/workflows/${enc(r.workflow)}`, r.workflow) },
-      { label: "State", cell: (r) => badge(r.state) },
+      { label: "State", cell: (r) => runBadge(r) },
       { label: "Progress", cell: stageProgress },
       { label: "Source", cell: (r) => h("span", { "data-source": runSource(r) }, r.triggered_by && r.triggered_by.rule ? `trigger ${r.triggered_by.rule}` : runSource(r)) },
       { label: "Started", cell: (r) => timeCell(r.started_at) },
@@ -178,8 +181,14 @@ export async function runsPage(ctx) {
         : null,
       page.total > LIMIT || offset ? pager({ offset, limit: LIMIT, total: page.total, onPage: (o) => setQuery({ offset: Math.max(0, o) }) }) : h("p", { class: "muted small" }, `${page.total.toLocaleString("en-US")} run${page.total === 1 ? "" : "s"}`)
     );
+    clearTimeout(queueTimer);
+    if (page.items.some((r) => r.state === "pending" && r.queue_position)) {
+      queueTimer = setTimeout(() => ctx.alive() && load().catch(() => {}), QUEUE_REFRESH_MS);
+    }
   }
 
+  let queueTimer = null;
+  ctx.onLeave(() => clearTimeout(queueTimer));
   await load();
   const refresh = debounce(() => load().catch(() => {}), 1500);
   const stream = subscribe(

@@ -4,7 +4,7 @@
 import { del, get } from "../api.js";
 import { durationScatter, successRate } from "../charts.js";
 import { renderDag, isMapStage } from "../dag.js";
-import { badge, dotted, durationOf, emptyState, enc, errorBox, fmtDuration, h, link, parseTime, replace, timeCell } from "../dom.js";
+import { badge, dotted, durationOf, emptyState, enc, errorBox, fmtDuration, h, link, parseTime, replace, runBadge, timeCell } from "../dom.js";
 import { card, confirmDialog, keyValues, table } from "../widgets.js";
 import { openRunForm } from "./runform.js";
 
@@ -192,7 +192,7 @@ export async function workflowPage(ctx, name) {
   const runTable = table(
     [
       { label: "Run", cell: (r) => link(`/runs/${r.uid}`, r.name) },
-      { label: "State", cell: (r) => badge(r.state) },
+      { label: "State", cell: (r) => runBadge(r) },
       { label: "Source", cell: (r) => r.source || "" },
       { label: "Started", cell: (r) => timeCell(r.started_at) },
       { label: "Duration", cls: "num", cell: (r) => fmtDuration(r.finished_at ? durationOf(r.started_at, r.finished_at) : null) },
