@@ -153,3 +153,28 @@ def test_a_run_pending_unclaimed_in_the_run_queue_has_no_position(make_server):
         assert waiting["state"] == "pending" and "queue_position" in waiting and waiting["queue_position"] is None
         for run in runs:
             http.post(f"/runs/{run['name']}/cancel")
+
+
+# -- without limits: a run waiting for a busy Local worker --------------------------------------------
+
+
+def test_a_run_waiting_for_a_busy_local_worker_is_pending_through_the_api(make_server):
+    """No limit is set: the second run is handed to the executor at once, but its task waits for
+    the only worker process. It shows pending (run and stage) until the worker takes it, and its
+    stage's time is its own work, not the wait."""
+    live = make_server({"executor.options": {"mode": "process", "workers": 1}})
+    with live.client() as http:
+        assert http.post("/workflows/", json=_workflow("one-worker")).status_code == 200
+        busy = http.post("/workflows/one-worker/run", params={"wait": "false"}, json={"seconds": 2.0}).json()
+        _wait_for(lambda: _state(http, busy["name"]) == "running")
+        waiting = http.post("/workflows/one-worker/run", params={"wait": "false"}, json={"seconds": 0.3}).json()
+        time.sleep(0.6)
+        seen = http.get(f"/runs/{waiting['name']}").json()
+        assert seen["state"] == "pending" and seen["stages"]["s"]["state"] == "pending", seen
+        assert seen["stages"]["s"]["started_at"] is None
+        _wait_for(lambda: _state(http, waiting["name"]) == "finished")
+        stage = http.get(f"/runs/{waiting['name']}").json()["stages"]["s"]
+        from datetime import datetime
+
+        took = (datetime.fromisoformat(stage["finished_at"]) - datetime.fromisoformat(stage["started_at"])).total_seconds()
+        assert 0.25 <= took < 1.2, stage

@@ -16,7 +16,8 @@ How it works, and why it costs the run path almost nothing:
   keeps its failures in a list the tracker can see. One shipping thread per process looks at the
   trackers every :data:`LIVE_INTERVAL` seconds and sends, per task, one message with what changed
   since its last: the time the task began (once), the chunk's items done and failed, and the
-  log records piled up. A task shorter than the interval sends nothing: its result says it all.
+  log records piled up. A task that has not said it began yet is looked at every
+  :data:`BEGAN_INTERVAL` seconds; a task shorter than that sends nothing: its result says it all.
 * A message is ``(began, progress, records)``: ``began`` the worker's ``time.time()`` when the
   task began, or None once said; ``progress`` ``(chunk start, items done, items failed)`` or None;
   ``records`` a list of log record tuples or None. On the driver it goes to the run's sink on the
@@ -33,8 +34,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-#: Seconds between ships of a running task's news.
+#: Seconds between ships of a running task's progress and log records.
 LIVE_INTERVAL = 0.5
+#: A task running this long says that it began at the next tick of this period, sooner than
+#: its first progress (a run shows ``running`` within this of its work beginning).
+BEGAN_INTERVAL = 0.1
 
 #: ``send(stage, message)`` for one task; see the module docstring for ``message``.
 Send = Callable[[str, tuple], None]
@@ -190,10 +194,14 @@ def _ensure_shipper() -> None:
 
 
 def _ship_loop() -> None:
+    ticks_per_ship = max(1, round(LIVE_INTERVAL / BEGAN_INTERVAL))
+    tick = 0
     while True:
-        time.sleep(LIVE_INTERVAL)
+        time.sleep(BEGAN_INTERVAL)
+        tick += 1
+        every = tick % ticks_per_ship == 0
         with _trackers_lock:
-            trackers = list(_trackers)
+            trackers = [t for t in _trackers if every or not t.announced]
         for tracker in trackers:
             try:
                 tracker.ship()

@@ -35,11 +35,19 @@ async def _run_document(request: Request, run: WorkflowRun, include_result: bool
     return document
 
 
-def _listed(documents: list[dict], positions: dict[str, int]) -> list[dict]:
-    """Documents of a page of runs with their ``queue_position``: only runs waiting for a slot on
-    this server have one, looked up in memory (``positions``), never in the database."""
-    for document in documents:
+def _listed(runs: list[WorkflowRun], service, exclude: set[str]) -> list[dict]:
+    """Documents of a page of runs. A run this server drives is shown as it is now (its stored
+    record lags up to a progress flush behind), with its ``queue_position`` when it waits for a
+    slot; both are looked up in memory, never in the database."""
+    positions = service.queue_positions()
+    documents = []
+    for run in runs:
+        active = service.active.get(str(run.uid))
+        if active is not None and not active.done:  # (an ended one's result may not be offloaded yet)
+            run = active.run
+        document = run.model_dump(mode="json", exclude=exclude)
         document["queue_position"] = positions.get(document["uid"])
+        documents.append(document)
     return documents
 
 
@@ -182,7 +190,7 @@ async def list_workflow_runs(request: Request, identifier: str, limit: int = Que
     if workflow is None:
         raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
     runs = await server.store.list_runs(workflow=workflow.metadata.name, limit=limit) if server.runs.persist else []
-    documents = _listed([r.model_dump(mode="json", exclude={"owner"}) for r in runs], server.runs.queue_positions())
+    documents = _listed(runs, server.runs, {"owner"})
     return json_response(render(RUN, version, documents), RUN, version)
 
 
@@ -207,10 +215,7 @@ async def list_runs(
         runs, total = [], 0
     return json_response(
         {
-            "items": _listed(
-                [r.model_dump(mode="json", exclude={"owner"} if include_result else {"owner", "result"}) for r in runs],
-                server.runs.queue_positions(),
-            ),
+            "items": _listed(runs, server.runs, {"owner"} if include_result else {"owner", "result"}),
             "total": total,
             "limit": limit,
             "offset": offset,
