@@ -36,10 +36,34 @@ NODES_TTL = 5.0
 CODE_GENERATION_VAR = "FLOWDAPT_CODE_GENERATION"
 
 
-def _make_setup_hook(paths: list[str], settings_dump: dict[str, Any] | None, executor: str = "ray"):
-    """The ``worker_process_setup_hook``: runs once in every Ray worker process of this driver."""
+def _make_setup_hook(
+    paths: list[str], settings_dump: dict[str, Any] | None, executor: str = "ray", live_inbox: str | None = None
+):
+    """The ``worker_process_setup_hook``: runs once in every Ray worker process of this driver.
+
+    With ``live_inbox`` (the name of the driver's :func:`_live_inbox_class` actor) a running task's
+    news (flowdapt.engine.live: it began, its chunk's progress) goes there; log records still come
+    with the task's result. Written inline, so the hook needs only flowdapt on the workers."""
 
     def flowdapt_worker_setup() -> None:
+        if live_inbox:
+            try:
+                import pickle
+
+                import ray
+
+                from flowdapt.engine.live import set_live_transport
+
+                inbox: list[Any] = []
+
+                def send(run_uid: str, stage: str, message: tuple) -> None:
+                    if not inbox:
+                        inbox.append(ray.get_actor(live_inbox))
+                    inbox[0].push.remote(pickle.dumps((run_uid, stage, message), protocol=pickle.HIGHEST_PROTOCOL))
+
+                set_live_transport(send, records=False)
+            except ImportError:  # an older core on this worker: progress per chunk only
+                pass
         for path in reversed(paths):
             if path not in sys.path:
                 sys.path.insert(0, path)
@@ -123,6 +147,54 @@ def _warm() -> int:
     import flowdapt.engine.worker  # noqa: F401
 
     return os.getpid()
+
+
+def _live_inbox_class():
+    """An actor that holds running tasks' news until the driver takes it (defined here so that
+    it travels by value: the workers need only flowdapt, not this plugin)."""
+
+    class FlowdaptLiveInbox:
+        def __init__(self) -> None:
+            self.messages: list[bytes] = []
+
+        def push(self, message: bytes) -> None:
+            self.messages.append(message)
+            if len(self.messages) > 100_000:  # a driver that stopped taking: keep the newest
+                del self.messages[:50_000]
+
+        def take(self) -> list[bytes]:
+            taken, self.messages = self.messages, []
+            return taken
+
+    return FlowdaptLiveInbox
+
+
+#: Seconds between the driver's takes from its live inbox.
+LIVE_POLL_SECONDS = 0.2
+#: Seconds start waits for the live inbox actor.
+LIVE_START_TIMEOUT = 60.0
+
+
+def _take_live(inbox, stop: threading.Event) -> None:
+    """The driver's thread: hand what the inbox holds to the runs' loops (flowdapt.engine.live)."""
+    import pickle
+
+    import ray
+
+    from flowdapt.engine.live import deliver_live
+
+    while not stop.wait(LIVE_POLL_SECONDS):
+        try:
+            messages = ray.get(inbox.take.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - the cluster went away: progress per chunk from now on
+            if stop.is_set():
+                return
+            continue
+        for blob in messages:
+            try:
+                deliver_live(*pickle.loads(blob))
+            except Exception:  # noqa: BLE001 - a bad message must not stop the others
+                log.debug("could not read a running task's news", exc_info=True)
 
 
 class _ContextLoader:
@@ -224,16 +296,58 @@ class RayExecutor(ClusterExecutor):
         #: Bumped by reload_code; tasks of generation > 0 carry :meth:`task_runtime_env`.
         self.code_generation = 0
         self._task_env: dict[str, Any] | None = None
+        #: The actor workers send running tasks' news to, and the thread that takes it.
+        import uuid
+
+        self._live_name = f"flowdapt-live-{uuid.uuid4().hex[:12]}"
+        self._live_inbox = None
+        self._live_stop: threading.Event | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self.running:
             return
-        await asyncio.get_running_loop().run_in_executor(_ray_thread(), self._connect)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_ray_thread(), self._connect)
+        await loop.run_in_executor(_ray_thread(), self._start_live)
         await super().start()
 
+    def _start_live(self) -> None:
+        """The live inbox actor, and the thread that takes from it. Start waits for the actor (a
+        worker process of its own, about a second), so the first runs already show waiting
+        stages as pending; if it does not come, stages count as running once submitted and
+        progress moves per chunk (``reports_start`` stays False)."""
+        import ray
+
+        self.reports_start = False
+        try:
+            inbox = ray.remote(num_cpus=0)(_live_inbox_class()).options(name=self._live_name).remote()
+            ray.get(inbox.take.remote(), timeout=LIVE_START_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - e.g. no room for an actor: progress per chunk
+            log.warning("Ray: no live task progress (%s); progress moves per chunk", exc)
+            return
+        stop = threading.Event()
+        self._live_inbox, self._live_stop = inbox, stop
+        self.reports_start = True
+        threading.Thread(target=_take_live, args=(inbox, stop), name="flowdapt-ray-live", daemon=True).start()
+
+    def _stop_live(self) -> None:
+        inbox, stop = self._live_inbox, self._live_stop
+        self._live_inbox = self._live_stop = None
+        self.reports_start = False
+        if stop is not None:
+            stop.set()
+        if inbox is not None and not self._owns_ray:  # (an own instance takes it along when it stops)
+            import ray
+
+            try:
+                ray.kill(inbox)
+            except Exception:  # noqa: BLE001 - the cluster is gone already
+                pass
+
     async def stop(self) -> None:
+        self._stop_live()
         if self._owns_ray:
             import ray
 
@@ -269,7 +383,9 @@ class RayExecutor(ClusterExecutor):
             env["py_modules"] = modules
         settings = self._settings()
         paths = worker_sys_path() if opts.driver_sys_path else []
-        env["worker_process_setup_hook"] = _make_setup_hook(paths, settings.model_dump(mode="json"))
+        env["worker_process_setup_hook"] = _make_setup_hook(
+            paths, settings.model_dump(mode="json"), live_inbox=self._live_name
+        )
         return env
 
     def _py_modules(self) -> list[Any]:
