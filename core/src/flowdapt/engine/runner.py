@@ -156,6 +156,8 @@ class RunRecorder:
         for live_done, live_failed in self._live.get(stage, {}).values():
             done += live_done
             failed += live_failed
+        if record.items_total is not None:  # (live counts are a running task's word)
+            done = min(done, record.items_total)
         record.items_done = done
         record.items_failed = failed
 
