@@ -188,3 +188,24 @@ def test_user_module_stages_run_on_cluster_workers(backend, flowdapt_app_dir, fl
     assert run.state == "finished", run.error
     assert run.result["squares"] == [0, 1, 4, 9]
     assert run.result["pid"] != os.getpid()
+
+
+def test_a_target_added_to_a_file_after_its_import_is_named_in_the_error(tmp_path, monkeypatch):
+    """The file on disk defines the function, the module this process imported does not: the
+    error says that the file changed after the import and how new code is picked up."""
+    from flowdapt.engine.targets import TargetNotFoundError, import_target
+
+    (tmp_path / "edited_stages.py").write_text("def old():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "edited_stages", raising=False)
+    import_target("edited_stages.old")
+    with open(tmp_path / "edited_stages.py", "a") as handle:
+        handle.write("\n\nasync def added():\n    return 2\n")
+    with pytest.raises(TargetNotFoundError) as caught:
+        import_target("edited_stages.added")
+    assert "has no attribute 'added'" in str(caught.value)
+    assert "defines it now" in str(caught.value) and "user_modules are imported afresh" in str(caught.value)
+    with pytest.raises(TargetNotFoundError) as caught:
+        import_target("edited_stages.missing")
+    assert "defines it now" not in str(caught.value)  # a plain typo gets the plain message
+    sys.modules.pop("edited_stages", None)

@@ -62,6 +62,26 @@ def _import_failure(target: str, exc: BaseException) -> str:
     return f"target {target!r} could not be imported: {type(exc).__name__}: {exc}"
 
 
+def _stale_hint(module: Any, attr: str) -> str:
+    """When the module's file on disk defines ``attr`` but the loaded module lacks it, the file
+    was edited after this process imported it: say how new code is picked up."""
+    path = getattr(module, "__file__", None)
+    if not inspect.ismodule(module) or not path or not path.endswith(".py"):
+        return ""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            source = handle.read(1_000_000)
+    except OSError:
+        return ""
+    if re.search(rf"^\s*(async\s+def|def|class)\s+{re.escape(attr)}\b|^{re.escape(attr)}\s*=", source, re.M) is None:
+        return ""
+    return (
+        f"; {path} defines it now, so the file changed after this worker imported it. Files under "
+        "user_modules are imported afresh by the next run (a Dask or Ray worker by the next code "
+        "generation); an installed plugin's code is reloaded by `flowdapt plugin install` or a server restart"
+    )
+
+
 def import_target(target: str, allowed_prefixes: list[str] | None = None) -> Callable[..., Any]:
     """Import the target and return the callable. Raises TargetNotFoundError with the reason.
 
@@ -80,7 +100,9 @@ def import_target(target: str, allowed_prefixes: list[str] | None = None) -> Cal
         try:
             obj = getattr(obj, attr)
         except AttributeError:
-            raise TargetNotFoundError(f"target {target!r} not found: {module_name!r} has no attribute {attr!r}") from None
+            raise TargetNotFoundError(
+                f"target {target!r} not found: {module_name!r} has no attribute {attr!r}{_stale_hint(obj, attr)}"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - a property or __getattr__ that raises
             raise TargetNotFoundError(f"target {target!r}: reading {attr!r} raised {type(exc).__name__}: {exc}") from None
         if allowed_prefixes is not None and inspect.ismodule(obj):
