@@ -15,6 +15,7 @@ Errors raise :class:`ApiError` subclasses chosen by status code, carrying the se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -498,16 +499,20 @@ class Client(_Calls):
             return self.create(body, dry_run=dry_run), "created"
         return self.update(body, dry_run=dry_run), "updated"
 
-    def events(self, *, run: str | None = None, workflow: str | None = None, types: list[str] | None = None) -> Iterator[Event]:
-        """Live events until the server closes the stream (iterate; break to stop)."""
+    def _stream(self, path: str, params: dict[str, Any]) -> Iterator[Event]:
+        """The server-sent events of ``GET path`` until the server closes the stream."""
         try:
-            with self._http.stream("GET", "/events", params=_event_params(run, workflow, types), timeout=httpx.Timeout(self.timeout, read=None)) as response:
+            with self._http.stream("GET", path, params=params, timeout=httpx.Timeout(self.timeout, read=None)) as response:
                 if response.status_code >= 400:
                     response.read()
                     _raise_for(response)
                 yield from _parse_sse(response.iter_lines())
         except httpx.TransportError as exc:
             raise _connection_error(self.base_url, exc) from None
+
+    def events(self, *, run: str | None = None, workflow: str | None = None, types: list[str] | None = None) -> Iterator[Event]:
+        """Live events until the server closes the stream (iterate; break to stop)."""
+        yield from self._stream("/events", _event_params(run, workflow, types))
 
     def follow_logs(
         self,
@@ -520,20 +525,12 @@ class Client(_Calls):
     ) -> Iterator[dict[str, Any]]:
         """A run's log records as they come (server-sent events), until the run has ended."""
         params = {**_log_params(stage, level, since, after), "follow": "true"}
-        try:
-            with self._http.stream(
-                "GET", f"/runs/{identifier}/logs", params=params, timeout=httpx.Timeout(self.timeout, read=None)
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    _raise_for(response)
-                for event in _parse_sse(response.iter_lines()):
-                    if event.type == "end":
-                        return
-                    if event.type == "log":
-                        yield event.data
-        except httpx.TransportError as exc:
-            raise _connection_error(self.base_url, exc) from None
+        with contextlib.closing(self._stream(f"/runs/{identifier}/logs", params)) as stream:
+            for event in stream:
+                if event.type == "end":
+                    return
+                if event.type == "log":
+                    yield event.data
 
     def close(self) -> None:
         self._http.close()
@@ -579,12 +576,11 @@ class AsyncClient(_Calls):
             return await self.create(body, dry_run=dry_run), "created"
         return await self.update(body, dry_run=dry_run), "updated"
 
-    async def events(
-        self, *, run: str | None = None, workflow: str | None = None, types: list[str] | None = None
-    ) -> AsyncIterator[Event]:
+    async def _stream(self, path: str, params: dict[str, Any]) -> AsyncIterator[Event]:
+        """The server-sent events of ``GET path`` until the server closes the stream."""
         try:
             async with self._http.stream(
-                "GET", "/events", params=_event_params(run, workflow, types), timeout=httpx.Timeout(self.timeout, read=None)
+                "GET", path, params=params, timeout=httpx.Timeout(self.timeout, read=None)
             ) as response:
                 if response.status_code >= 400:
                     await response.aread()
@@ -599,6 +595,12 @@ class AsyncClient(_Calls):
         except httpx.TransportError as exc:
             raise _connection_error(self.base_url, exc) from None
 
+    async def events(
+        self, *, run: str | None = None, workflow: str | None = None, types: list[str] | None = None
+    ) -> AsyncIterator[Event]:
+        async for event in self._stream("/events", _event_params(run, workflow, types)):
+            yield event
+
     async def follow_logs(
         self,
         identifier: str,
@@ -609,25 +611,15 @@ class AsyncClient(_Calls):
         after: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         params = {**_log_params(stage, level, since, after), "follow": "true"}
+        stream = self._stream(f"/runs/{identifier}/logs", params)
         try:
-            async with self._http.stream(
-                "GET", f"/runs/{identifier}/logs", params=params, timeout=httpx.Timeout(self.timeout, read=None)
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    _raise_for(response)
-                buffer: list[str] = []
-                async for line in response.aiter_lines():
-                    buffer.append(line)
-                    if line == "":
-                        for event in _parse_sse(iter(buffer)):
-                            if event.type == "end":
-                                return
-                            if event.type == "log":
-                                yield event.data
-                        buffer.clear()
-        except httpx.TransportError as exc:
-            raise _connection_error(self.base_url, exc) from None
+            async for event in stream:
+                if event.type == "end":
+                    return
+                if event.type == "log":
+                    yield event.data
+        finally:
+            await stream.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -28,6 +28,57 @@ def results_dir(settings: Settings) -> Path:
     return settings.app_dir / "results"
 
 
+# -- the files both use: ``<app_dir>/<prefix><run uid>.json`` ----------------------------------
+
+
+def _write(settings: Settings, prefix: str, run: WorkflowRun, encoded: bytes) -> str:
+    """Write ``encoded`` to the run's file under ``prefix`` (atomically); returns its ref."""
+    directory = settings.app_dir / prefix.rstrip("/")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{run.uid}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(encoded)
+    os.replace(tmp, path)
+    return f"{prefix}{path.name}"
+
+
+def _read(settings: Settings, ref: str, what: str, hint: str = "") -> Any:
+    """The JSON in a ref's file; ``what`` ("the result of run x") names it when it is gone."""
+    path = settings.app_dir / ref
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ResourceNotFoundError(f"{what} was stored at {path}, which no longer exists{hint}") from None
+
+
+def _unlink(settings: Settings, ref: str | None) -> None:
+    if ref:
+        try:
+            (settings.app_dir / ref).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _sweep(settings: Settings, prefix: str, older_than_seconds: float) -> int:
+    """Delete the files under ``prefix`` older than the retention window; returns how many."""
+    directory = settings.app_dir / prefix.rstrip("/")
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in directory.glob("*.json"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
 def normalize(value: Any) -> tuple[Any, bytes]:
     """The value as plain JSON data (what every client will see), and its encoding."""
     encoded = dumps(value)
@@ -48,13 +99,7 @@ def offload_if_large(settings: Settings, run: WorkflowRun) -> WorkflowRun:
     limit = settings.compute.max_result_bytes
     if limit < 0 or len(encoded) <= limit:
         return run
-    directory = results_dir(settings)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{run.uid}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(encoded)
-    os.replace(tmp, path)
-    ref = f"{REF_PREFIX}{path.name}"
+    ref = _write(settings, REF_PREFIX, run, encoded)
     run.result_ref = ref
     return run.model_copy(update={"result": None, "result_ref": ref})
 
@@ -63,38 +108,16 @@ def load_result(settings: Settings, run: WorkflowRun) -> Any:
     """The full result of a stored run (reads the file when it was offloaded). Blocking."""
     if not run.result_ref:
         return run.result
-    path = settings.app_dir / run.result_ref
-    try:
-        return orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise ResourceNotFoundError(
-            f"the result of run {run.name} was stored at {path}, which no longer exists"
-        ) from None
+    return _read(settings, run.result_ref, f"the result of run {run.name}")
 
 
 def delete_result(settings: Settings, run: WorkflowRun) -> None:
-    if run.result_ref:
-        try:
-            (settings.app_dir / run.result_ref).unlink()
-        except FileNotFoundError:
-            pass
+    _unlink(settings, run.result_ref)
 
 
 def sweep_results(settings: Settings, older_than_seconds: float) -> int:
     """Delete offloaded results older than the retention window; returns how many. Blocking."""
-    directory = results_dir(settings)
-    if not directory.is_dir():
-        return 0
-    cutoff = time.time() - older_than_seconds
-    removed = 0
-    for path in directory.glob("*.json"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            continue
-    return removed
+    return _sweep(settings, REF_PREFIX, older_than_seconds)
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -113,50 +136,26 @@ def input_is_large(settings: Settings, run_input: dict[str, Any] | None) -> byte
 
 def store_input(settings: Settings, run: WorkflowRun, encoded: bytes) -> None:
     """Write a large input to its file and point the run at it. Blocking."""
-    directory = settings.app_dir / INPUT_PREFIX.rstrip("/")
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{run.uid}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(encoded)
-    os.replace(tmp, path)
+    run.input_ref = _write(settings, INPUT_PREFIX, run, encoded)
     run.input = None
-    run.input_ref = f"{INPUT_PREFIX}{path.name}"
 
 
 def load_input(settings: Settings, run: WorkflowRun) -> dict[str, Any]:
     """The full input of a run (reads the file when it was stored by reference). Blocking."""
     if not run.input_ref:
         return dict(run.input or {})
-    path = settings.app_dir / run.input_ref
-    try:
-        return orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise ResourceNotFoundError(
-            f"the input of run {run.name} was stored at {path}, which no longer exists "
-            "(servers sharing runs must share the app dir, or raise compute.max_input_bytes)"
-        ) from None
+    return _read(
+        settings,
+        run.input_ref,
+        f"the input of run {run.name}",
+        " (servers sharing runs must share the app dir, or raise compute.max_input_bytes)",
+    )
 
 
 def delete_input(settings: Settings, run: WorkflowRun) -> None:
-    if run.input_ref:
-        try:
-            (settings.app_dir / run.input_ref).unlink()
-        except FileNotFoundError:
-            pass
+    _unlink(settings, run.input_ref)
 
 
 def sweep_inputs(settings: Settings, older_than_seconds: float) -> int:
     """Delete stored inputs older than the retention window; returns how many. Blocking."""
-    directory = settings.app_dir / INPUT_PREFIX.rstrip("/")
-    if not directory.is_dir():
-        return 0
-    cutoff = time.time() - older_than_seconds
-    removed = 0
-    for path in directory.glob("*.json"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            continue
-    return removed
+    return _sweep(settings, INPUT_PREFIX, older_than_seconds)
