@@ -6,7 +6,9 @@
    off, on one started process pool, measured in the same run (target: within 1.2x).
 2. A 10,000-item map whose every item logs one line (``logging.info``), and one whose every item
    prints one, beside the no-op map, all with capture on (target: within 2x). The records are
-   turned into stored-record objects on the driver as the server does (``from_wire``).
+   turned into stored-record objects on the driver as the server does (``from_wire``). Beside
+   them the floors (the same calls, not captured) and the logging map with the stdlib's
+   optimisation knobs off (no caller/thread/process fields), as a worker setup hook can set them.
 3. The server's RSS over ``--runs`` runs that each log ``--lines`` lines (a real ``flowdapt run``
    in a subprocess, SQLite store, ``logs.max_bytes_per_run`` default): RSS after a warm-up, half
    way and at the end (target: flat); then after one run whose stage prints ``--flood-mb`` MB
@@ -58,6 +60,9 @@ async def in_process(workers: int, repeat: int) -> dict[str, float]:
         "no-op map, capture off": ("bench_stages.noop", off, 0),
         "no-op map, capture on": ("bench_stages.noop", on, 0),
         "logging one line per item": ("bench_stages.log_one", on, N_ITEMS),
+        # The same with logging's own optimisation knobs (_srcfile, logThreads, logProcesses,
+        # logMultiprocessing) off, as a worker setup hook can set them (docs/logs.md#cost).
+        "logging one line per item, lean records": ("bench_stages.log_one_lean", on, N_ITEMS),
         "printing one line per item": ("bench_stages.print_one", on, N_ITEMS),
         # The floors: the same calls without capture (logging to a formatting handler, print to
         # /dev/null), i.e. what the user's own logging or print call costs.
@@ -186,11 +191,13 @@ def main() -> None:
     on = times["no-op map, capture on"]
     logged, printed = times["logging one line per item"], times["printing one line per item"]
     log_floor, print_floor = times["logging floor (not captured)"], times["printing floor (not captured)"]
+    lean = times["logging one line per item, lean records"]
     rows = [
         ["no-op map, capture off", fmt_seconds(off), "1.00x (baseline)", ""],
         ["no-op map, capture on", fmt_seconds(on), f"{on / off:.2f}x of capture off", "<= 1.2x"],
         ["logging one line per item", fmt_seconds(logged), f"{logged / on:.2f}x of no logging", "<= 2x"],
         ["  its floor, not captured", fmt_seconds(log_floor), f"captured is {logged / log_floor:.2f}x of it", ""],
+        ["  lean records (knobs off)", fmt_seconds(lean), f"{lean / on:.2f}x of no logging", ""],
         ["printing one line per item", fmt_seconds(printed), f"{printed / on:.2f}x of no logging", "<= 2x"],
         ["  its floor, not captured", fmt_seconds(print_floor), f"captured is {printed / print_floor:.2f}x of it", ""],
     ]

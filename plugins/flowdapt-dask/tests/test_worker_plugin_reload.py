@@ -63,3 +63,20 @@ def test_a_worker_joining_later_keeps_what_it_imported(tmp_path, worker):
     plugin(3, shipped, {3: ["reload_probe_pkg"]}).setup(worker)  # the same generation again
     assert sys.modules["reload_probe_pkg"] is reload_probe_pkg
     assert worker._flowdapt_state["generation"] == 3
+
+
+def test_a_worker_set_up_for_another_executor_forgets_its_user_modules(tmp_path, worker):
+    """A restarted server's executor starts again at generation 0 on a long-lived cluster: the
+    workers must not keep the user_modules the previous server's runs imported."""
+    sys.modules["user_modules"] = types.ModuleType("user_modules")
+    sys.modules["user_modules.mine"] = types.ModuleType("user_modules.mine")
+    first = FlowdaptWorkerPlugin([], None, {}, 2, {1: ["user_modules"], 2: ["user_modules"]}, lineage="earlier")
+    first.driver_pid = -1
+    first.setup(worker)
+    assert "user_modules.mine" in sys.modules  # a first setup on a fresh worker forgets nothing
+
+    restarted = FlowdaptWorkerPlugin([], None, {}, 0, {}, lineage="restarted")
+    restarted.driver_pid = -1
+    restarted.setup(worker)
+    assert "user_modules" not in sys.modules and "user_modules.mine" not in sys.modules
+    assert worker._flowdapt_state["lineage"] == "restarted"

@@ -180,6 +180,8 @@ def format_record(record: RunLogRecord, *, with_time: bool = False) -> str:
 # -- the worker side -------------------------------------------------------------------------
 
 _active: ContextVar[Capture | None] = ContextVar("flowdapt_log_capture", default=None)
+#: The records' clock (seconds since the epoch), looked up once per line as a module global.
+_wall_clock = time.time
 _STREAM_NAMES = (STDOUT, STDERR)
 _STREAM_LEVELS = (STDOUT_LEVEL, STDERR_LEVEL)
 
@@ -210,12 +212,16 @@ class Capture:
         self.shipped = 0
 
     def add(self, level: int, stream: str, logger: str, message: str, when: float | None = None) -> None:
-        if len(message) > self.max_line:
-            cut = len(message) - self.max_line
+        # Once per captured line: attributes are read once, the clock is a module global.
+        length = len(message)
+        if length > self.max_line:
+            cut = length - self.max_line
             message = f"{message[: self.max_line]} [... {cut} more characters cut]"
-        self.records.append((when or time.time(), level, stream, logger, self.item, message))
-        self.size += len(message) + len(logger) + RECORD_OVERHEAD
-        if self.size - self.shipped > self.max_bytes:
+            length = len(message)
+        self.records.append((when or _wall_clock(), level, stream, logger, self.item, message))
+        size = self.size + length + len(logger) + RECORD_OVERHEAD
+        self.size = size
+        if size - self.shipped > self.max_bytes:
             self._trim()
 
     def _trim(self) -> None:
@@ -233,16 +239,20 @@ class Capture:
     def write(self, index: int, text: str) -> None:
         """A write to stdout (0) or stderr (1): complete lines become records."""
         parts = self._partial[index]
-        if text == "\n":  # print()'s own end: the common case, kept short
-            line = "".join(parts) if len(parts) != 1 else parts[0]
-            parts.clear()
-            self._pending[index] = 0
+        if text == "\n":  # print()'s own end (_Stream.write has the same fast path)
+            if parts:
+                line = parts[0] if len(parts) == 1 else "".join(parts)
+                parts.clear()
+                self._pending[index] = 0
+            else:
+                line = ""
             self.add(_STREAM_LEVELS[index], _STREAM_NAMES[index], "", line)
             return
         if "\n" not in text:
             parts.append(text)
-            self._pending[index] += len(text)
-            if self._pending[index] > self.max_line:
+            pending = self._pending[index] + len(text)
+            self._pending[index] = pending
+            if pending > self.max_line:
                 line = "".join(parts)
                 parts.clear()
                 self._pending[index] = 0
@@ -264,7 +274,7 @@ class Capture:
         if rest:
             parts.append(rest)
             self._pending[index] = len(rest)
-        level, stream, now = _STREAM_LEVELS[index], _STREAM_NAMES[index], time.time()
+        level, stream, now = _STREAM_LEVELS[index], _STREAM_NAMES[index], _wall_clock()
         for line in lines:
             self.add(level, stream, "", line, now)
 
@@ -330,9 +340,31 @@ class _Stream:
         capture = _active.get()
         if capture is None:
             return self._target.write(text)
-        if not isinstance(text, str):
+        if text.__class__ is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        capture.write(self._index, text)
+        # print("item", x) is four writes: "item", " ", "x", "\n". Their common cases are done
+        # here, one call less each, with Capture.write's exact outcome: a piece without a newline
+        # joins the line being built while that stays within max_line (Capture.write ends the
+        # line past it), and print()'s "\n" makes the line a record.
+        index = self._index
+        if text == "\n":
+            parts = capture._partial[index]
+            if parts:
+                line = parts[0] if len(parts) == 1 else "".join(parts)
+                parts.clear()
+                capture._pending[index] = 0
+            else:
+                line = ""
+            capture.add(_STREAM_LEVELS[index], _STREAM_NAMES[index], "", line)
+            return 1
+        if "\n" not in text:
+            pending = capture._pending
+            size = pending[index] + len(text)
+            if size <= capture.max_line:
+                capture._partial[index].append(text)
+                pending[index] = size
+                return len(text)
+        capture.write(index, text)
         return len(text)
 
     def writelines(self, lines) -> None:
@@ -391,15 +423,20 @@ class _Handler(logging.Handler):
                 if all(h is self for h in root.handlers):
                     logging.lastResort.handle(record)
             return False
-        if record.levelno < capture.level:
+        levelno = record.levelno
+        if levelno < capture.level:
             return False
-        try:
-            message = record.getMessage()
-        except Exception as exc:  # noqa: BLE001 - a bad format string must not fail the stage
-            message = f"{record.msg!r} (could not format with {record.args!r}: {exc})"
+        msg = record.msg
+        if msg.__class__ is str and not record.args:
+            message = msg  # what getMessage() returns, without the call
+        else:
+            try:
+                message = record.getMessage()
+            except Exception as exc:  # noqa: BLE001 - a bad format string must not fail the stage
+                message = f"{record.msg!r} (could not format with {record.args!r}: {exc})"
         if record.exc_info:
             message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}".rstrip("\n")
-        capture.add(record.levelno, LOG, record.name, message, record.created)
+        capture.add(levelno, LOG, record.name, message, record.created)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - handle() does the work
@@ -494,9 +531,12 @@ def stop_capture(capture: Capture, token: Any) -> list[tuple]:
 def from_wire(stage: str, records: list[tuple], first_seq: int = 1) -> list[RunLogRecord]:
     """Worker record tuples as :class:`RunLogRecord` objects numbered from ``first_seq``,
     their text made storable (undecodable characters replaced)."""
+    # Once per record on the driver (the server's per-line path): names bound locally, and
+    # clean_text's ASCII case (nearly every line) without its call.
+    record, clean = RunLogRecord, clean_text
     return [
-        RunLogRecord(first_seq + i, when, stage, item, stream, level, logger, clean_text(message))
-        for i, (when, level, stream, logger, item, message) in enumerate(records)
+        record(seq, when, stage, item, stream, level, logger, message if message.isascii() else clean(message))
+        for seq, (when, level, stream, logger, item, message) in enumerate(records, first_seq)
     ]
 
 

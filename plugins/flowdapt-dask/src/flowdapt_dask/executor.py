@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +80,14 @@ class FlowdaptWorkerPlugin(_WorkerPluginBase):
 
     Registered again under the same name by :meth:`DaskExecutor.reload_code` with a higher
     ``generation``: a worker that ran an older generation then forgets the modules of the plugin
-    distributions that changed since (``stale``: generation -> top-level packages) and the stage
-    targets it resolved, so its next tasks import the installed code afresh. A worker that joins
-    later runs only the latest generation, on a fresh interpreter.
+    distributions that changed since and ``user_modules`` (``stale``: generation -> top-level
+    packages) and the stage targets it resolved, so its next tasks import the code afresh. A worker
+    that joins later runs only the latest generation, on a fresh interpreter.
+
+    ``lineage`` names the executor that registered it: a worker of a long-lived cluster that
+    set up for another executor before (an earlier server, a restarted one) forgets that one's
+    ``user_modules`` and resolved targets, whatever the generations, so a restarted server's runs
+    never see the ``user_modules`` its previous process shipped.
     """
 
     idempotent = False
@@ -94,6 +100,7 @@ class FlowdaptWorkerPlugin(_WorkerPluginBase):
         generation: int = 0,
         stale: dict[int, list[str]] | None = None,
         packages: bytes | None = None,
+        lineage: str | None = None,
     ):
         self.paths = paths
         self.settings_dump = settings_dump
@@ -102,6 +109,7 @@ class FlowdaptWorkerPlugin(_WorkerPluginBase):
         self.stale = dict(stale or {})
         #: A zip of plugin packages (``ship_plugins``), extracted on the worker and put on sys.path.
         self.packages = packages
+        self.lineage = lineage
         self.driver_pid = os.getpid()
 
     def setup(self, worker=None) -> None:
@@ -112,9 +120,12 @@ class FlowdaptWorkerPlugin(_WorkerPluginBase):
             _send_live_through(worker)
         previous = state.get("generation")
         # Threads of the driver's own process share its modules, which the driver reloaded itself.
-        if previous is not None and self.generation > previous and os.getpid() != self.driver_pid:
-            self._forget_stale(previous)
-        state["generation"] = self.generation
+        if previous is not None and os.getpid() != self.driver_pid:
+            if state.get("lineage") != self.lineage:
+                self._forget(["user_modules"])
+            elif self.generation > previous:
+                self._forget(sorted({pkg for gen, pkgs in self.stale.items() if gen > previous for pkg in pkgs}))
+        state["generation"], state["lineage"] = self.generation, self.lineage
         for path in state.get("paths", []):
             if path not in self.paths and path in sys.path:
                 sys.path.remove(path)  # e.g. an editable plugin that was uninstalled
@@ -140,10 +151,9 @@ class FlowdaptWorkerPlugin(_WorkerPluginBase):
         except Exception as exc:  # a plugin's setup failing must not stop the worker
             print(f"flowdapt: worker setup hook failed: {exc}", file=sys.stderr)
 
-    def _forget_stale(self, previous: int) -> None:
+    def _forget(self, stale: list[str]) -> None:
         import importlib
 
-        stale = sorted({pkg for gen, pkgs in self.stale.items() if gen > previous for pkg in pkgs})
         try:
             from flowdapt.reloading import forget_modules
 
@@ -277,6 +287,8 @@ class DaskExecutor(ClusterExecutor):
         self._stale: dict[int, list[str]] = {}
         self._code_snapshot: dict[str, tuple[str, list[str]]] = {}
         self._worker_plugin_name: str | None = None
+        #: This executor's own, so workers tell its generations from another executor's.
+        self._lineage = uuid.uuid4().hex
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -384,19 +396,28 @@ class DaskExecutor(ClusterExecutor):
             from distributed.diagnostics.plugin import PipInstall
 
             client.register_plugin(PipInstall(packages=list(opts.pip)), name="flowdapt-pip")
-        if opts.address and opts.ship_user_modules:
-            user_modules = Path(settings.user_modules_dir)
-            if user_modules.is_dir() and any(p.name != "__init__.py" for p in user_modules.glob("*.py")):
-                from distributed.diagnostics.plugin import UploadDirectory
-
-                client.register_plugin(UploadDirectory(str(user_modules), update_path=True), name="flowdapt-user-modules")
         client.register_plugin(plugin, name=self._worker_plugin_name)
 
     def _worker_plugin(self, paths: list[str], dump: dict[str, Any]) -> FlowdaptWorkerPlugin:
-        packages = zip_packages(self._plugin_packages()) if self.options.ship_plugins else None
+        shipped = self._plugin_packages() if self.options.ship_plugins else []
+        shipped += self._shipped_user_modules()
+        packages = zip_packages(shipped) if shipped else None
         return FlowdaptWorkerPlugin(
-            paths, dump, dict(self.options.env_vars), self.code_generation, dict(self._stale), packages
+            paths, dump, dict(self.options.env_vars), self.code_generation, dict(self._stale), packages, self._lineage
         )
+
+    def _shipped_user_modules(self) -> list[str]:
+        """``<app_dir>/user_modules`` when it goes to the workers of a scheduler given by address
+        (``ship_user_modules``), in the worker plugin's package zip: each worker extracts it into
+        a directory of its own per content, in front of sys.path. Not ``UploadDirectory``, which
+        extracts into the nanny's directory (``/tmp/dask-scratch-space`` by default), shared by
+        every Dask worker of the machine and put on their sys.path, and rewrites it in place."""
+        if not (self.options.address and self.options.ship_user_modules):
+            return []
+        user_modules = Path(self._settings().user_modules_dir)
+        if user_modules.is_dir() and any(p.name != "__init__.py" for p in user_modules.glob("*.py")):
+            return [str(user_modules)]
+        return []
 
     def _plugin_packages(self) -> list[str]:
         """Directories of the loaded plugins' top-level packages (not the core's, not this one's)."""
@@ -406,14 +427,19 @@ class DaskExecutor(ClusterExecutor):
         return plugin_package_dirs(get_plugin_system(self._settings()), skip, "Dask")
 
     async def reload_code(self) -> None:
-        """Installed code changed: the worker plugin is registered again with a new code generation.
+        """Installed code or ``user_modules`` changed: the worker plugin is registered again with a
+        new code generation.
 
         Every worker (and every worker that joins later) runs it: workers that imported older code
-        forget the packages of the plugin distributions that changed (installed, upgraded or
-        removed since the last generation) and their resolved stage targets, pick up new ``.pth``
-        paths and rebuild their plugin system, so new tasks import the installed code. Workers
-        keep running (cluster memory on them survives); tasks already running finish on the code
-        they started with. With ``ship_plugins`` the plugins' packages are uploaded again.
+        forget ``user_modules`` and the packages of the plugin distributions that changed
+        (installed, upgraded or removed since the last generation) and their resolved stage
+        targets, pick up new ``.pth`` paths and rebuild their plugin system, so new tasks import
+        the code as it is now. ``user_modules`` is forgotten on every reload because the caller
+        does not say what changed (an edited ``user_modules`` file, ``RunService.refresh_code``, or
+        a plugin install) and importing it again costs one import per worker. Workers keep running
+        (cluster memory on them survives); tasks already running finish on the code they started
+        with. With ``ship_plugins`` the plugins' packages are uploaded again, and with
+        ``ship_user_modules`` (a scheduler by address) ``user_modules`` is, in the same plugin.
         """
         await super().reload_code()
         if not self.running or self.client is None:
@@ -429,6 +455,7 @@ class DaskExecutor(ClusterExecutor):
                 stale.update(before.get(name, ("", []))[1])
                 stale.update(snapshot.get(name, ("", []))[1])
         stale -= {"flowdapt", __name__.split(".")[0]}
+        stale.add("user_modules")  # see reload_code: an edit there changes no distribution
         self.code_generation += 1
         self._stale[self.code_generation] = sorted(stale)
         self._code_snapshot = snapshot

@@ -253,6 +253,27 @@ def _remote(name: str):
 LOCAL_START_ATTEMPTS = 3
 
 
+def _upload_py_modules(env: dict[str, Any]) -> dict[str, Any]:
+    """``env`` with its local ``py_modules`` directories uploaded to the connected cluster and
+    replaced by their URIs. Ray uploads local paths only for the job's runtime_env (``ray.init``);
+    a task's runtime_env must name URIs, else every task of it fails with "not a valid URI". The
+    upload is Ray's own, the one ``ray.init`` does, into the same content-addressed packages (an
+    unchanged directory is not uploaded twice). A Ray Client connection (``ray://``) prepares
+    runtime envs on its server, so it is left as it is."""
+    import inspect
+
+    import ray
+    from ray._private.runtime_env.py_modules import upload_py_modules_if_needed
+
+    node = getattr(ray._private.worker.global_worker, "node", None)
+    if node is None:
+        return env
+    kwargs: dict[str, Any] = {"scratch_dir": node.get_runtime_env_dir_path(), "logger": log}
+    if "include_gitignore" in inspect.signature(upload_py_modules_if_needed).parameters:
+        kwargs["include_gitignore"] = os.environ.get("RAY_RUNTIME_ENV_IGNORE_GITIGNORE", "0") != "1"
+    return upload_py_modules_if_needed(dict(env), **kwargs)
+
+
 def _init_ray(ray, kwargs: dict[str, Any], *, local: bool):
     """``ray.init``; a local instance that timed out during start-up is stopped and started again."""
     attempt = 0
@@ -310,6 +331,8 @@ class RayExecutor(ClusterExecutor):
             return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(_ray_thread(), self._connect)
+        if self._task_env is not None:  # reloaded before it started: its py_modules are paths
+            self._task_env = await loop.run_in_executor(_ray_thread(), _upload_py_modules, self._task_env)
         await loop.run_in_executor(_ray_thread(), self._start_live)
         await super().start()
 
@@ -436,6 +459,8 @@ class RayExecutor(ClusterExecutor):
         modules = await asyncio.get_running_loop().run_in_executor(None, self._py_modules)
         if modules:
             env["py_modules"] = modules
+            if self.running:
+                env = await asyncio.get_running_loop().run_in_executor(_ray_thread(), _upload_py_modules, env)
         self._task_env = env
         self._options_cache.clear()
         if self.running and self.options.prestart_workers:
