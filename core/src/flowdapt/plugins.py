@@ -148,7 +148,10 @@ class PluginSystem:
     def __init__(self, manager: pluggy.PluginManager, plugins: dict[str, PluginInfo]):
         self.manager = manager
         self.plugins = plugins
-        self._registries: dict[str, dict[str, Registration]] | None = None
+        #: Registries by kind, each built (its registration hooks run) on first use: a process
+        #: that only compiles and runs workflows never runs, say, the services hooks (which
+        #: import the web framework).
+        self._built: dict[str, dict[str, Registration]] = {}
         self._lock = threading.Lock()
         self._auto_warned: set[tuple[str, str]] = set()
 
@@ -160,60 +163,65 @@ class PluginSystem:
 
     @property
     def registries(self) -> dict[str, dict[str, Registration]]:
-        if self._registries is None:
+        """Every kind's registry (every registration hook runs: a broken plugin shows now)."""
+        return {kind: self.registry(kind) for kind in REGISTRY_HOOKS}
+
+    def registry(self, kind: str) -> dict[str, Registration]:
+        """One kind's registry (name -> registration), built on first use."""
+        built = self._built.get(kind)
+        if built is None:
             with self._lock:
-                if self._registries is None:
-                    self._registries = self._build_registries()
-        return self._registries
+                built = self._built.get(kind)
+                if built is None:
+                    built = self._built[kind] = self._build_registry(kind)
+        return built
 
-    def _build_registries(self) -> dict[str, dict[str, Registration]]:
-        registries: dict[str, dict[str, Registration]] = {kind: {} for kind in REGISTRY_HOOKS}
-        for kind, hook_name in REGISTRY_HOOKS.items():
-            caller = getattr(self.manager.hook, hook_name)
-            for impl in caller.get_hookimpls():
-                plugin_name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
+    def _build_registry(self, kind: str) -> dict[str, Registration]:
+        registry: dict[str, Registration] = {}
+        hook_name = REGISTRY_HOOKS[kind]
+        caller = getattr(self.manager.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            plugin_name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
 
-                def register(
-                    name: Any,
-                    factory: Any,
-                    options_model: Any = None,
-                    *args: Any,
-                    _kind: str = kind,
-                    _plugin: str = plugin_name,
-                    **extra: Any,
-                ) -> None:
-                    adapter = REGISTRATION_ADAPTERS.get(_kind)
-                    if adapter is not None:
-                        name, factory, options_model = adapter(name, factory, options_model, *args, **extra)
-                    elif args or extra:
-                        raise ConfigurationError(
-                            f"plugin '{_plugin}' called register for {_SINGULAR[_kind]} {name!r} with extra "
-                            "arguments; it takes (name, factory, options_model=None)"
-                        )
-                    _check_registration(_kind, name, factory, options_model, _plugin)
-                    existing = registries[_kind].get(name)
-                    if existing is not None and existing.plugin != _plugin:
-                        raise ConfigurationError(
-                            f"{_SINGULAR[_kind]} '{name}' is registered by both plugin "
-                            f"'{existing.plugin}' and plugin '{_plugin}'; disable one with plugins.disabled"
-                        )
-                    registries[_kind][name] = Registration(
-                        _kind, name, factory, options_model or NoOptions, _plugin
+            def register(
+                name: Any,
+                factory: Any,
+                options_model: Any = None,
+                *args: Any,
+                _kind: str = kind,
+                _plugin: str = plugin_name,
+                **extra: Any,
+            ) -> None:
+                adapter = REGISTRATION_ADAPTERS.get(_kind)
+                if adapter is not None:
+                    name, factory, options_model = adapter(name, factory, options_model, *args, **extra)
+                elif args or extra:
+                    raise ConfigurationError(
+                        f"plugin '{_plugin}' called register for {_SINGULAR[_kind]} {name!r} with extra "
+                        "arguments; it takes (name, factory, options_model=None)"
                     )
+                _check_registration(_kind, name, factory, options_model, _plugin)
+                existing = registry.get(name)
+                if existing is not None and existing.plugin != _plugin:
+                    raise ConfigurationError(
+                        f"{_SINGULAR[_kind]} '{name}' is registered by both plugin "
+                        f"'{existing.plugin}' and plugin '{_plugin}'; disable one with plugins.disabled"
+                    )
+                registry[name] = Registration(_kind, name, factory, options_model or NoOptions, _plugin)
 
-                try:
-                    impl.function(register=register)
-                except ConfigurationError:
-                    raise
-                except Exception as exc:  # a broken plugin must not take the others down
-                    info = self.plugins.get(plugin_name)
-                    if info is not None:
-                        info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
-                    log.error("plugin %s failed in %s: %s", plugin_name, hook_name, exc)
-        return registries
+            try:
+                impl.function(register=register)
+            except ConfigurationError:
+                raise
+            except Exception as exc:  # a broken plugin must not take the others down
+                info = self.plugins.get(plugin_name)
+                if info is not None:
+                    info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                log.error("plugin %s failed in %s: %s", plugin_name, hook_name, exc)
+        return registry
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self.registries[kind])
+        return sorted(self.registry(kind))
 
     def resolve(self, kind: str, name: str) -> str:
         """The backend name a setting means: ``auto`` becomes the first registered name of
@@ -221,7 +229,7 @@ class PluginSystem:
         if name != AUTO or kind not in AUTO_BACKENDS:
             return name
         preferred = AUTO_BACKENDS[kind]
-        registry = self.registries[kind]
+        registry = self.registry(kind)
         for candidate in preferred:
             if candidate in registry:
                 if candidate != preferred[0] and (kind, candidate) not in self._auto_warned:
@@ -241,7 +249,7 @@ class PluginSystem:
 
     def get(self, kind: str, name: str) -> Registration:
         name = self.resolve(kind, name)
-        registry = self.registries[kind]
+        registry = self.registry(kind)
         try:
             return registry[name]
         except KeyError:

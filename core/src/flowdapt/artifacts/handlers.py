@@ -78,7 +78,7 @@ def _plugin_registry() -> dict[str, Any]:
     """The ``artifact_handlers`` registry of the process's plugin system (built once per system:
     installing a plugin builds a new one, so its handlers are seen at once)."""
     try:
-        return get_plugin_system().registries["artifact_handlers"]
+        return get_plugin_system().registry("artifact_handlers")
     except ConfigurationError:
         raise  # two plugins claim one value type, or one registered nonsense: say so, never guess
     except Exception as exc:  # noqa: BLE001 - artifacts still work with handlers registered in code

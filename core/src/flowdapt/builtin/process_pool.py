@@ -102,6 +102,10 @@ def _worker_main(conn: connection.Connection, init: Callable[..., None], init_ar
                 conn.send_bytes(out)
     except KeyboardInterrupt:
         return
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        # The driver went away (it exited, or was killed): nobody is left to tell; exit quietly
+        # rather than print a traceback into the user's terminal.
+        return
 
 
 class ProcessPool:

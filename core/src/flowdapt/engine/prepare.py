@@ -148,7 +148,7 @@ def _outside(workflow: Workflow, prefixes: list[str]) -> set[str]:
 
 
 def stage_types(plugins: PluginSystem) -> dict[str, Any]:
-    return {name: reg.factory() for name, reg in plugins.registries["stage_types"].items()}
+    return {name: reg.factory() for name, reg in plugins.registry("stage_types").items()}
 
 
 def _resolve_callable(target: Any) -> Any:

@@ -80,7 +80,7 @@ def _router_sources(plugins: PluginSystem) -> list[tuple[str, Callable[[], Any]]
     routes first), then each plugin's ``flowdapt_api_routers``."""
     from flowdapt.server.services import default_services
 
-    registry = plugins.registries["services"]
+    registry = plugins.registry("services")
     defaults = default_services(registry)
     sources: list[tuple[str, Callable[[], Any]]] = []
     for name in list(defaults) + sorted(set(registry) - set(defaults)):

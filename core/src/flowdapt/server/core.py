@@ -70,7 +70,7 @@ class FlowdaptServer:
 
         self.settings = settings
         self.plugins = plugins
-        self.services = parse_services(services, plugins.registries["services"])
+        self.services = parse_services(services, plugins.registry("services"))
         self.identity = process_identity()
         self.store: DocumentStore = plugins.create(
             "document_stores", settings.database.backend, settings.database.options, settings
@@ -97,7 +97,7 @@ class FlowdaptServer:
 
     @property
     def serves_http(self) -> bool:
-        registry = self.plugins.registries["services"]
+        registry = self.plugins.registry("services")
         return any(getattr(registry[name].factory, "serves_http", False) for name in self.services)
 
     def service(self, name: str) -> Service | None:
@@ -182,7 +182,7 @@ class FlowdaptServer:
         services: dict[str, Any] = {"CoreService": {"status": "OK"}}
         for name in self.services:
             service = self.running_services.get(name)
-            key = (service.status_name if service else getattr(self.plugins.registries["services"][name].factory, "status_name", "")) or ""
+            key = (service.status_name if service else getattr(self.plugins.registry("services")[name].factory, "status_name", "")) or ""
             if not key:
                 continue
             if service is None:

@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from flowdapt.hookspecs import hookimpl
-from flowdapt_nats.bus import DEFAULT_URL, NatsEventBus, NatsEventBusOptions, parse_servers
+from flowdapt_nats.options import DEFAULT_URL, NatsEventBusOptions, parse_servers
+
+if TYPE_CHECKING:
+    from flowdapt_nats.bus import NatsEventBus
 
 log = logging.getLogger(__name__)
 
 
 def create(options: NatsEventBusOptions, settings=None) -> NatsEventBus:
+    from flowdapt_nats.bus import NatsEventBus  # the NATS client only where a bus is made
+
     url = settings.event_bus.url if settings is not None else DEFAULT_URL
     name = getattr(settings, "name", None) or "flowdapt"
     return NatsEventBus(parse_servers(url, options.servers), options, connection_name=f"flowdapt-{name}")
@@ -58,7 +64,8 @@ def live_event(event) -> tuple[str, dict[str, Any]] | None:
 @hookimpl
 def flowdapt_server_startup(server):
     bus = getattr(server, "event_bus", None)
-    if not isinstance(bus, NatsEventBus) or "api" not in getattr(server, "services", ()):
+    module = sys.modules.get("flowdapt_nats.bus")  # not imported: this server's bus is not NATS
+    if module is None or not isinstance(bus, module.NatsEventBus) or "api" not in getattr(server, "services", ()):
         return
     server.spawn(_forward_remote_runs(server, bus), "flowdapt-nats-live-events")
 

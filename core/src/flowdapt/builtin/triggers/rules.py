@@ -60,7 +60,7 @@ def compile_rule(rule: TriggerRule, plugins=None) -> CompiledRule:
     plugins = _plugins(plugins)
     label = _label(rule)
     spec = rule.spec
-    types = plugins.registries["trigger_types"]
+    types = plugins.registry("trigger_types")
     registration = types.get(spec.type)
     if registration is None:
         raise ValidationError(
