@@ -265,8 +265,11 @@ def flowdapt_worker_setup(executor: str, settings: Settings) -> None:
 
 @hookspec
 def flowdapt_run_started(run: WorkflowRun, workflow: Workflow) -> None:
-    """A workflow run moved to ``running``. ``run`` is the :class:`WorkflowRun` record and
-    ``workflow`` the :class:`Workflow` being run. Called in the driver process. Returns nothing.
+    """A workflow run moved to ``running``: work of its first stage began on a worker (a run
+    waiting for a busy worker or a slot is still ``pending``). A run that ends before any stage
+    began gets this call just before :func:`flowdapt_run_finished`. ``run`` is the
+    :class:`WorkflowRun` record and ``workflow`` the :class:`Workflow` being run. Called in the
+    driver process. Returns nothing.
     """
 
 
