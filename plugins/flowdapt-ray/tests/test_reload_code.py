@@ -1,5 +1,6 @@
 """RayExecutor.reload_code without a cluster: each reload is a new code generation whose runtime_env
-(a new FLOWDAPT_CODE_GENERATION, the py_modules collected again) goes with every task and split."""
+(a new FLOWDAPT_CODE_GENERATION) goes with every task and split, and whose code (the py_modules
+directories, collected again) is shipped through the object store once the executor runs."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_each_reload_is_a_new_generation_that_every_task_carries(tmp_path):
     asyncio.run(ex.reload_code())
     env = ex.task_runtime_env()
     assert env["env_vars"] == {"MINE": "1", CODE_GENERATION_VAR: "1"}
-    shipped = [Path(p).name for p in env["py_modules"]]
+    assert "py_modules" not in env  # a task's runtime_env may not name local directories
+    shipped = [Path(p).name for p in ex._code_dirs]
     assert shipped[0] == "extra_module"
     assert "flowdapt_ray" in shipped and "flowdapt" not in shipped  # the loaded plugins, collected now
     assert ex._task_options(stage(), {})["runtime_env"] is env

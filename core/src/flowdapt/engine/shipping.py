@@ -48,3 +48,19 @@ def plugin_package_dirs(plugins, skip: set[str], executor: str) -> list[str]:
         if getattr(module, "__file__", None):
             packages.append(str(Path(module.__file__).parent))
     return packages
+
+
+def zip_packages(directories: list[str]) -> bytes:
+    """A zip of package directories (each at the archive's top level, by its own name), without
+    bytecode caches: code an executor ships to remote workers, extracted there onto ``sys.path``."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for directory in sorted(directories):
+            root = Path(directory)
+            for file in sorted(root.rglob("*")):
+                if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+                    archive.write(file, Path(root.name) / file.relative_to(root))
+    return buffer.getvalue()

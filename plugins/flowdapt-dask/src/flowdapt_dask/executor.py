@@ -24,7 +24,7 @@ from typing import Any
 from flowdapt.engine.cluster import ClusterExecutor, Launched, RemoteOutput
 from flowdapt.engine.executor import node_record
 from flowdapt.engine.remote import RemoteCall, RemoteStatus, remote_stage, split_items
-from flowdapt.engine.shipping import plugin_package_dirs, worker_sys_path
+from flowdapt.engine.shipping import plugin_package_dirs, worker_sys_path, zip_packages
 from flowdapt.engine.stage_resources import missing_resources, parse_bytes
 from flowdapt.engine.worker import Failure
 from flowdapt.errors import ConfigurationError
@@ -220,21 +220,6 @@ def _worker_state(worker) -> dict[str, Any]:
 
 
 _fallback_state: dict[str, Any] = {}
-
-
-def zip_packages(directories: list[str]) -> bytes:
-    """A zip of package directories (each at the archive's top level), without bytecode caches."""
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for directory in sorted(directories):
-            root = Path(directory)
-            for file in sorted(root.rglob("*")):
-                if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
-                    archive.write(file, Path(root.name) / file.relative_to(root))
-    return buffer.getvalue()
 
 
 def plugin_code_snapshot() -> dict[str, tuple[str, list[str]]]:

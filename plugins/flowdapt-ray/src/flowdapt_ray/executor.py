@@ -141,6 +141,68 @@ class _LazySetup:
         self.key, self.refs = state
 
 
+class _ShippedCode:
+    """The code of a code generation (a zip of package directories in the object store), put
+    first on ``sys.path`` once per worker process before its first task. A task's runtime_env
+    may not name local directories (Ray uploads local ``py_modules`` only for the job's
+    runtime_env, through ``ray.init``), so a reload ships its code this way."""
+
+    __slots__ = ("key", "refs")
+
+    def __init__(self, key: str, ref):
+        self.key = key
+        self.refs = [ref]
+
+    def __call__(self) -> None:
+        import importlib
+        import io
+        import shutil
+        import tempfile
+        import zipfile
+
+        import ray
+
+        target = os.path.join(tempfile.gettempdir(), f"flowdapt-ray-code-{self.key}")
+        if not os.path.isdir(target):
+            partial = f"{target}.{os.getpid()}"
+            with zipfile.ZipFile(io.BytesIO(ray.get(self.refs[0]))) as archive:
+                archive.extractall(partial)
+            try:
+                os.rename(partial, target)
+            except OSError:  # another worker of this node was first: its copy is the same
+                shutil.rmtree(partial, ignore_errors=True)
+        if target in sys.path:
+            sys.path.remove(target)
+        sys.path.insert(0, target)
+        importlib.invalidate_caches()
+
+    def __getstate__(self):
+        return (self.key, self.refs)
+
+    def __setstate__(self, state):
+        self.key, self.refs = state
+
+
+class _Setups:
+    """Several once-per-worker setups carried by one task (remote.RemoteCall.setup takes one)."""
+
+    __slots__ = ("key", "parts")
+
+    def __init__(self, parts: list[Any]):
+        self.parts = parts
+        self.key = "+".join(part.key for part in parts)
+
+    def __call__(self) -> None:
+        for part in self.parts:
+            part()
+
+    def __getstate__(self):
+        return (self.key, self.parts)
+
+    def __setstate__(self, state):
+        self.key, self.parts = state
+
+
 def _warm() -> int:
     """Imports what every task needs, so the first run does not pay for it in each worker."""
     import flowdapt.engine.remote  # noqa: F401
@@ -171,8 +233,9 @@ def _live_inbox_class():
 
 #: Seconds between the driver's takes from its live inbox.
 LIVE_POLL_SECONDS = 0.2
-#: Seconds start waits for the live inbox actor.
+#: Seconds start waits for the live inbox actor, and one take from it at most.
 LIVE_START_TIMEOUT = 60.0
+LIVE_TAKE_TIMEOUT = 10.0
 
 
 def _take_live(inbox, stop: threading.Event) -> None:
@@ -185,7 +248,7 @@ def _take_live(inbox, stop: threading.Event) -> None:
 
     while not stop.wait(LIVE_POLL_SECONDS):
         try:
-            messages = ray.get(inbox.take.remote(), timeout=10)
+            messages = ray.get(inbox.take.remote(), timeout=LIVE_TAKE_TIMEOUT)
         except Exception:  # noqa: BLE001 - the cluster went away: progress per chunk from now on
             if stop.is_set():
                 return
@@ -253,27 +316,6 @@ def _remote(name: str):
 LOCAL_START_ATTEMPTS = 3
 
 
-def _upload_py_modules(env: dict[str, Any]) -> dict[str, Any]:
-    """``env`` with its local ``py_modules`` directories uploaded to the connected cluster and
-    replaced by their URIs. Ray uploads local paths only for the job's runtime_env (``ray.init``);
-    a task's runtime_env must name URIs, else every task of it fails with "not a valid URI". The
-    upload is Ray's own, the one ``ray.init`` does, into the same content-addressed packages (an
-    unchanged directory is not uploaded twice). A Ray Client connection (``ray://``) prepares
-    runtime envs on its server, so it is left as it is."""
-    import inspect
-
-    import ray
-    from ray._private.runtime_env.py_modules import upload_py_modules_if_needed
-
-    node = getattr(ray._private.worker.global_worker, "node", None)
-    if node is None:
-        return env
-    kwargs: dict[str, Any] = {"scratch_dir": node.get_runtime_env_dir_path(), "logger": log}
-    if "include_gitignore" in inspect.signature(upload_py_modules_if_needed).parameters:
-        kwargs["include_gitignore"] = os.environ.get("RAY_RUNTIME_ENV_IGNORE_GITIGNORE", "0") != "1"
-    return upload_py_modules_if_needed(dict(env), **kwargs)
-
-
 def _init_ray(ray, kwargs: dict[str, Any], *, local: bool):
     """``ray.init``; a local instance that timed out during start-up is stopped and started again."""
     attempt = 0
@@ -317,12 +359,18 @@ class RayExecutor(ClusterExecutor):
         #: Bumped by reload_code; tasks of generation > 0 carry :meth:`task_runtime_env`.
         self.code_generation = 0
         self._task_env: dict[str, Any] | None = None
+        #: The code of the current generation shipped through the object store (reload_code), and
+        #: the setup every task carries (that and the shared-connection setup), if any.
+        self._code: _ShippedCode | None = None
+        self._code_dirs: list[str] = []
+        self._task_setup: Any = None
         #: The actor workers send running tasks' news to, and the thread that takes it.
         import uuid
 
         self._live_name = f"flowdapt-live-{uuid.uuid4().hex[:12]}"
         self._live_inbox = None
         self._live_stop: threading.Event | None = None
+        self._live_thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -331,8 +379,9 @@ class RayExecutor(ClusterExecutor):
             return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(_ray_thread(), self._connect)
-        if self._task_env is not None:  # reloaded before it started: its py_modules are paths
-            self._task_env = await loop.run_in_executor(_ray_thread(), _upload_py_modules, self._task_env)
+        if self._code_dirs:  # reloaded before it started: its code goes out now
+            await loop.run_in_executor(_ray_thread(), self._ship_code)
+        self._compose_setup()
         await loop.run_in_executor(_ray_thread(), self._start_live)
         await super().start()
 
@@ -353,14 +402,19 @@ class RayExecutor(ClusterExecutor):
         stop = threading.Event()
         self._live_inbox, self._live_stop = inbox, stop
         self.reports_start = True
-        threading.Thread(target=_take_live, args=(inbox, stop), name="flowdapt-ray-live", daemon=True).start()
+        self._live_thread = threading.Thread(target=_take_live, args=(inbox, stop), name="flowdapt-ray-live", daemon=True)
+        self._live_thread.start()
 
     def _stop_live(self) -> None:
-        inbox, stop = self._live_inbox, self._live_stop
-        self._live_inbox = self._live_stop = None
+        inbox, stop, thread = self._live_inbox, self._live_stop, self._live_thread
+        self._live_inbox = self._live_stop = self._live_thread = None
         self.reports_start = False
         if stop is not None:
             stop.set()
+        if thread is not None:
+            # Its last take ends before Ray is shut down: a Ray call after that would start a
+            # new local Ray instance (Ray initializes itself on first use).
+            thread.join(timeout=LIVE_TAKE_TIMEOUT + 5)
         if inbox is not None and not self._owns_ray:  # (an own instance takes it along when it stops)
             import ray
 
@@ -370,7 +424,7 @@ class RayExecutor(ClusterExecutor):
                 pass
 
     async def stop(self) -> None:
-        self._stop_live()
+        await asyncio.get_running_loop().run_in_executor(None, self._stop_live)
         if self._owns_ray:
             import ray
 
@@ -455,16 +509,36 @@ class RayExecutor(ClusterExecutor):
                 CODE_GENERATION_VAR: str(self.code_generation),
             }
         }
-        # A task's py_modules replaces the job's (it is not merged), so it lists all of them.
+        # Local directories go out as one zip through the object store (_ShippedCode); remote
+        # URIs stay in the task's py_modules, which then replaces the job's (it is not merged).
         modules = await asyncio.get_running_loop().run_in_executor(None, self._py_modules)
-        if modules:
-            env["py_modules"] = modules
-            if self.running:
-                env = await asyncio.get_running_loop().run_in_executor(_ray_thread(), _upload_py_modules, env)
+        self._code_dirs = [m for m in modules if isinstance(m, str) and os.path.isdir(m)]
+        remote = [m for m in modules if not (isinstance(m, str) and os.path.isdir(m))]
+        if remote:
+            env["py_modules"] = remote
         self._task_env = env
+        self._code = None
+        if self.running:
+            if self._code_dirs:
+                await asyncio.get_running_loop().run_in_executor(_ray_thread(), self._ship_code)
+            self._compose_setup()
         self._options_cache.clear()
         if self.running and self.options.prestart_workers:
             await asyncio.get_running_loop().run_in_executor(_ray_thread(), self._prestart_generation)
+
+    def _ship_code(self) -> None:
+        import hashlib
+
+        import ray
+
+        from flowdapt.engine.shipping import zip_packages
+
+        blob = zip_packages(self._code_dirs)
+        self._code = _ShippedCode(f"{self.code_generation}-{hashlib.sha1(blob).hexdigest()[:12]}", ray.put(blob))
+
+    def _compose_setup(self) -> None:
+        parts = [part for part in (self._setup, self._code) if part is not None]
+        self._task_setup = None if not parts else parts[0] if len(parts) == 1 else _Setups(parts)
 
     def _prestart_generation(self) -> None:
         """Start the new generation's workers in the background, so the next run does not wait."""
@@ -651,8 +725,8 @@ class RayExecutor(ClusterExecutor):
 
     def _launch(self, call: RemoteCall, handles, *, stage, key: str, resources: dict[str, float]) -> Launched:
         options = self._task_options(stage, resources)
-        if self._setup is not None:
-            call = dataclasses.replace(call, setup=self._setup)
+        if self._task_setup is not None:
+            call = dataclasses.replace(call, setup=self._task_setup)
         status_ref, value_ref = _remote("stage").options(name=f"{stage.name}", **options).remote(call, *handles)
         status = asyncio.wrap_future(status_ref.future())
         return Launched(status, value_ref, False, [status_ref])
