@@ -70,6 +70,8 @@ class FlowdaptServer:
 
         self.settings = settings
         self.plugins = plugins
+        # Every registration hook runs now: a plugin broken in one shows in /plugins and the log.
+        plugins.registries  # noqa: B018
         self.services = parse_services(services, plugins.registry("services"))
         self.identity = process_identity()
         self.store: DocumentStore = plugins.create(
