@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -64,3 +65,26 @@ def zip_packages(directories: list[str]) -> bytes:
                 if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
                     archive.write(file, Path(root.name) / file.relative_to(root))
     return buffer.getvalue()
+
+
+def unpack_packages(directory: str, load: Callable[[], bytes]) -> None:
+    """The other end of :func:`zip_packages`, on a worker: the zip ``load()`` returns is unpacked
+    into ``directory`` (only if it is not there yet: its name carries the content's key) and the
+    directory is put first on ``sys.path``. The unpacking is atomic, so workers sharing a disk
+    that unpack the same code at once never import a half-written copy."""
+    import io
+    import shutil
+    import zipfile
+
+    if not os.path.isdir(directory):
+        partial = f"{directory}.{os.getpid()}"
+        with zipfile.ZipFile(io.BytesIO(load())) as archive:
+            archive.extractall(partial)
+        try:
+            os.rename(partial, directory)
+        except OSError:  # another worker was first: its copy is the same
+            shutil.rmtree(partial, ignore_errors=True)
+    if directory in sys.path:
+        sys.path.remove(directory)
+    sys.path.insert(0, directory)
+    importlib.invalidate_caches()

@@ -24,7 +24,7 @@ from typing import Any
 from flowdapt.engine.cluster import ClusterExecutor, Launched, RemoteOutput
 from flowdapt.engine.executor import node_record
 from flowdapt.engine.remote import RemoteCall, RemoteStatus, remote_stage, split_items
-from flowdapt.engine.shipping import plugin_package_dirs, worker_sys_path, zip_packages
+from flowdapt.engine.shipping import plugin_package_dirs, unpack_packages, worker_sys_path, zip_packages
 from flowdapt.engine.stage_resources import missing_resources, parse_bytes
 from flowdapt.engine.worker import Failure
 from flowdapt.errors import ConfigurationError
@@ -186,20 +186,14 @@ class FlowdaptWorkerPlugin(_WorkerPluginBase):
         old = state.get("packages_dir")
         new = None
         if self.packages:
-            import io
-            import zipfile
-
             digest = hashlib.sha1(self.packages).hexdigest()[:12]
             base = getattr(worker, "local_directory", None) or os.path.join(
                 os.environ.get("TMPDIR", "/tmp"), f"flowdapt-dask-{os.getpid()}"
             )
             new = os.path.join(base, f"flowdapt-plugins-{digest}")
-            if not os.path.isdir(new):
-                with zipfile.ZipFile(io.BytesIO(self.packages)) as archive:
-                    archive.extractall(new)
-            if new in sys.path:
-                sys.path.remove(new)
-            sys.path.insert(0, new)
+            os.makedirs(base, exist_ok=True)
+            packages = self.packages
+            unpack_packages(new, lambda: packages)
         if old and old != new:
             while old in sys.path:
                 sys.path.remove(old)

@@ -154,27 +154,14 @@ class _ShippedCode:
         self.refs = [ref]
 
     def __call__(self) -> None:
-        import importlib
-        import io
-        import shutil
         import tempfile
-        import zipfile
 
         import ray
 
-        target = os.path.join(tempfile.gettempdir(), f"flowdapt-ray-code-{self.key}")
-        if not os.path.isdir(target):
-            partial = f"{target}.{os.getpid()}"
-            with zipfile.ZipFile(io.BytesIO(ray.get(self.refs[0]))) as archive:
-                archive.extractall(partial)
-            try:
-                os.rename(partial, target)
-            except OSError:  # another worker of this node was first: its copy is the same
-                shutil.rmtree(partial, ignore_errors=True)
-        if target in sys.path:
-            sys.path.remove(target)
-        sys.path.insert(0, target)
-        importlib.invalidate_caches()
+        from flowdapt.engine.shipping import unpack_packages
+
+        directory = os.path.join(tempfile.gettempdir(), f"flowdapt-ray-code-{self.key}")
+        unpack_packages(directory, lambda: ray.get(self.refs[0]))
 
     def __getstate__(self):
         return (self.key, self.refs)
