@@ -51,12 +51,13 @@ class Tracker:
         "send", "stage", "start", "began", "item", "failures", "capture", "records", "announced", "sent", "lock",
     )
 
-    def __init__(self, send: Send, stage: str, start: int, capture: Any, records: bool = True) -> None:
+    def __init__(self, send: Send, stage: str, start: int, capture: Any, began: float, records: bool = True) -> None:
         self.send: Send | None = send
         self.stage = stage
         #: Index of the chunk's first item in the whole list (0 for a plain call).
         self.start = start
-        self.began = time.time()
+        #: When the task began (``time.time()``), as its result also says.
+        self.began = began
         #: The item being run (index in the whole list), set by the task's map loop; with a log
         #: capture the loop sets the capture's ``item`` instead, and the tracker reads that.
         self.item: int | None = None
@@ -96,14 +97,14 @@ class Tracker:
             send(self.stage, (began, progress, records or None))
 
 
-def track(run_uid: str | None, stage: str, start: int, capture: Any) -> Tracker | None:
-    """A tracker for a task that is starting, or None where there is no way to the driver."""
+def track(run_uid: str | None, stage: str, start: int, capture: Any, began: float) -> Tracker | None:
+    """A tracker for a task that began at ``began``, or None where there is no way to the driver."""
     if run_uid is None:
         return None
     route = _route(run_uid)
     if route is None:
         return None
-    tracker = Tracker(route[0], stage, start, capture, route[1])
+    tracker = Tracker(route[0], stage, start, capture, began, route[1])
     _ensure_shipper()
     with _trackers_lock:
         _trackers.add(tracker)

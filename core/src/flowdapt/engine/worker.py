@@ -324,13 +324,12 @@ def run_task(task: Task) -> TaskResult:
     if options is not None:
         capture, capture_token = start_capture(options)
     # Tells the driver, while the task runs, that it began and how far it got (engine.live).
-    tracker = track(task.run_uid, task.stage, task.start, capture)
+    tracker = track(task.run_uid, task.stage, task.start, capture, began)
     try:
         result = _run(task, fn, sig, capture, tracker)
     finally:
         if tracker is not None:
             untrack(tracker)  # before the capture ends: a ship in progress goes first
-            began = tracker.began
         logs = stop_capture(capture, capture_token) if capture is not None else None
         reset_run_context(token)
     if logs:
