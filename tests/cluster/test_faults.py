@@ -60,7 +60,8 @@ def test_a_database_restart_mid_load_loses_and_doubles_no_run(cluster):
         assert not lost, f"{len(lost)} accepted runs lost"
         assert 0 <= len(runs) - len(load.accepted) <= load.unknown
         states = Counter(by_uid[uid]["state"] for uid in load.accepted)
-        assert set(states) == {"finished"}, states
+        unfinished = {uid: by_uid[uid].get("error") for uid in load.accepted if by_uid[uid]["state"] != "finished"}
+        assert set(states) == {"finished"}, (states, unfinished)
         assert not [uid for uid in load.accepted if by_uid[uid]["attempt"]], "a run was run twice"
         assert load.refused + load.unknown > 0, "the outage was not seen (no request refused)"
         for proc in cluster.procs:

@@ -17,7 +17,11 @@ i.e. is not ``memory://``, and the document store has the run-queue capability),
    died (``kill -9``, a lost host). The run is run again when its workflow allows (``spec.retries``,
    counted in the run's ``attempt``), else recorded ``failed`` with the reason: a claimed run may
    have started even when its record still says pending, so it is never run again silently. The time from a kill to the run running again is at most
-   the lease plus one reaper interval (``lease_seconds / 2``).
+   the lease plus one reaper interval (``lease_seconds / 2``). Two runs of this server look like a
+   stopped server's and are not: one ended whose final state is not stored yet (the database is
+   away; it stays in ``runs.active`` and its lease is renewed until written), and one claimed but
+   not started when the database went away (``runs.unstarted``: its lease is given back, by the
+   heartbeat or by this server's reaper, so it is queued again without counting an attempt).
 5. **Drained.** A compute server that stops (SIGTERM, a rolling restart) claims nothing more, lets
    its runs finish within ``api.shutdown_timeout`` and hands the rest back to the queue (pending
    again, not counted as a retry), so another server runs them.
@@ -163,7 +167,12 @@ class RunQueueWorker:
         interval = self.lease / 3
         while True:
             await asyncio.sleep(interval)
-            held_here = [uid for uid, active in self.runs.active.items() if active.leased and not active.done]
+            for uid in list(self.runs.unstarted):  # claims that never started: give them back
+                if not await self.runs.unclaim(uid):
+                    break  # the database is still away: the next beat tries again
+            # A run that ended but whose final state is not stored yet (the database is back
+            # only now) is still held here: its lease is renewed until the record is written.
+            held_here = [uid for uid, active in self.runs.active.items() if active.leased]
             if not held_here:
                 continue
             try:
@@ -206,11 +215,18 @@ class RunQueueWorker:
         holder = run.owner or "a server"
         uid = str(run.uid)
         active = self.runs.active.get(uid)
-        if active is not None and not active.done:
-            # Our own run, whose lease ran out while the database was out of reach: it goes on
-            # here (the claim just renewed the lease); running it again would run it twice.
+        if active is not None:
+            # Our own run (running, or ended with its final state not stored yet), whose lease
+            # ran out while the database was out of reach: it goes on here (the claim just
+            # renewed the lease); running it again would run it twice.
             active.leased = True
             log.warning("run %s: its lease expired while the database was unreachable; renewed, it goes on here", run.name)
+            return
+        if uid in self.runs.unstarted:
+            # Claimed here but never started (the database went away in between): queue it again.
+            await self.runs.unclaim(uid)
+            log.warning("run %s: claimed here but not started before the database went away; queued again", run.name)
+            self.wake.set()
             return
         # A run's record may still say pending while it runs (progress is written every 0.5 s):
         # a lease is only taken to start the run at once, so an expired one counts as a started

@@ -143,6 +143,8 @@ class RunService:
         self.queue = False
         #: The compute side of the queue, when this server runs compute with the queue on.
         self.worker: Any = None
+        #: uids of runs claimed here that never started and whose lease is not yet given back.
+        self.unstarted: set[str] = set()
         #: uid -> futures of callers waiting for a run that may end on another server.
         self._waiters: dict[str, list[asyncio.Future]] = {}
         self._finished_subscription: Any = None
@@ -393,7 +395,18 @@ class RunService:
             raise
         if server.events.listening:
             server.events.publish("run_created", run_event_data(run))
-        if local and await self.store.claim_runs(server.identity, self.worker.lease, 1, uids=[uid]):
+        claimed = False
+        if local:
+            try:
+                claimed = bool(await self.store.claim_runs(server.identity, self.worker.lease, 1, uids=[uid]))
+            except Exception as exc:
+                if not _retryable(exc):
+                    raise
+                # The run is recorded; the claim may have been taken before the connection
+                # dropped. Give it back (or let the reaper do so): any compute server runs it.
+                log.warning("run %s: claiming it here failed (%s); it waits in the queue", run.name, exc)
+                await self.unclaim(uid)
+        if claimed:
             run.owner = server.identity
             active = ActiveRun(plan=plan, context=context, leased=True)
             self.active[uid] = active
@@ -498,19 +511,46 @@ class RunService:
                 run=run,
             )
         except Exception as exc:
+            if _retryable(exc):
+                # The database went away between the claim and the start: nothing of the run ran,
+                # so it goes back to the queue (not recorded failed, not counted as an attempt).
+                log.warning("run %s cannot start yet (%s: %s); back to the queue", run.name, type(exc).__name__, exc)
+                await self.unclaim(uid)
+                return
             log.warning("run %s cannot start: %s: %s", run.name, type(exc).__name__, exc)
             run.state = RunState.failed
             run.error = RunError(type=type(exc).__name__, message=str(exc))
             run.result = [type(exc).__name__, str(exc)]
             run.finished_at = utcnow()
-            await self.store.update_run(run)
-            await self.store.release_lease(server.identity, uid)
+            try:
+                await self.store.update_run(run)
+                await self.store.release_lease(server.identity, uid)
+            except Exception as record_exc:
+                if not _retryable(record_exc):
+                    raise
+                log.warning("run %s: its failure could not be recorded yet (%s); back to the queue", run.name, record_exc)
+                await self.unclaim(uid)  # claimed again later, it fails again, and is recorded then
+                return
             self.announce_finished(run)
             return
         active = ActiveRun(plan=plan, context=context, leased=True)
         self.active[uid] = active
         self._names[run.name] = uid
         active.task = asyncio.create_task(self._admit_then_execute(active), name=f"flowdapt-run-{run.name}")
+
+    async def unclaim(self, uid: str) -> bool:
+        """Give back the lease of a claimed run that never started here, so any server claims it
+        again. When the database cannot be reached, the uid is kept in :attr:`unstarted`: the
+        queue's heartbeat retries the release, and when the lease expired first, this server's
+        reaper queues the run again instead of failing it as a run of a stopped server."""
+        self.unstarted.add(uid)
+        try:
+            await self.store.release_lease(self.server.identity, uid)
+        except Exception as exc:
+            log.warning("run %s: its lease could not be given back yet (%s); retrying", uid, exc)
+            return False
+        self.unstarted.discard(uid)
+        return True
 
     def mark_stopped(self, run: WorkflowRun, reason: str | None, state: RunState | None = None) -> None:
         self._mark_stopped(run, reason, state)
