@@ -6,6 +6,9 @@ SQLite store, with faults injected into that store's calls for a moment):
 - after a run ended but before its final state is stored, for longer than the lease: the run is
   still this server's, so its own reaper must not fail it.
 
+A run that cannot start for a reason waiting will not fix (its workflow was deleted) is recorded
+``failed`` with that reason.
+
 The many-process version (PostgreSQL behind a proxy that drops every connection) is
 tests/cluster/test_faults.py; these pin each window down without depending on timing luck.
 """
@@ -111,3 +114,17 @@ def test_a_run_whose_final_write_waits_out_its_lease_is_not_failed_by_its_own_se
     assert faults.left["update_run"] == 0, "the final write never met the outage"
     assert done["state"] == stored["state"] == "finished" and stored["error"] is None, stored
     assert not faults.stopped, faults.stopped
+
+
+def test_a_queued_run_whose_workflow_was_deleted_fails_with_the_reason(make_server, monkeypatch):
+    live = make_server(QUEUE)
+    faults = Faults(monkeypatch, live)
+    with live.client() as http:
+        assert http.post("/workflows/", json=_workflow("gone-before-start")).status_code == 200
+        first = http.post("/workflows/gone-before-start/run", params={"wait": "false"}, json={"seconds": 0.6}).json()
+        second = http.post("/workflows/gone-before-start/run", params={"wait": "false"}, json={"seconds": 0.1}).json()
+        assert http.delete("/workflows/gone-before-start").status_code == 200
+        runs = _settle(http, [first["name"], second["name"]])
+    assert runs[0]["state"] == "finished" and runs[1]["state"] == "failed", runs
+    assert runs[1]["error"]["type"] == "ResourceNotFoundError" and "deleted before the run started" in runs[1]["error"]["message"]
+    assert not faults.stopped and not live.server.runs.unstarted

@@ -524,13 +524,13 @@ class RunService:
             run.finished_at = utcnow()
             try:
                 await self.store.update_run(run)
-                await self.store.release_lease(server.identity, uid)
             except Exception as record_exc:
                 if not _retryable(record_exc):
                     raise
                 log.warning("run %s: its failure could not be recorded yet (%s); back to the queue", run.name, record_exc)
                 await self.unclaim(uid)  # claimed again later, it fails again, and is recorded then
                 return
+            await self.unclaim(uid)  # a final run is never claimed again; this only frees the lease
             self.announce_finished(run)
             return
         active = ActiveRun(plan=plan, context=context, leased=True)
@@ -540,7 +540,7 @@ class RunService:
 
     async def unclaim(self, uid: str) -> bool:
         """Give back the lease of a claimed run that never started here, so any server claims it
-        again. When the database cannot be reached, the uid is kept in :attr:`unstarted`: the
+        again (a run recorded failed before it started is never claimed again). When the database cannot be reached, the uid is kept in :attr:`unstarted`: the
         queue's heartbeat retries the release, and when the lease expired first, this server's
         reaper queues the run again instead of failing it as a run of a stopped server."""
         self.unstarted.add(uid)
