@@ -157,3 +157,49 @@ def test_token_option(make_server):
     assert denied.exit_code == 2
     assert "401" in denied.output
     assert cli(live, "get", "workflows", token="abc").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("inspect", "run", ""), ("logs", " "), ("cancel", ""), ("rerun", ""), ("start", ""), ("inspect", "workflow", "")],
+)
+def test_an_empty_name_is_refused_with_why_not_sent_to_another_endpoint(live, args):
+    # /runs/{id} with an empty id is /runs/: the list endpoint (a 307 to /runs), whose answer the
+    # client once parsed as a run and crashed with a JSONDecodeError traceback.
+    result = cli(live, *args)
+    assert result.exit_code == 2, result.output
+    assert "name or uid is needed" in result.output and "Traceback" not in result.output
+
+
+def test_names_travel_percent_encoded_and_redirects_are_errors(live):
+    from flowdapt.client import ApiError, BadRequestError, Client, NotFoundError
+
+    with Client(live.url) as client:
+        with pytest.raises(NotFoundError) as missing:
+            client.get_run("no-such?run=1")
+        assert "no-such?run=1" in str(missing.value.detail)
+        with pytest.raises(BadRequestError):
+            client.get("workflow", "")
+        with pytest.raises(ApiError) as moved:
+            client.request("GET", "/runs/")
+        assert moved.value.status_code == 307 and "redirect" in str(moved.value.detail)
+
+
+def test_an_uncaught_flowdapt_error_exits_2_with_its_message_and_no_traceback(live, monkeypatch, capsys):
+    from flowdapt.cli import main as cli_main
+    from flowdapt.errors import ValidationError
+
+    class Broken:  # the real command line, whose command raises what it does not catch
+        def __getattr__(self, name):
+            return getattr(app, name)
+
+        def __call__(self, *args, **kwargs):
+            raise ValidationError("resource: something a command did not catch")
+
+    monkeypatch.setenv("FLOWDAPT_SERVER", live.url)
+    monkeypatch.setattr(cli_main, "app", Broken())
+    with pytest.raises(SystemExit) as exited:
+        cli_main.main(["status"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: resource: something a command did not catch" in err and "Traceback" not in err

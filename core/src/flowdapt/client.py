@@ -112,8 +112,11 @@ ERRORS: dict[int, type[ApiError]] = {
 
 
 def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
+    if response.status_code < 300:
         return
+    if response.status_code < 400:  # no endpoint of the API redirects: the path was wrong
+        location = response.headers.get("location", "")
+        raise ApiError(f"unexpected redirect to {location or '?'}", response.status_code, method=response.request.method, url=str(response.request.url))
     try:
         body = response.json()
         detail = body.get("detail", body) if isinstance(body, dict) else body
@@ -203,6 +206,15 @@ def _kind_path(kind: str) -> str:
     return KIND_PATHS[normalize_kind(kind)]
 
 
+def _seg(value: Any, what: str) -> str:
+    """One path segment: a name or uid, percent-encoded. An empty one is refused here (as a
+    400) instead of turning ``/runs/{id}`` into ``/runs/``, another endpoint."""
+    text = str(value)
+    if not text.strip():
+        raise BadRequestError(f"a {what} name or uid is needed, got an empty one")
+    return quote(text, safe="")
+
+
 def _as_body(resource: Resource | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(resource, Resource):
         return resource.to_document()
@@ -256,7 +268,7 @@ class _Calls:
         return self._do(_Call("GET", _kind_path(kind) + "/", parse=lambda r: [_resource(d) for d in r.json()]))
 
     def get(self, kind: str, identifier: str) -> Resource:
-        return self._do(_Call("GET", f"{_kind_path(kind)}/{identifier}", parse=lambda r: _resource(r.json())))
+        return self._do(_Call("GET", f"{_kind_path(kind)}/{_seg(identifier, normalize_kind(kind))}", parse=lambda r: _resource(r.json())))
 
     def create(self, resource: Resource | Mapping[str, Any], *, dry_run: bool = False) -> Resource:
         body = _as_body(resource)
@@ -270,12 +282,12 @@ class _Calls:
         path = _kind_path(body.get("kind", ""))
         identifier = identifier or body["metadata"]["name"]
         return self._do(
-            _Call("PUT", f"{path}/{identifier}", parse=lambda r: _resource(r.json()), params=_clean({"dry_run": dry_run or None}), body=body, has_body=True)
+            _Call("PUT", f"{path}/{_seg(identifier, normalize_kind(body.get('kind', '')))}", parse=lambda r: _resource(r.json()), params=_clean({"dry_run": dry_run or None}), body=body, has_body=True)
         )
 
     def get_document(self, kind: str, identifier: str) -> dict[str, Any]:
         """The resource as the server sends it, with extra fields (a trigger rule's ``status``)."""
-        return self._do(_Call("GET", f"{_kind_path(kind)}/{identifier}"))
+        return self._do(_Call("GET", f"{_kind_path(kind)}/{_seg(identifier, normalize_kind(kind))}"))
 
     def list_documents(self, kind: str) -> list[dict[str, Any]]:
         return self._do(_Call("GET", f"{_kind_path(kind)}/"))
@@ -285,10 +297,10 @@ class _Calls:
         body: dict[str, Any] = {"dry_run": dry_run}
         if event is not None:
             body["event"] = dict(event)
-        return self._do(_Call("POST", f"/triggers/{identifier}/fire", body=body, has_body=True))
+        return self._do(_Call("POST", f"/triggers/{_seg(identifier, 'trigger')}/fire", body=body, has_body=True))
 
     def delete(self, kind: str, identifier: str) -> Resource:
-        return self._do(_Call("DELETE", f"{_kind_path(kind)}/{identifier}", parse=lambda r: _resource(r.json())))
+        return self._do(_Call("DELETE", f"{_kind_path(kind)}/{_seg(identifier, normalize_kind(kind))}", parse=lambda r: _resource(r.json())))
 
     # runs
     def run_workflow(
@@ -297,7 +309,7 @@ class _Calls:
         return self._do(
             _Call(
                 "POST",
-                f"/workflows/{identifier}/run",
+                f"/workflows/{_seg(identifier, 'workflow')}/run",
                 parse=lambda r: _run(r.json()),
                 params=_clean({"wait": wait, "namespace": namespace}),
                 body=dict(input or {}),
@@ -307,10 +319,10 @@ class _Calls:
 
     def get_run(self, identifier: str, *, include_result: bool = True) -> ServerRun:
         params = None if include_result else {"include_result": "false"}
-        return self._do(_Call("GET", f"/runs/{identifier}", parse=lambda r: _run(r.json()), params=params))
+        return self._do(_Call("GET", f"/runs/{_seg(identifier, 'run')}", parse=lambda r: _run(r.json()), params=params))
 
     def run_result(self, identifier: str) -> Any:
-        return self._do(_Call("GET", f"/runs/{identifier}/result"))
+        return self._do(_Call("GET", f"/runs/{_seg(identifier, 'run')}/result"))
 
     def list_runs(
         self,
@@ -333,7 +345,7 @@ class _Calls:
 
     def list_workflow_runs(self, identifier: str, limit: int = 10) -> list[ServerRun]:
         return self._do(
-            _Call("GET", f"/workflows/{identifier}/run", parse=lambda r: [_run(d) for d in r.json()], params={"limit": limit})
+            _Call("GET", f"/workflows/{_seg(identifier, 'workflow')}/run", parse=lambda r: [_run(d) for d in r.json()], params={"limit": limit})
         )
 
     def run_logs(
@@ -354,47 +366,47 @@ class _Calls:
             data = r.json()
             return LogPage(data["run"], data["name"], data["state"], data["items"], data.get("last_seq"))
 
-        return self._do(_Call("GET", f"/runs/{identifier}/logs", parse=parse, params=params))
+        return self._do(_Call("GET", f"/runs/{_seg(identifier, 'run')}/logs", parse=parse, params=params))
 
     def cancel_run(self, identifier: str) -> ServerRun:
-        return self._do(_Call("POST", f"/runs/{identifier}/cancel", parse=lambda r: _run(r.json())))
+        return self._do(_Call("POST", f"/runs/{_seg(identifier, 'run')}/cancel", parse=lambda r: _run(r.json())))
 
     def delete_run(self, identifier: str) -> ServerRun:
-        return self._do(_Call("DELETE", f"/runs/{identifier}", parse=lambda r: _run(r.json())))
+        return self._do(_Call("DELETE", f"/runs/{_seg(identifier, 'run')}", parse=lambda r: _run(r.json())))
 
     def rerun(self, identifier: str, input: Mapping[str, Any] | None = None, *, wait: bool = True) -> ServerRun:
         """Run a run again with its input, ``input`` merged over it (``source: rerun``, ``rerun_of``)."""
         body: dict[str, Any] = {} if input is None else {"input": dict(input)}
         return self._do(
             _Call(
-                "POST", f"/runs/{identifier}/rerun", parse=lambda r: _run(r.json()), params=_clean({"wait": wait}), body=body, has_body=True
+                "POST", f"/runs/{_seg(identifier, 'run')}/rerun", parse=lambda r: _run(r.json()), params=_clean({"wait": wait}), body=body, has_body=True
             )
         )
 
     def run_input(self, identifier: str) -> dict[str, Any]:
         """The full input of a run (also when it was kept by reference: ``input_ref``)."""
-        return self._do(_Call("GET", f"/runs/{identifier}/input"))
+        return self._do(_Call("GET", f"/runs/{_seg(identifier, 'run')}/input"))
 
     def workflow_parameters(self, identifier: str) -> list[dict[str, Any]]:
         """The run input a workflow takes: ``[{name, required, default?, annotation, stages}]``."""
-        return self._do(_Call("GET", f"/workflows/{identifier}/parameters", parse=lambda r: r.json()["parameters"]))
+        return self._do(_Call("GET", f"/workflows/{_seg(identifier, 'workflow')}/parameters", parse=lambda r: r.json()["parameters"]))
 
     def trigger_history(self, identifier: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """A trigger rule's recent fires, newest first: ``[{time, outcome, manual, run | error, ...}]``."""
-        return self._do(_Call("GET", f"/triggers/{identifier}/history", params=_clean({"limit": limit}), parse=lambda r: r.json()["items"]))
+        return self._do(_Call("GET", f"/triggers/{_seg(identifier, 'trigger')}/history", params=_clean({"limit": limit}), parse=lambda r: r.json()["items"]))
 
     # plugins
     def plugins(self) -> list[dict[str, Any]]:
         return self._do(_Call("GET", "/plugin/"))
 
     def plugin(self, name: str) -> dict[str, Any]:
-        return self._do(_Call("GET", f"/plugin/{name}"))
+        return self._do(_Call("GET", f"/plugin/{_seg(name, 'plugin')}"))
 
     def plugin_files(self, name: str) -> list[str]:
-        return self._do(_Call("GET", f"/plugin/{name}/files", parse=lambda r: r.json()["files"]))
+        return self._do(_Call("GET", f"/plugin/{_seg(name, 'plugin')}/files", parse=lambda r: r.json()["files"]))
 
     def plugin_file(self, name: str, file_name: str) -> bytes:
-        return self._do(_Call("GET", f"/plugin/{name}/files/{file_name}", parse=lambda r: r.content))
+        return self._do(_Call("GET", f"/plugin/{_seg(name, 'plugin')}/files/{_seg(file_name, 'file')}", parse=lambda r: r.content))
 
     # artifacts (read-only)
     def artifacts(self, namespace: str = "default") -> list[dict[str, Any]]:
@@ -525,7 +537,7 @@ class Client(_Calls):
     ) -> Iterator[dict[str, Any]]:
         """A run's log records as they come (server-sent events), until the run has ended."""
         params = {**_log_params(stage, level, since, after), "follow": "true"}
-        with contextlib.closing(self._stream(f"/runs/{identifier}/logs", params)) as stream:
+        with contextlib.closing(self._stream(f"/runs/{_seg(identifier, 'run')}/logs", params)) as stream:
             for event in stream:
                 if event.type == "end":
                     return
@@ -611,7 +623,7 @@ class AsyncClient(_Calls):
         after: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         params = {**_log_params(stage, level, since, after), "follow": "true"}
-        stream = self._stream(f"/runs/{identifier}/logs", params)
+        stream = self._stream(f"/runs/{_seg(identifier, 'run')}/logs", params)
         try:
             async for event in stream:
                 if event.type == "end":

@@ -10,7 +10,7 @@ import typer
 import yaml
 
 from flowdapt import __version__
-from flowdapt.cli.state import CliState, fail
+from flowdapt.cli.state import EXIT_BAD_INPUT, CliState
 from flowdapt.errors import FlowdaptError
 
 app = typer.Typer(
@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"error: {exc}", err=True)
     try:
         app(args=args, standalone_mode=True)
-    except FlowdaptError as exc:  # pragma: no cover - commands catch their own errors
-        fail(str(exc))
+    except FlowdaptError as exc:  # a command that did not catch its own: the message, no traceback
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
