@@ -276,24 +276,45 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = 
 class Load:
     """Submits runs to the API servers in turn from a thread; records what each answer said."""
 
-    def __init__(self, urls: list[str], workflow_name: str, every: float, body: dict | None = None):
+    def __init__(self, urls: list[str], workflow_name: str, every: float, body: dict | None = None, *, keyed: bool = False):
         self.urls, self.workflow, self.every, self.body = urls, workflow_name, every, body or {}
         self.accepted: list[str] = []
         self.refused = 0  # connection refused: the server was down, nothing recorded
         self.unknown = 0  # the answer was lost after the request was sent: maybe recorded
+        #: keyed: every intended run has an Idempotency-Key, and a request without a 200 is sent
+        #: again with the same key until one comes (after stop too, for up to 20 s).
+        self.keyed = keyed
+        self.unresolved = 0  # keyed: intended runs still without an answer at the end
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         i = 0
+        key: str | None = None
         clients = [httpx.Client(base_url=u, timeout=10) for u in self.urls]
-        while not self.stop.is_set():
+        deadline = None
+        while True:
+            if self.stop.is_set():
+                if key is None or not self.keyed:
+                    break
+                deadline = deadline or time.monotonic() + 20
+                if time.monotonic() > deadline:
+                    self.unresolved += 1
+                    break
             client = clients[i % len(clients)]
             i += 1
+            if self.keyed and key is None:
+                key = f"load-{uuid.uuid4()}"
             try:
-                response = client.post(f"/workflows/{self.workflow}/run", params={"wait": "false"}, json=self.body)
+                response = client.post(
+                    f"/workflows/{self.workflow}/run",
+                    params={"wait": "false"},
+                    json=self.body,
+                    headers={"Idempotency-Key": key} if key else None,
+                )
                 if response.status_code == 200:
                     self.accepted.append(response.json()["uid"])
+                    key = None
                 elif response.status_code == 503 and "draining" in response.text:
                     self.refused += 1  # a draining server refuses before recording anything
                 else:
@@ -304,7 +325,10 @@ class Load:
                 self.refused += 1
             except httpx.TransportError:
                 self.unknown += 1
-            self.stop.wait(self.every)
+            if self.stop.is_set():
+                time.sleep(self.every)
+            else:
+                self.stop.wait(self.every)
         for c in clients:
             c.close()
 

@@ -187,6 +187,12 @@ class _Call:
     params: dict[str, Any] | None = None
     body: Any = None
     has_body: bool = False
+    headers: dict[str, str] | None = None
+
+    def request_headers(self) -> dict[str, str] | None:
+        headers = {"Content-Type": "application/json"} if self.has_body else {}
+        headers.update(self.headers or {})
+        return headers or None
 
 
 def _clean(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -304,8 +310,17 @@ class _Calls:
 
     # runs
     def run_workflow(
-        self, identifier: str, input: Mapping[str, Any] | None = None, *, wait: bool = True, namespace: str | None = None
+        self,
+        identifier: str,
+        input: Mapping[str, Any] | None = None,
+        *,
+        wait: bool = True,
+        namespace: str | None = None,
+        idempotency_key: str | None = None,
     ) -> ServerRun:
+        """Start a run. With ``idempotency_key`` (any string of yours, say a uuid4 per intended
+        run) the call is safe to repeat after a timeout, a connection error or a 5xx: the server
+        answers a key it has seen with the run that key started, and starts no other."""
         return self._do(
             _Call(
                 "POST",
@@ -314,6 +329,7 @@ class _Calls:
                 params=_clean({"wait": wait, "namespace": namespace}),
                 body=dict(input or {}),
                 has_body=True,
+                headers={"Idempotency-Key": idempotency_key} if idempotency_key is not None else None,
             )
         )
 
@@ -493,7 +509,7 @@ class Client(_Calls):
                 call.path,
                 params=call.params,
                 content=json.dumps(call.body).encode() if call.has_body else None,
-                headers={"Content-Type": "application/json"} if call.has_body else None,
+                headers=call.request_headers(),
                 timeout=timeout,
             )
         except httpx.TransportError as exc:
@@ -571,7 +587,7 @@ class AsyncClient(_Calls):
                 call.path,
                 params=call.params,
                 content=json.dumps(call.body).encode() if call.has_body else None,
-                headers={"Content-Type": "application/json"} if call.has_body else None,
+                headers=call.request_headers(),
                 timeout=timeout,
             )
         except httpx.TransportError as exc:

@@ -444,6 +444,10 @@ def start_command(
     namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="live per-stage progress on stderr")] = True,
     output: Annotated[str, typer.Option("--output", "-o", help="summary, json or yaml")] = "summary",
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option("--idempotency-key", help="a key of yours for this run: the same command again (after a timeout, say) follows the run it started instead of starting another"),
+    ] = None,
     server: Server = None,
     token: Token = None,
 ) -> None:
@@ -453,7 +457,7 @@ def start_command(
 
     run_input = parse_inputs(input, input_file)
     with cli.client(server, token) as client:
-        run = call(client.run_workflow, workflow, run_input, wait=False, namespace=namespace)
+        run = call(client.run_workflow, workflow, run_input, wait=False, namespace=namespace, idempotency_key=idempotency_key)
         _follow(client, run, wait=wait, progress=progress, output=output)
 
 

@@ -60,6 +60,24 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s|weeks?|days?|hours?|min
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
+#: Idempotency keys longer than this are refused (400).
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_uid(key: str) -> str:
+    """The run uid a client's ``Idempotency-Key`` stands for: the same key, the same run, on every
+    server of the cluster (no table of keys: the runs table's uid is the record)."""
+    import uuid
+
+    from flowdapt.errors import ValidationError
+
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise ValidationError(
+            f"the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters", field="Idempotency-Key"
+        )
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"flowdapt:idempotency:{key}"))
+
+
 def retention_seconds(value: int | float | str) -> float:
     """``compute.run_retention_duration`` in seconds: -1 keep forever, 0 do not store runs,
     a number of seconds, or a string such as ``7d``, ``12h``, ``1d12h``, ``90s``."""
@@ -251,9 +269,59 @@ class RunService:
         triggered_by: dict[str, Any] | None = None,
         uid: str | None = None,
         rerun_of: str | None = None,
+        idempotency_key: str | None = None,
     ) -> WorkflowRun | dict[str, Any]:
         """Start a run. With ``wait`` the finished run; without, the pending run's JSON at once.
-        ``uid`` makes the start idempotent (a run request delivered twice starts one run)."""
+        ``uid`` makes the start idempotent (a run request delivered twice starts one run).
+        ``idempotency_key`` (the ``Idempotency-Key`` header) does so for a client: the run's uid
+        is derived from the key, and a request with a key already used answers with that run
+        (waiting for it with ``wait``) instead of starting another."""
+        if idempotency_key is not None:
+            uid = idempotency_uid(idempotency_key)
+            replayed = await self._replay(uid, identifier, wait)
+            if replayed is not None:
+                return replayed
+            try:
+                return await self._submit(identifier, run_input, namespace=namespace, wait=wait, source=source, triggered_by=triggered_by, uid=uid, rerun_of=rerun_of)
+            except ConflictError as exc:  # the same key, at the same moment, on another server
+                if getattr(exc, "field", None) != "uid" or (replayed := await self._replay(uid, identifier, wait)) is None:
+                    raise
+                return replayed
+        return await self._submit(identifier, run_input, namespace=namespace, wait=wait, source=source, triggered_by=triggered_by, uid=uid, rerun_of=rerun_of)
+
+    async def _replay(self, uid: str, identifier: str, wait: bool) -> WorkflowRun | dict[str, Any] | None:
+        """The run an idempotency key already started (None when none did), as ``submit`` answers."""
+        active = self.active.get(uid)
+        run = active.run if active is not None else (await self.store.get_run(uid) if self.persist else None)
+        if run is None:
+            return None
+        workflow = await self.store.get("workflow", identifier)
+        if workflow is None or workflow.metadata.name != run.workflow:
+            raise ConflictError(
+                f"this key started run {run.name} of workflow {run.workflow!r}, not of {identifier!r}; "
+                "use a new key for a new run",
+                field="Idempotency-Key",
+            )
+        log.info("run %s: a request with its idempotency key came again; answering with the run", run.name)
+        if not wait:
+            return run.model_dump(mode="json")
+        if active is not None and active.task is not None and not self.persist:
+            await asyncio.shield(active.task)
+            return active.run
+        return run if run.state.is_final else await self.wait_final(uid)
+
+    async def _submit(
+        self,
+        identifier: str,
+        run_input: Any,
+        *,
+        namespace: str | None,
+        wait: bool,
+        source: str,
+        triggered_by: dict[str, Any] | None,
+        uid: str | None,
+        rerun_of: str | None,
+    ) -> WorkflowRun | dict[str, Any]:
         server = self.server
         if server.draining:
             raise ServiceDrainingError()

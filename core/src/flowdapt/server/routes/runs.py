@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from flowdapt.errors import ResourceNotFoundError
@@ -101,7 +101,9 @@ async def delete_workflow_run(request: Request, identifier: str):
     description=(
         "The body is the run input: a JSON object whose keys are passed to the root stages as keyword "
         "arguments. With wait=true (default) the response comes when the run ends; with wait=false "
-        "the pending run comes back at once."
+        "the pending run comes back at once. An `Idempotency-Key` header (1 to 255 printable "
+        "characters) makes the request safe to send again after a timeout or a 5xx: a request whose "
+        "key started a run already answers with that run instead of starting another."
     ),
     responses={**run_responses, 503: {"description": "Draining, or no compute service"}},
     openapi_extra=object_body("run input (keyword arguments of the root stages)"),
@@ -112,11 +114,12 @@ async def run_workflow(
     identifier: str,
     namespace: str | None = Query(None, description="object-store namespace (default compute.default_namespace)"),
     wait: bool = Query(True, description="wait for the run to end"),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", description="a key the client chose for this run: sent again, it answers with the run it started"),
 ):
     version = version_of(request, RUN)
     run_input = await read_body(request, default={}, what="the run input")
     server = server_of(request)
-    run = await server.runs.submit(identifier, run_input, namespace=namespace, wait=wait, source="api")
+    run = await server.runs.submit(identifier, run_input, namespace=namespace, wait=wait, source="api", idempotency_key=idempotency_key)
     if isinstance(run, dict):
         return json_response(render(RUN, version, await _submitted(request, run)), RUN, version)
     return json_response(render(RUN, version, await _run_document(request, run)), RUN, version)
