@@ -75,6 +75,9 @@ def test_a_key_used_for_another_workflow_or_a_bad_key_is_refused(make_server):
         too_long = http.post("/workflows/second-wf/run", json={"seconds": 0.0}, headers={"Idempotency-Key": "k" * 256})
         assert too_long.status_code == 400 and "255" in too_long.text
         assert _runs_of(http, "second-wf") == []
+        assert http.delete("/workflows/first-wf").status_code == 200
+        gone = http.post("/workflows/first-wf/run", json={"seconds": 0.0}, headers={"Idempotency-Key": "shared"})
+        assert gone.status_code == 404, gone.text  # as without a key: the workflow is gone
 
 
 def test_the_python_client_and_the_cli_send_the_key(make_server):

@@ -296,7 +296,9 @@ class RunService:
         if run is None:
             return None
         workflow = await self.store.get("workflow", identifier)
-        if workflow is None or workflow.metadata.name != run.workflow:
+        if workflow is None:
+            raise ResourceNotFoundError(f"Resource not found: no workflow with uid or name {identifier!r}")
+        if workflow.metadata.name != run.workflow:
             raise ConflictError(
                 f"this key started run {run.name} of workflow {run.workflow!r}, not of {identifier!r}; "
                 "use a new key for a new run",
