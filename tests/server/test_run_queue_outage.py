@@ -128,3 +128,33 @@ def test_a_queued_run_whose_workflow_was_deleted_fails_with_the_reason(make_serv
     assert runs[0]["state"] == "finished" and runs[1]["state"] == "failed", runs
     assert runs[1]["error"]["type"] == "ResourceNotFoundError" and "deleted before the run started" in runs[1]["error"]["message"]
     assert not faults.stopped and not live.server.runs.unstarted
+
+
+def test_runs_a_claim_leased_here_before_its_answer_was_lost_are_started_not_failed(make_server, monkeypatch):
+    """The claim's UPDATE commits and the connection drops before its answer comes back (what a
+    database restart does to a statement in flight): the runs are leased to this server, which
+    never heard of them. It finds them by their lease and starts them; their leases do not run out
+    into a "server stopped" failure."""
+    live = make_server(QUEUE)
+    faults = Faults(monkeypatch, live)
+    store = live.server.store
+    real_claim = store.claim_runs
+    lost: list[str] = []
+
+    async def claim_then_lose_the_answer(owner, lease_seconds, limit=1, **kwargs):
+        claimed = await real_claim(owner, lease_seconds, limit, **kwargs)
+        if claimed and not lost and "uids" not in kwargs:
+            lost.extend(str(run.uid) for run in claimed)
+            raise StorageUnavailableError("injected: the connection dropped after the claim committed")
+        return claimed
+
+    with live.client() as http:
+        assert http.post("/workflows/", json=_workflow("lost-claim")).status_code == 200
+        monkeypatch.setattr(store, "claim_runs", claim_then_lose_the_answer)
+        first = http.post("/workflows/lost-claim/run", params={"wait": "false"}, json={"seconds": 0.5}).json()
+        second = http.post("/workflows/lost-claim/run", params={"wait": "false"}, json={"seconds": 0.1}).json()
+        runs = _settle(http, [first["name"], second["name"]])
+    assert lost == [second["uid"]], "the claim of the waiting run did not meet the fault"
+    assert [run["state"] for run in runs] == ["finished", "finished"], runs
+    assert runs[1]["attempt"] == 0 and runs[1]["error"] is None
+    assert not faults.stopped, faults.stopped

@@ -21,7 +21,10 @@ i.e. is not ``memory://``, and the document store has the run-queue capability),
    stopped server's and are not: one ended whose final state is not stored yet (the database is
    away; it stays in ``runs.active`` and its lease is renewed until written), and one claimed but
    not started when the database went away (``runs.unstarted``: its lease is given back, by the
-   heartbeat or by this server's reaper, so it is queued again without counting an attempt).
+   heartbeat or by this server's reaper, so it is queued again without counting an attempt). A
+   third: a claim whose answer was lost (the UPDATE committed as the connection dropped) leased
+   runs here that this server never heard of; the next claim or reaper pass finds them by their
+   lease (``_adopt_lost_claims``) and starts them.
 5. **Drained.** A compute server that stops (SIGTERM, a rolling restart) claims nothing more, lets
    its runs finish within ``api.shutdown_timeout`` and hands the rest back to the queue (pending
    again, not counted as a retry), so another server runs them.
@@ -48,6 +51,8 @@ RUN_QUEUED = "com.event.workflow.run_queued"
 RUN_CANCEL_REQUESTED = "com.event.workflow.run_cancel_requested"
 #: Runs one claim takes when ``executor.max_concurrent_runs`` is 0 (no limit).
 CLAIM_BATCH = 32
+#: Pending runs looked at for claims whose answer was lost (the claim takes the oldest first).
+ADOPT_SCAN_LIMIT = 5000
 
 
 def queue_enabled(server: FlowdaptServer) -> bool:
@@ -102,6 +107,12 @@ class RunQueueWorker:
         self.wake = asyncio.Event()
         self.claiming = True
         self._subscription = None
+        #: A claim failed on the way back (the database dropped the connection): its UPDATE may
+        #: have committed, leasing runs to this server that it never heard of (see _adopt_lost_claims).
+        self._claim_uncertain = False
+        self._adopting = asyncio.Lock()
+        #: uids claimed and being started (not in ``runs.active`` yet): not lost, not to adopt.
+        self._starting: set[str] = set()
 
     async def start(self) -> None:
         self._subscription = await self.server.event_bus.subscribe(self._on_event, channels=[CHANNEL_WORKFLOWS])
@@ -142,10 +153,52 @@ class RunQueueWorker:
         room = self.room()
         if room <= 0:
             return 0
-        claimed = await self.store.claim_runs(self.owner, self.lease, room)
-        for run in claimed:
-            await self.runs.start_claimed(run)
-        return len(claimed)
+        adopted = await self._adopt_lost_claims() if self._claim_uncertain else 0
+        try:
+            claimed = await self.store.claim_runs(self.owner, self.lease, room)
+        except Exception as exc:
+            from flowdapt.server.runs import _retryable
+
+            if _retryable(exc):
+                self._claim_uncertain = True
+            raise
+        await self._start(claimed)
+        return len(claimed) + adopted
+
+    async def _start(self, claimed: list[WorkflowRun]) -> None:
+        self._starting.update(str(run.uid) for run in claimed)
+        try:
+            for run in claimed:
+                await self.runs.start_claimed(run)
+        except BaseException:
+            self._claim_uncertain = True  # the rest of the batch is leased here, not started
+            raise
+        finally:
+            self._starting.difference_update(str(run.uid) for run in claimed)
+
+    async def _adopt_lost_claims(self) -> int:
+        """After a claim whose answer was lost: find the pending runs the database leased to this
+        server that it never started (a lease held by this live server on a run not in its memory
+        can only be such a claim) and start them, instead of letting their leases expire into a
+        "server stopped" failure. Runs being given back (``runs.unstarted``) are left to that."""
+        async with self._adopting:  # the claim loop and the reaper both call it
+            if not self._claim_uncertain:
+                return 0
+            # Newest first: the oldest pending runs (the ones a claim takes) are the last page.
+            count = await self.store.count_runs(state="pending")
+            pending = await self.store.list_runs(state="pending", limit=ADOPT_SCAN_LIMIT, offset=max(0, count - ADOPT_SCAN_LIMIT))
+
+            def ours_unknown(uid: str) -> bool:
+                return uid not in self.runs.active and uid not in self.runs.unstarted and uid not in self._starting
+
+            candidates = [run for run in pending if ours_unknown(str(run.uid))]
+            held = await self.store.renew_leases(self.owner, [str(run.uid) for run in candidates], self.lease) if candidates else set()
+            self._claim_uncertain = False
+            lost = [run for run in candidates if str(run.uid) in held and ours_unknown(str(run.uid))]
+            for run in lost:
+                log.warning("run %s: leased to this server by a claim whose answer was lost; starting it", run.name)
+            await self._start(lost)
+            return len(lost)
 
     async def _claim_loop(self) -> None:
         while self.claiming:
@@ -202,6 +255,8 @@ class RunQueueWorker:
             if self.server.draining:
                 continue
             try:
+                if self._claim_uncertain:  # before its leases count as a stopped server's
+                    await self._adopt_lost_claims()
                 expired = await self.store.claim_expired(self.owner, self.lease, 10)
                 for run in expired:
                     await self._take_over(run)
