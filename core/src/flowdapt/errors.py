@@ -113,3 +113,13 @@ class StageTimeoutError(FlowdaptError, TimeoutError):
 
 class RunCancelledError(FlowdaptError):
     """The run was cancelled before it finished."""
+
+
+def transient_storage_error(exc: BaseException) -> bool:
+    """Storage errors that go away by themselves (space freed, lock released, database back):
+    worth retrying, and no sign that what was being stored is wrong."""
+    import errno
+
+    if isinstance(exc, StorageFullError | StorageUnavailableError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)

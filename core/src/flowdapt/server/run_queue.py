@@ -39,6 +39,7 @@ import logging
 import random
 from typing import TYPE_CHECKING
 
+from flowdapt.errors import transient_storage_error
 from flowdapt.events import CHANNEL_WORKFLOWS, Event
 from flowdapt.resources.run import RunError, RunState, WorkflowRun
 
@@ -157,9 +158,7 @@ class RunQueueWorker:
         try:
             claimed = await self.store.claim_runs(self.owner, self.lease, room)
         except Exception as exc:
-            from flowdapt.server.runs import _retryable
-
-            if _retryable(exc):
+            if transient_storage_error(exc):
                 self._claim_uncertain = True
             raise
         await self._start(claimed)

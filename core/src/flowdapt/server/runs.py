@@ -23,8 +23,7 @@ from flowdapt.errors import (
     ConflictError,
     ResourceNotFoundError,
     ServiceDrainingError,
-    StorageFullError,
-    StorageUnavailableError,
+    transient_storage_error,
 )
 from flowdapt.events import envelope, run_listener
 from flowdapt.resources.base import utcnow
@@ -46,13 +45,7 @@ FINAL_WRITE_FIRST_DELAY = 0.25
 FINAL_WRITE_MAX_DELAY = 5.0
 
 
-def _retryable(exc: BaseException) -> bool:
-    """Storage errors that go away by themselves (space freed, lock released, database back)."""
-    import errno
-
-    if isinstance(exc, StorageFullError | StorageUnavailableError | ConnectionError | TimeoutError):
-        return True
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+_retryable = transient_storage_error
 FINAL_STATES = ("finished", "failed", "cancelled")
 ACTIVE_STATES = ["pending", "running"]
 
