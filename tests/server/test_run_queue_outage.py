@@ -37,6 +37,15 @@ def _workflow(name: str) -> dict:
     return {"kind": "workflow", "metadata": {"name": name}, "spec": {"stages": [{"name": "s", "target": f"{STAGES}.sleep_then"}]}}
 
 
+def _busy_then_waiting(http, workflow: str) -> tuple[dict, dict]:
+    """Applies ``workflow`` and starts two runs: the first holds the one slot (0.6 s), so the
+    second waits in the database until the claim loop takes it when the first ends."""
+    assert http.post("/workflows/", json=_workflow(workflow)).status_code == 200
+    first = http.post(f"/workflows/{workflow}/run", params={"wait": "false"}, json={"seconds": 0.6}).json()
+    second = http.post(f"/workflows/{workflow}/run", params={"wait": "false"}, json={"seconds": 0.1}).json()
+    return first, second
+
+
 def _settle(http, names: list[str], timeout: float = 30.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
@@ -80,12 +89,9 @@ def test_a_run_whose_start_meets_an_outage_goes_back_to_the_queue_and_runs_once(
     live = make_server(QUEUE)
     faults = Faults(monkeypatch, live)
     with live.client() as http:
-        assert http.post("/workflows/", json=_workflow("outage-start")).status_code == 200
-        first = http.post("/workflows/outage-start/run", params={"wait": "false"}, json={"seconds": 0.6}).json()
-        # No room here (one run at a time): the second waits in the database, and the claim loop
-        # takes it when the first ends. Its start then reads the workflow, and the database is
-        # away; giving the lease back fails too (the heartbeat gives it back later).
-        second = http.post("/workflows/outage-start/run", params={"wait": "false"}, json={"seconds": 0.1}).json()
+        # The second run's start reads the workflow, and the database is away; giving the lease
+        # back fails too (the heartbeat gives it back later).
+        first, second = _busy_then_waiting(http, "outage-start")
         faults.fail("get", 1, lambda kind, *rest: kind == "workflow")
         faults.fail("release_lease", 1, lambda owner, uid: uid == second["uid"])
         runs = _settle(http, [first["name"], second["name"]])
@@ -120,9 +126,7 @@ def test_a_queued_run_whose_workflow_was_deleted_fails_with_the_reason(make_serv
     live = make_server(QUEUE)
     faults = Faults(monkeypatch, live)
     with live.client() as http:
-        assert http.post("/workflows/", json=_workflow("gone-before-start")).status_code == 200
-        first = http.post("/workflows/gone-before-start/run", params={"wait": "false"}, json={"seconds": 0.6}).json()
-        second = http.post("/workflows/gone-before-start/run", params={"wait": "false"}, json={"seconds": 0.1}).json()
+        first, second = _busy_then_waiting(http, "gone-before-start")
         assert http.delete("/workflows/gone-before-start").status_code == 200
         runs = _settle(http, [first["name"], second["name"]])
     assert runs[0]["state"] == "finished" and runs[1]["state"] == "failed", runs
@@ -149,10 +153,8 @@ def test_runs_a_claim_leased_here_before_its_answer_was_lost_are_started_not_fai
         return claimed
 
     with live.client() as http:
-        assert http.post("/workflows/", json=_workflow("lost-claim")).status_code == 200
         monkeypatch.setattr(store, "claim_runs", claim_then_lose_the_answer)
-        first = http.post("/workflows/lost-claim/run", params={"wait": "false"}, json={"seconds": 0.5}).json()
-        second = http.post("/workflows/lost-claim/run", params={"wait": "false"}, json={"seconds": 0.1}).json()
+        first, second = _busy_then_waiting(http, "lost-claim")
         runs = _settle(http, [first["name"], second["name"]])
     assert lost == [second["uid"]], "the claim of the waiting run did not meet the fault"
     assert [run["state"] for run in runs] == ["finished", "finished"], runs
